@@ -1,0 +1,41 @@
+// matnet/gemm.hpp - general matrix multiply, row-major, BLAS argument order.
+//
+//   C = alpha * op(A) * op(B) + beta * C
+//
+//   op(A) is m x k: A itself (m x k, leading dimension lda >= max(1, k)) when
+//         trans_a is false, or A^T where A is k x m (lda >= max(1, m)).
+//   op(B) is k x n: B (k x n, ldb >= max(1, n)) or B^T with B n x k (ldb >= max(1, k)).
+//   C     is m x n, ldc >= max(1, n). All matrices are row-major: element (i, j)
+//         of a matrix X with leading dimension ldx is X[i * ldx + j].
+//
+// Semantics follow BLAS: when beta == 0, C is not read (it may hold NaN or
+// garbage); when k == 0 or alpha == 0, A and B are not read and C = beta * C.
+// m, n or k equal to 0 is valid and does nothing beyond that rule.
+//
+// Aliasing: C must not overlap A or B. A and B may overlap each other.
+// Threads: the call runs on up to get_num_threads() OpenMP threads (fewer for
+// small products) and is safe to make concurrently from several threads on
+// distinct C. Errors: std::invalid_argument for negative sizes, too-small
+// leading dimensions or null pointers where data must be read or written;
+// std::runtime_error if the kernel path requested by MATNET_ISA is unavailable.
+#pragma once
+
+#include <cstdint>
+
+#include "matnet/export.hpp"
+
+namespace matnet {
+
+MATNET_API void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k,
+                     float alpha, const float* a, std::int64_t lda, const float* b,
+                     std::int64_t ldb, float beta, float* c, std::int64_t ldc);
+
+MATNET_API void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k,
+                     double alpha, const double* a, std::int64_t lda, const double* b,
+                     std::int64_t ldb, double beta, double* c, std::int64_t ldc);
+
+/// Name of the GEMM microkernel the active ISA uses, for float32
+/// (double_precision = false) or float64, e.g. "sgemm_ukernel_avx2_6x16".
+MATNET_API const char* gemm_kernel_name(bool double_precision);
+
+}  // namespace matnet

@@ -1,0 +1,41 @@
+// matnet/runtime.hpp - instruction-set dispatch and thread control.
+//
+// libmatnet is compiled for baseline x86-64; kernels for wider instruction
+// sets sit in their own translation units and are picked once, the first time
+// any kernel runs, from CPUID. The environment variable MATNET_ISA
+// ("generic" or "avx2") forces a path; forcing a path the CPU lacks is an
+// error (std::runtime_error from the first call that needs a kernel).
+#pragma once
+
+#include <string>
+
+#include "matnet/export.hpp"
+
+namespace matnet {
+
+/// Kernel families, in increasing order of capability.
+enum class Isa {
+  generic = 0,  ///< portable C++, any x86-64 (or other) CPU
+  avx2 = 1,     ///< AVX2 + FMA (Haswell, Zen and later)
+};
+
+/// The instruction set whose kernels run. Thread-safe; the choice is made
+/// once, on first use. Throws std::runtime_error if MATNET_ISA names an
+/// unknown path or one the CPU does not support.
+MATNET_API Isa active_isa();
+
+/// Lower-case name of an Isa ("generic", "avx2").
+MATNET_API const char* isa_name(Isa isa);
+
+/// True when the CPU (and OS) support the given instruction set.
+MATNET_API bool cpu_supports(Isa isa);
+
+/// Number of OpenMP threads the kernels use on the calling thread
+/// (omp_get_max_threads(): OMP_NUM_THREADS and threadpoolctl act on it).
+MATNET_API int get_num_threads();
+
+/// Set the number of OpenMP threads for calls made from the calling thread.
+/// Throws std::invalid_argument if n < 1.
+MATNET_API void set_num_threads(int n);
+
+}  // namespace matnet

@@ -1,0 +1,273 @@
+// The GEMM driver: blocking, packing and threading around the microkernel.
+//
+// Assumptions, stated once:
+//   - all matrices row-major with unit column stride; op() applied by packing;
+//   - packed B panel (kc x nc, split into nr-wide micro-panels) is shared by
+//     all threads and packed by all of them together;
+//   - each thread owns a rectangle of C (ways_m x ways_n split, edges on
+//     MR/NR boundaries) and packs the A rows of its rectangle into its own
+//     buffer, so threads never wait on one another inside a K block;
+//   - K is never split across threads (no reduction of partial C tiles).
+//
+// Loop nest (Goto/BLIS), per thread:
+//   jc: n in steps of NC          (B panel in L3)
+//    pc: k in steps of KC         (rank-KC update; beta applies on the first)
+//      [all threads pack B(pc:pc+kc, jc:jc+nc)]
+//      ic: own rows in steps of mc (A block in L2)
+//        jr: own columns in steps of NR   (B micro-panel in L1)
+//          ir: rows of the block in steps of MR  -> microkernel
+#include "gemm/gemm_driver.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <new>
+#include <stdexcept>
+#include <string>
+
+#include "gemm/blocking.hpp"
+#include "gemm/pack.hpp"
+#include "gemm/ukernel.hpp"
+#include "matnet/runtime.hpp"
+
+namespace matnet::detail {
+
+namespace {
+
+template <class T>
+const GemmKernel<T>& kernel_for(Isa isa);
+
+template <>
+const GemmKernel<float>& kernel_for<float>(Isa isa) {
+  return isa == Isa::avx2 ? sgemm_kernel_avx2() : sgemm_kernel_generic();
+}
+
+template <>
+const GemmKernel<double>& kernel_for<double>(Isa isa) {
+  return isa == Isa::avx2 ? dgemm_kernel_avx2() : dgemm_kernel_generic();
+}
+
+inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+inline std::int64_t round_up(std::int64_t a, std::int64_t b) { return ceil_div(a, b) * b; }
+
+/// A 64-byte aligned scratch buffer kept per calling thread and grown on
+/// demand, so repeated products allocate nothing.
+template <class T>
+T* scratch(std::size_t count) {
+  struct Buffer {
+    void* ptr = nullptr;
+    std::size_t bytes = 0;
+    ~Buffer() { std::free(ptr); }
+  };
+  thread_local Buffer buf;
+  const std::size_t need = round_up(static_cast<std::int64_t>(count * sizeof(T)), 64);
+  if (need > buf.bytes) {
+    void* p = std::aligned_alloc(64, need);
+    if (p == nullptr) throw std::bad_alloc();
+    std::free(buf.ptr);
+    buf.ptr = p;
+    buf.bytes = need;
+  }
+  return static_cast<T*>(buf.ptr);
+}
+
+struct Partition {
+  int ways_m, ways_n;
+};
+
+/// Splits nt threads into ways_m x ways_n so that the largest per-thread
+/// rectangle (in whole MR x NR tiles) is smallest; ties go to splitting m,
+/// because then each thread packs only its own A rows.
+Partition choose_partition(int nt, std::int64_t m, std::int64_t n, int mr, int nr) {
+  const std::int64_t tiles_m = ceil_div(m, mr), tiles_n = ceil_div(n, nr);
+  Partition best{1, 1};
+  std::int64_t best_cost = -1;
+  for (int wm = nt; wm >= 1; --wm) {
+    if (nt % wm != 0) continue;
+    const int wn = nt / wm;
+    if (wm > tiles_m || wn > tiles_n) continue;
+    const std::int64_t cost = ceil_div(tiles_m, wm) * mr * ceil_div(tiles_n, wn) * nr;
+    if (best_cost < 0 || cost < best_cost) {
+      best_cost = cost;
+      best = {wm, wn};
+    }
+  }
+  return best;
+}
+
+/// Start of part `idx` of `parts` when `count` tiles of size `tile` covering
+/// `len` elements are dealt out evenly; returns an element offset.
+inline std::int64_t split_point(std::int64_t len, int tile, int parts, int idx) {
+  const std::int64_t tiles = ceil_div(len, tile);
+  const std::int64_t start = (tiles * idx / parts) * tile;
+  return std::min(start, len);
+}
+
+template <class T>
+void scale_c_and_finish(std::int64_t m, std::int64_t n, T beta, T* c, std::int64_t ldc,
+                        const GemmTileEpilogue<T>* ep, int mr, int nr) {
+  for (std::int64_t i = 0; i < m; ++i) {
+    T* ci = c + i * ldc;
+    if (beta == T(0)) {
+      std::fill(ci, ci + n, T(0));
+    } else if (beta != T(1)) {
+      for (std::int64_t j = 0; j < n; ++j) ci[j] *= beta;
+    }
+  }
+  if (ep == nullptr) return;
+  for (std::int64_t i = 0; i < m; i += mr)
+    for (std::int64_t j = 0; j < n; j += nr)
+      ep->apply(ep->ctx, c + i * ldc + j, ldc, i, j, static_cast<int>(std::min<std::int64_t>(mr, m - i)),
+                static_cast<int>(std::min<std::int64_t>(nr, n - j)));
+}
+
+/// Runs the microkernel over an mc x nc block of C from a packed A block and
+/// packed B micro-panels; edge tiles go through the scratch tile `tmp`.
+template <class T>
+void macro_kernel(const GemmKernel<T>& kr, std::int64_t mc, std::int64_t nc, std::int64_t kc,
+                  T alpha, const T* apack, const T* bpack, T beta, T* c, std::int64_t ldc,
+                  T* tmp, bool last, const GemmTileEpilogue<T>* ep, std::int64_t i0,
+                  std::int64_t j0) {
+  const int mr = kr.mr, nr = kr.nr;
+  for (std::int64_t jr = 0; jr < nc; jr += nr) {
+    const int cols = static_cast<int>(std::min<std::int64_t>(nr, nc - jr));
+    const T* bp = bpack + jr * kc;
+    for (std::int64_t ir = 0; ir < mc; ir += mr) {
+      const int rows = static_cast<int>(std::min<std::int64_t>(mr, mc - ir));
+      const T* ap = apack + ir * kc;
+      T* ct = c + ir * ldc + jr;
+      if (rows == mr && cols == nr) {
+        kr.ukernel(kc, alpha, ap, bp, beta, ct, ldc);
+      } else {
+        kr.ukernel(kc, alpha, ap, bp, T(0), tmp, nr);
+        for (int i = 0; i < rows; ++i) {
+          T* ci = ct + i * ldc;
+          const T* ti = tmp + i * nr;
+          if (beta == T(0)) {
+            for (int j = 0; j < cols; ++j) ci[j] = ti[j];
+          } else {
+            for (int j = 0; j < cols; ++j) ci[j] = ti[j] + beta * ci[j];
+          }
+        }
+      }
+      if (last && ep != nullptr) ep->apply(ep->ctx, ct, ldc, i0 + ir, j0 + jr, rows, cols);
+    }
+  }
+}
+
+template <class T>
+void check_args(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k,
+                const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T* c,
+                std::int64_t ldc) {
+  auto fail = [](const std::string& what) { throw std::invalid_argument("matnet::gemm: " + what); };
+  if (m < 0 || n < 0 || k < 0) {
+    fail("sizes must be >= 0, got m=" + std::to_string(m) + " n=" + std::to_string(n) +
+         " k=" + std::to_string(k));
+  }
+  const std::int64_t a_cols = trans_a ? m : k, b_cols = trans_b ? k : n;
+  if (lda < std::max<std::int64_t>(1, a_cols))
+    fail("lda=" + std::to_string(lda) + " is smaller than the row length " + std::to_string(a_cols));
+  if (ldb < std::max<std::int64_t>(1, b_cols))
+    fail("ldb=" + std::to_string(ldb) + " is smaller than the row length " + std::to_string(b_cols));
+  if (ldc < std::max<std::int64_t>(1, n))
+    fail("ldc=" + std::to_string(ldc) + " is smaller than the row length " + std::to_string(n));
+  if (m > 0 && n > 0 && c == nullptr) fail("c is null");
+  if (m > 0 && n > 0 && k > 0 && (a == nullptr || b == nullptr)) fail("a or b is null");
+}
+
+}  // namespace
+
+template <class T>
+void gemm_run(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k,
+              T alpha, const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T beta,
+              T* c, std::int64_t ldc, const GemmTileEpilogue<T>* ep) {
+  check_args(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc);
+  const GemmKernel<T>& kr = kernel_for<T>(active_isa());
+  if (m == 0 || n == 0) return;
+  if (k == 0 || alpha == T(0)) {
+    scale_c_and_finish(m, n, beta, c, ldc, ep, kr.mr, kr.nr);
+    return;
+  }
+
+  const int mr = kr.mr, nr = kr.nr;
+  const std::int64_t kc_max = std::min<std::int64_t>(kr.kc, k);
+  const std::int64_t nc_max = std::min<std::int64_t>(kr.nc, round_up(n, nr));
+
+  int nt = get_num_threads();
+  if (static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) <
+      blocking::parallel_min_flops) {
+    nt = 1;
+  }
+  const Partition part = choose_partition(nt, m, n, mr, nr);
+  nt = part.ways_m * part.ways_n;
+
+  // All scratch is allocated here, by the calling thread, before the
+  // parallel region: nothing inside the region may throw.
+  const std::int64_t a_block = round_up(std::min<std::int64_t>(kr.mc, round_up(m, mr)), mr) * kc_max;
+  const std::int64_t a_stride = round_up(a_block + static_cast<std::int64_t>(mr) * nr, 16);
+  const std::int64_t b_size = round_up(nc_max * kc_max, 16);
+  T* const work = scratch<T>(static_cast<std::size_t>(b_size + nt * a_stride));
+  T* const bpack = work;
+
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    const int tid = omp_get_thread_num();
+    const int tm = tid / part.ways_n, tn = tid % part.ways_n;
+    const std::int64_t m0 = split_point(m, mr, part.ways_m, tm);
+    const std::int64_t m1 = split_point(m, mr, part.ways_m, tm + 1);
+    const std::int64_t n0 = split_point(n, nr, part.ways_n, tn);
+    const std::int64_t n1 = split_point(n, nr, part.ways_n, tn + 1);
+    T* const apack = work + b_size + tid * a_stride;
+    T* const tmp = apack + a_block;
+
+    // Even mc for this thread's rows, so its last A block is not a sliver.
+    const std::int64_t my_m = m1 - m0;
+    const std::int64_t blocks_m = std::max<std::int64_t>(1, ceil_div(my_m, kr.mc));
+    const std::int64_t mc = std::min<std::int64_t>(round_up(ceil_div(my_m, blocks_m), mr), kr.mc);
+
+    for (std::int64_t jc = 0; jc < n; jc += kr.nc) {
+      const std::int64_t nc = std::min<std::int64_t>(kr.nc, n - jc);
+      const std::int64_t panels = ceil_div(nc, nr);
+      for (std::int64_t pc = 0; pc < k; pc += kr.kc) {
+        const std::int64_t kc = std::min<std::int64_t>(kr.kc, k - pc);
+        const bool last = pc + kc >= k;
+        const T beta_eff = pc == 0 ? beta : T(1);
+
+#pragma omp for schedule(static)
+        for (std::int64_t q = 0; q < panels; ++q) {
+          const int cols = static_cast<int>(std::min<std::int64_t>(nr, nc - q * nr));
+          pack_b_panel(b, ldb, trans_b, pc, jc + q * nr, kc, cols, nr, bpack + q * nr * kc);
+        }
+        // (implicit barrier: B is packed)
+
+        const std::int64_t jlo = std::max(n0, jc), jhi = std::min(n1, jc + nc);
+        if (jlo < jhi) {
+          for (std::int64_t ic = m0; ic < m1; ic += mc) {
+            const std::int64_t mcur = std::min(mc, m1 - ic);
+            pack_a_block(a, lda, trans_a, ic, pc, mcur, kc, mr, apack);
+            macro_kernel(kr, mcur, jhi - jlo, kc, alpha, apack, bpack + (jlo - jc) * kc, beta_eff,
+                         c + ic * ldc + jlo, ldc, tmp, last, ep, ic, jlo);
+          }
+        }
+#pragma omp barrier
+      }
+    }
+  }
+}
+
+template <class T>
+const char* gemm_kernel_name() {
+  return kernel_for<T>(active_isa()).name;
+}
+
+template void gemm_run<float>(bool, bool, std::int64_t, std::int64_t, std::int64_t, float,
+                              const float*, std::int64_t, const float*, std::int64_t, float,
+                              float*, std::int64_t, const GemmTileEpilogue<float>*);
+template void gemm_run<double>(bool, bool, std::int64_t, std::int64_t, std::int64_t, double,
+                               const double*, std::int64_t, const double*, std::int64_t, double,
+                               double*, std::int64_t, const GemmTileEpilogue<double>*);
+template const char* gemm_kernel_name<float>();
+template const char* gemm_kernel_name<double>();
+
+}  // namespace matnet::detail

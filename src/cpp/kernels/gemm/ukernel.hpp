@@ -1,0 +1,49 @@
+// The GEMM microkernel contract (internal). Written once, here.
+//
+// A microkernel computes one MR x NR tile of C from packed panels:
+//
+//   C[0:MR, 0:NR] = alpha * Apanel * Bpanel + beta * C[0:MR, 0:NR]
+//
+//   Apanel (MR x k), packed column by column:   Bpanel (k x NR), packed row by row:
+//     a[p*MR + i] = op(A)[i, p]                    b[p*NR + j] = op(B)[p, j]
+//
+//       p=0    p=1           p=k-1                  p=0:   b0  b1  ...  b(NR-1)
+//     | a00 | a01 | ... |  a0,k-1 |                 p=1:   ...
+//     | a10 | a11 | ... |         |   (MR rows)     ...
+//
+// Both panels are aligned to 64 bytes and fully populated: the packing code
+// pads edge panels with zeros, so the microkernel never sees a partial tile.
+// Edge tiles of C (fewer than MR rows or NR columns left) are handled by the
+// driver, which lets the microkernel write a full tile to a scratch buffer
+// (with beta = 0) and merges the valid part itself.
+//
+// C is row-major with leading dimension ldc (unit column stride).
+// With beta == 0 the microkernel must not read C: it may hold NaN or garbage.
+// k may be 0 (then C = beta * C, or 0 when beta == 0).
+// A microkernel knows nothing of threads, blocking or edges.
+#pragma once
+
+#include <cstdint>
+
+namespace matnet::detail {
+
+template <class T>
+using gemm_ukernel_fn = void (*)(std::int64_t k, T alpha, const T* a, const T* b, T beta,
+                                 T* c, std::int64_t ldc);
+
+/// A microkernel together with the block sizes tuned for it (see blocking.hpp).
+template <class T>
+struct GemmKernel {
+  int mr, nr;          // register tile
+  int mc, kc, nc;      // cache blocks: A block mc x kc (L2), B panel kc x nc (L3)
+  gemm_ukernel_fn<T> ukernel;
+  const char* name;
+};
+
+// One per ISA and dtype; each defined in its own translation unit.
+const GemmKernel<float>& sgemm_kernel_generic();
+const GemmKernel<double>& dgemm_kernel_generic();
+const GemmKernel<float>& sgemm_kernel_avx2();
+const GemmKernel<double>& dgemm_kernel_avx2();
+
+}  // namespace matnet::detail

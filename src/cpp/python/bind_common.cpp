@@ -1,0 +1,166 @@
+#include "bind_common.hpp"
+
+#include <algorithm>
+#include <sstream>
+
+namespace matnet::bind {
+
+std::string shape_str(const py::array& arr) {
+  std::ostringstream os;
+  os << "(";
+  for (py::ssize_t i = 0; i < arr.ndim(); ++i) {
+    if (i) os << ", ";
+    os << arr.shape(i);
+  }
+  if (arr.ndim() == 1) os << ",";
+  os << ")";
+  return os.str();
+}
+
+namespace {
+
+/// NumPy's ALIGNED flag: data pointer and every stride are multiples of the itemsize.
+bool is_aligned(const py::array& arr) {
+  const auto item = static_cast<std::intptr_t>(arr.itemsize());
+  if (reinterpret_cast<std::uintptr_t>(arr.data()) % item != 0) return false;
+  for (py::ssize_t d = 0; d < arr.ndim(); ++d)
+    if (arr.strides(d) % item != 0) return false;
+  return true;
+}
+
+}  // namespace
+
+std::string dtype_str(const py::array& arr) { return py::str(arr.dtype()).cast<std::string>(); }
+
+py::array to_array(const py::handle& obj, const char* fn, const char* name) {
+  if (py::isinstance<py::array>(obj)) return py::reinterpret_borrow<py::array>(obj);
+  try {
+    return py::module_::import("numpy").attr("asarray")(obj).cast<py::array>();
+  } catch (py::error_already_set& e) {
+    throw py::type_error(std::string(fn) + ": " + name + " must be a NumPy array or array-like, got " +
+                         py::str(py::type::of(obj)).cast<std::string>() + " (" + e.what() + ")");
+  }
+}
+
+DType float_dtype(const py::array& arr, const char* fn, const char* name) {
+  if (arr.dtype().is(py::dtype::of<float>())) return DType::f32;
+  if (arr.dtype().is(py::dtype::of<double>())) return DType::f64;
+  // dtype equality (not identity) covers byte-swapped and equivalent dtypes.
+  const auto kind = arr.dtype().kind();
+  const auto size = arr.dtype().itemsize();
+  if (kind == 'f' && size == 4) return DType::f32;
+  if (kind == 'f' && size == 8) return DType::f64;
+  throw py::type_error(std::string(fn) + ": " + name + " must be float32 or float64, got " +
+                       dtype_str(arr) + "; convert it with .astype(np.float32) first");
+}
+
+DType common_float_dtype(std::initializer_list<std::pair<const char*, const py::array*>> args,
+                         const char* fn) {
+  bool first = true;
+  DType dt = DType::f32;
+  bool mixed = false;
+  std::string names;
+  for (const auto& [name, arr] : args) {
+    const DType d = float_dtype(*arr, fn, name);
+    if (!first && d != dt) mixed = true;
+    if (first) dt = d;
+    first = false;
+    if (!names.empty()) names += ", ";
+    names += std::string(name) + "=" + dtype_str(*arr);
+  }
+  if (mixed) {
+    throw py::type_error(std::string(fn) + ": arguments must share one dtype, got " + names +
+                         "; convert them with .astype() to float32 or float64");
+  }
+  return dt;
+}
+
+void require_ndim(const py::array& arr, int ndim, const char* fn, const char* name) {
+  if (arr.ndim() != ndim) {
+    throw py::value_error(std::string(fn) + ": " + name + " must be " + std::to_string(ndim) +
+                          "-D, got shape " + shape_str(arr));
+  }
+}
+
+py::array c_contiguous(const py::array& arr) {
+  const bool ok = (arr.flags() & py::array::c_style) && is_aligned(arr) &&
+                  arr.dtype().byteorder() != '>';
+  if (ok) return arr;
+  auto np = py::module_::import("numpy");
+  const char* native = arr.dtype().itemsize() == 4 ? "float32" : "float64";
+  if (arr.dtype().kind() != 'f') native = nullptr;
+  if (native != nullptr) {
+    return np.attr("ascontiguousarray")(arr, py::arg("dtype") = native).cast<py::array>();
+  }
+  return np.attr("ascontiguousarray")(arr).cast<py::array>();
+}
+
+MatrixView matrix_view(const py::array& arr) {
+  const std::int64_t rows = arr.shape(0), cols = arr.shape(1);
+  const std::int64_t item = arr.itemsize();
+  const bool aligned = is_aligned(arr) && arr.dtype().byteorder() != '>';
+  if (aligned && rows > 0 && cols > 0) {
+    const std::int64_t s0 = arr.strides(0), s1 = arr.strides(1);
+    // Row-major with unit column stride (a single row may have any stride).
+    if ((s1 == item || cols == 1) && s0 % item == 0 && (rows == 1 || s0 / item >= cols)) {
+      const std::int64_t ld = rows == 1 ? cols : s0 / item;
+      return {arr, arr.data(), rows, cols, std::max<std::int64_t>(ld, 1), false};
+    }
+    // Column-major: the transpose is row-major.
+    if ((s0 == item || rows == 1) && s1 % item == 0 && (cols == 1 || s1 / item >= rows)) {
+      const std::int64_t ld = cols == 1 ? rows : s1 / item;
+      return {arr, arr.data(), cols, rows, std::max<std::int64_t>(ld, 1), true};
+    }
+  }
+  py::array copy = c_contiguous(arr);
+  return {copy, copy.data(), rows, cols, std::max<std::int64_t>(cols, 1), false};
+}
+
+void check_out(const py::array& out, DType dt, const std::vector<py::ssize_t>& shape,
+               const char* fn) {
+  const bool dt_ok = (dt == DType::f32 && out.dtype().is(py::dtype::of<float>())) ||
+                     (dt == DType::f64 && out.dtype().is(py::dtype::of<double>()));
+  std::string want = "(";
+  for (std::size_t i = 0; i < shape.size(); ++i) want += (i ? ", " : "") + std::to_string(shape[i]);
+  want += shape.size() == 1 ? ",)" : ")";
+  if (!dt_ok) {
+    throw py::value_error(std::string(fn) + ": out must have dtype " +
+                          (dt == DType::f32 ? "float32" : "float64") + ", got " + dtype_str(out));
+  }
+  bool shape_ok = out.ndim() == static_cast<py::ssize_t>(shape.size());
+  for (std::size_t i = 0; shape_ok && i < shape.size(); ++i) shape_ok = out.shape(i) == shape[i];
+  if (!shape_ok) {
+    throw py::value_error(std::string(fn) + ": out must have shape " + want + ", got " +
+                          shape_str(out));
+  }
+  if (!(out.flags() & py::array::c_style) || !is_aligned(out)) {
+    throw py::value_error(std::string(fn) + ": out must be C-contiguous and aligned");
+  }
+  if (!out.writeable()) throw py::value_error(std::string(fn) + ": out is read-only");
+}
+
+bool may_overlap(const py::array& x, const py::array& y) {
+  auto span = [](const py::array& a, std::uintptr_t& lo, std::uintptr_t& hi) {
+    lo = reinterpret_cast<std::uintptr_t>(a.data());
+    hi = lo;
+    if (a.size() == 0) return false;
+    std::intptr_t low = 0, high = 0;
+    for (py::ssize_t d = 0; d < a.ndim(); ++d) {
+      const std::intptr_t ext = static_cast<std::intptr_t>(a.shape(d) - 1) * a.strides(d);
+      if (ext < 0) low += ext; else high += ext;
+    }
+    lo = static_cast<std::uintptr_t>(static_cast<std::intptr_t>(lo) + low);
+    hi = static_cast<std::uintptr_t>(static_cast<std::intptr_t>(hi) + high + a.itemsize());
+    return true;
+  };
+  std::uintptr_t xl, xh, yl, yh;
+  if (!span(x, xl, xh) || !span(y, yl, yh)) return false;
+  return xl < yh && yl < xh;
+}
+
+py::array empty_array(DType dt, const std::vector<py::ssize_t>& shape) {
+  if (dt == DType::f32) return py::array_t<float>(shape);
+  return py::array_t<double>(shape);
+}
+
+}  // namespace matnet::bind

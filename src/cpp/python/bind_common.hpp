@@ -1,0 +1,65 @@
+// Shared argument checks and conversions for the pybind11 bindings.
+// Everything a user can get wrong becomes a Python TypeError or ValueError here,
+// before any kernel sees a pointer.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+
+namespace matnet::bind {
+
+namespace py = pybind11;
+
+enum class DType { f32, f64 };
+
+/// "(3, 4)"-style text for error messages.
+std::string shape_str(const py::array& arr);
+
+/// Name of the array's dtype ("float32", "int64", ...).
+std::string dtype_str(const py::array& arr);
+
+/// Turns any array-like into an ndarray (lists included); raises TypeError for
+/// objects NumPy cannot turn into a numeric array.
+py::array to_array(const py::handle& obj, const char* fn, const char* name);
+
+/// float32 or float64, else TypeError naming the function, argument and dtype.
+DType float_dtype(const py::array& arr, const char* fn, const char* name);
+
+/// All arrays share one floating dtype, else TypeError naming every dtype.
+DType common_float_dtype(std::initializer_list<std::pair<const char*, const py::array*>> args,
+                         const char* fn);
+
+/// ndim must equal `ndim`, else ValueError naming the shape.
+void require_ndim(const py::array& arr, int ndim, const char* fn, const char* name);
+
+/// A 2-D operand as a row-major matrix with unit column stride: either a view
+/// of the array (possibly marked transposed, for Fortran order) or a C-ordered
+/// copy when the strides allow neither. `keep` holds whatever owns the data.
+struct MatrixView {
+  py::array keep;
+  const void* data;
+  std::int64_t rows, cols;  // of the stored matrix (after a possible transpose)
+  std::int64_t ld;
+  bool transposed;  // true when the stored matrix is the transpose of the array
+};
+MatrixView matrix_view(const py::array& arr);
+
+/// C-contiguous, aligned, native-byte-order version of arr (a view when it
+/// already is one, else a copy).
+py::array c_contiguous(const py::array& arr);
+
+/// Checks a user-provided output array: dtype, exact shape, C-contiguous,
+/// writeable; raises ValueError saying which requirement failed.
+void check_out(const py::array& out, DType dt, const std::vector<py::ssize_t>& shape,
+               const char* fn);
+
+/// True if the memory ranges spanned by the two arrays overlap.
+bool may_overlap(const py::array& x, const py::array& y);
+
+/// A fresh uninitialised C-contiguous array of the dtype.
+py::array empty_array(DType dt, const std::vector<py::ssize_t>& shape);
+
+}  // namespace matnet::bind

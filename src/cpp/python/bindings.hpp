@@ -1,0 +1,11 @@
+// One registration function per binding file; module.cpp calls them all.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace matnet::bind {
+
+void register_runtime(pybind11::module_& m);
+void register_gemm(pybind11::module_& m);
+
+}  // namespace matnet::bind
