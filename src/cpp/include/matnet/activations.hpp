@@ -1,0 +1,109 @@
+// matnet/activations.hpp - element-wise activations, softmax, and their backward passes.
+//
+// Conventions (shared with dense.hpp, losses.hpp, optim.hpp):
+//   - outputs first, const inputs next, sizes last (llm.c style);
+//   - arrays are contiguous, row-major; `n` counts elements;
+//   - T is float or double (both overloads are exported);
+//   - backward functions WRITE (overwrite) their gradient, they never accumulate;
+//   - errors: bad arguments (negative sizes, null pointers where n > 0, an
+//     unknown activation name) throw matnet::invalid_argument, which derives
+//     from std::invalid_argument; nothing is written when the call throws;
+//   - threads: large arrays (about 64K elements and up) are split over up to
+//     get_num_threads() OpenMP threads; calls on distinct outputs are safe to
+//     make concurrently from several threads;
+//   - IEEE special values: NaN in gives NaN out (element-wise ops: in that
+//     element; softmax: in the whole slice); +-Inf and +-0 follow the limits of
+//     the mathematical function (sigmoid(-Inf) = 0, tanh(+Inf) = 1, ...).
+//
+// Accuracy. float32 on the AVX2 path uses vectorised approximations of exp,
+// tanh and erfc; the maximum error of each function (measured over dense
+// sweeps and tested in tests/test_activations.py) is stated next to it. The
+// generic path and all float64 paths use the C library (within 1-2 ulp).
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "matnet/export.hpp"
+
+namespace matnet {
+
+/// The exception type every matnet function throws for bad arguments.
+class MATNET_API invalid_argument : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+/// Element-wise activation functions. `z` is the input, `y` the output.
+enum class Activation {
+  identity,    ///< y = z
+  relu,        ///< y = max(z, 0)                      exact
+  leaky_relu,  ///< y = z if z > 0 else slope * z       exact
+  sigmoid,     ///< y = 1 / (1 + exp(-z))              float AVX2: rel. error <= 4 ulp
+  tanh,        ///< y = tanh(z)                        float AVX2: rel. error <= 4 ulp
+  gelu,        ///< y = z * Phi(z) = z/2 (1 + erf(z/sqrt 2))     float AVX2: rel. error <= 6 ulp
+  gelu_tanh,   ///< y = z/2 (1 + tanh(sqrt(2/pi)(z + 0.044715 z^3)))   float AVX2: <= 6 ulp
+  silu,        ///< y = z * sigmoid(z) (swish)         float AVX2: rel. error <= 5 ulp
+};
+// (1 ulp of float32 at 1.0 is 2^-23 ~ 1.19e-7. "rel. error <= k ulp" means
+// |approx - exact| <= k * 2^-24 * |exact| + the smallest normal float.)
+
+/// Lower-case name of an activation ("identity", "relu", "leaky_relu",
+/// "sigmoid", "tanh", "gelu", "gelu_tanh", "silu").
+MATNET_API const char* activation_name(Activation act);
+
+/// Inverse of activation_name; "none" and "linear" also mean identity.
+/// Throws matnet::invalid_argument for any other name.
+MATNET_API Activation activation_from_name(const std::string& name);
+
+/// y[i] = act(x[i]) for i < n. y may equal x (in place); otherwise they must
+/// not overlap. negative_slope is used by leaky_relu only.
+MATNET_API void activation_forward(float* y, const float* x, std::int64_t n, Activation act,
+                                   float negative_slope = 0.01f);
+MATNET_API void activation_forward(double* y, const double* x, std::int64_t n, Activation act,
+                                   double negative_slope = 0.01);
+
+/// dx[i] = grad[i] * act'(x[i]) where x is the FORWARD INPUT. dx may equal
+/// grad or x (in place); no other overlap. For relu the derivative at 0 is 0
+/// (as in PyTorch); for leaky_relu it is negative_slope at 0.
+MATNET_API void activation_backward(float* dx, const float* grad, const float* x, std::int64_t n,
+                                    Activation act, float negative_slope = 0.01f);
+MATNET_API void activation_backward(double* dx, const double* grad, const double* x,
+                                    std::int64_t n, Activation act, double negative_slope = 0.01);
+
+// ---------------------------------------------------------------- softmax
+// Softmax along one axis of a C-ordered array viewed as (outer, len, inner):
+// element (o, i, j) is at index (o * len + i) * inner + j and the function
+// normalises over i. For a row-major (rows, cols) matrix, row-wise softmax is
+// outer = rows, len = cols, inner = 1. Numerically stable (the maximum of each
+// slice is subtracted first). y may equal x; no other overlap. len == 0 or
+// outer == 0 or inner == 0 does nothing.
+
+/// y = exp(x - max) / sum(exp(x - max)) along the axis.
+MATNET_API void softmax_forward(float* y, const float* x, std::int64_t outer, std::int64_t len,
+                                std::int64_t inner);
+MATNET_API void softmax_forward(double* y, const double* x, std::int64_t outer, std::int64_t len,
+                                std::int64_t inner);
+
+/// y = x - max - log(sum(exp(x - max))) along the axis.
+MATNET_API void log_softmax_forward(float* y, const float* x, std::int64_t outer,
+                                    std::int64_t len, std::int64_t inner);
+MATNET_API void log_softmax_forward(double* y, const double* x, std::int64_t outer,
+                                    std::int64_t len, std::int64_t inner);
+
+/// dx = y * (grad - sum(grad * y)) along the axis, y the FORWARD OUTPUT of
+/// softmax_forward. dx may equal grad; it must not overlap y otherwise.
+MATNET_API void softmax_backward(float* dx, const float* grad, const float* y, std::int64_t outer,
+                                 std::int64_t len, std::int64_t inner);
+MATNET_API void softmax_backward(double* dx, const double* grad, const double* y,
+                                 std::int64_t outer, std::int64_t len, std::int64_t inner);
+
+/// dx = grad - exp(y) * sum(grad) along the axis, y the FORWARD OUTPUT of
+/// log_softmax_forward. dx may equal grad; it must not overlap y otherwise.
+MATNET_API void log_softmax_backward(float* dx, const float* grad, const float* y,
+                                     std::int64_t outer, std::int64_t len, std::int64_t inner);
+MATNET_API void log_softmax_backward(double* dx, const double* grad, const double* y,
+                                     std::int64_t outer, std::int64_t len, std::int64_t inner);
+
+}  // namespace matnet

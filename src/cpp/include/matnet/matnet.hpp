@@ -1,0 +1,22 @@
+// matnet/matnet.hpp - umbrella header: the whole public C++ API of libmatnet.
+//
+//   #include <matnet/matnet.hpp>      // namespace matnet, row-major throughout
+//
+// runtime.hpp      active_isa(), set_num_threads(), get_num_threads()
+// gemm.hpp         gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+// activations.hpp  Activation, activation_forward/backward, softmax, log_softmax
+// dense.hpp        dense_forward / dense_backward (fused bias + activation)
+// losses.hpp       cross_entropy, mse, binary_cross_entropy (loss + gradient)
+// optim.hpp        sgd_update, adam_update (Adam/AdamW), rmsprop_update
+//
+// Errors: bad arguments throw exceptions derived from std::invalid_argument
+// (matnet::invalid_argument for the NN kernels); an unavailable ISA forced by
+// MATNET_ISA throws std::runtime_error.
+#pragma once
+
+#include "matnet/activations.hpp"
+#include "matnet/dense.hpp"
+#include "matnet/gemm.hpp"
+#include "matnet/losses.hpp"
+#include "matnet/optim.hpp"
+#include "matnet/runtime.hpp"
