@@ -100,6 +100,24 @@ void register_gemm(py::module_& m) {
       py::arg("alpha") = 1.0, py::arg("beta") = 0.0, py::arg("trans_a") = false,
       py::arg("trans_b") = false,
       "alpha * op(a) @ op(b) + beta * c; updates c in place when given and returns it.");
+  m.def(
+      "_gemm_blocking",
+      [](const std::string& dtype) {
+        if (dtype != "float32" && dtype != "float64") {
+          throw py::value_error("_gemm_blocking: dtype must be 'float32' or 'float64', got '" +
+                                dtype + "'");
+        }
+        const GemmBlocking s = matnet::gemm_blocking(dtype == "float64");
+        py::dict d;
+        d["mr"] = s.mr;
+        d["nr"] = s.nr;
+        d["mc"] = s.mc;
+        d["kc"] = s.kc;
+        d["nc"] = s.nc;
+        return d;
+      },
+      py::arg("dtype"),
+      "Block sizes (mr, nr, mc, kc, nc) of the active GEMM kernel; for tests and tuning.");
 }
 
 }  // namespace matnet::bind

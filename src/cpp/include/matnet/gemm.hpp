@@ -38,4 +38,12 @@ MATNET_API void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n,
 /// (double_precision = false) or float64, e.g. "sgemm_ukernel_avx2_6x16".
 MATNET_API const char* gemm_kernel_name(bool double_precision);
 
+/// Block sizes of the GEMM kernel the active ISA uses (see
+/// kernels/gemm/blocking.hpp): the mr x nr register tile, the mc x kc block of
+/// A kept in L2, the kc x nc panel of B kept in L3. For tests and tuning.
+struct GemmBlocking {
+  int mr, nr, mc, kc, nc;
+};
+MATNET_API GemmBlocking gemm_blocking(bool double_precision);
+
 }  // namespace matnet

@@ -21,4 +21,8 @@ const char* gemm_kernel_name(bool double_precision) {
   return double_precision ? detail::gemm_kernel_name<double>() : detail::gemm_kernel_name<float>();
 }
 
+GemmBlocking gemm_blocking(bool double_precision) {
+  return double_precision ? detail::gemm_blocking<double>() : detail::gemm_blocking<float>();
+}
+
 }  // namespace matnet

@@ -261,6 +261,12 @@ const char* gemm_kernel_name() {
   return kernel_for<T>(active_isa()).name;
 }
 
+template <class T>
+GemmBlocking gemm_blocking() {
+  const GemmKernel<T>& kr = kernel_for<T>(active_isa());
+  return {kr.mr, kr.nr, kr.mc, kr.kc, kr.nc};
+}
+
 template void gemm_run<float>(bool, bool, std::int64_t, std::int64_t, std::int64_t, float,
                               const float*, std::int64_t, const float*, std::int64_t, float,
                               float*, std::int64_t, const GemmTileEpilogue<float>*);
@@ -269,5 +275,7 @@ template void gemm_run<double>(bool, bool, std::int64_t, std::int64_t, std::int6
                                double*, std::int64_t, const GemmTileEpilogue<double>*);
 template const char* gemm_kernel_name<float>();
 template const char* gemm_kernel_name<double>();
+template GemmBlocking gemm_blocking<float>();
+template GemmBlocking gemm_blocking<double>();
 
 }  // namespace matnet::detail

@@ -3,6 +3,8 @@
 
 #include <cstdint>
 
+#include "matnet/gemm.hpp"
+
 namespace matnet::detail {
 
 /// Optional work applied to each tile of C right after its final value is
@@ -29,5 +31,9 @@ void gemm_run(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::i
 /// Name of the microkernel gemm_run uses for T (e.g. "sgemm_ukernel_avx2_6x16").
 template <class T>
 const char* gemm_kernel_name();
+
+/// Block sizes of the kernel gemm_run uses for T.
+template <class T>
+GemmBlocking gemm_blocking();
 
 }  // namespace matnet::detail
