@@ -31,6 +31,8 @@ Helpers:
                          use a slower kernel); must run before NumPy loads.
   time_median(fn, ...)   median seconds per call of fn().
   gflops(flop, s)        flop / s / 1e9.
+  settle(seconds)        sleep so other libraries' spinning worker threads
+                         go idle before the next library is timed.
   sanity_report()        dict (and stderr lines) describing the environment.
   add_common_args(p)     the common command-line options.
   load_torch(args)       torch if installed and not --no-torch, else None.
@@ -63,6 +65,7 @@ __all__ = [
     "plot_panels",
     "print_table",
     "sanity_report",
+    "settle",
     "threads",
     "time_median",
     "write_json",
@@ -132,6 +135,18 @@ def time_median(
             fn()
         samples.append((time.perf_counter() - t0) / loops)
     return statistics.median(samples)
+
+
+def settle(seconds: float = 0.05) -> None:
+    """Sleep briefly before timing a different library with several threads.
+
+    After a parallel call, OpenMP runtimes (matnet's, PyTorch's own copy) and
+    OpenBLAS keep their worker threads spinning for a while (OpenBLAS: up to
+    ~0.1 s). On a machine with few cores those spinners steal the cores the
+    next library's threads need, so timing library B right after library A
+    measures A's spinning, not B. A short sleep lets them go to sleep.
+    """
+    time.sleep(seconds)
 
 
 def gflops(flop: float, seconds: float) -> float:
