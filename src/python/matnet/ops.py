@@ -8,7 +8,7 @@ read through their strides or copied once.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -59,3 +59,280 @@ def gemm(
     ``beta`` must be 0.
     """
     return _core.gemm(a, b, c, alpha=alpha, beta=beta, trans_a=trans_a, trans_b=trans_b)
+
+
+# ---------------------------------------------------------------- activations
+# Element-wise, any shape; a new array of the input's shape and dtype. Backward
+# functions take the FORWARD INPUT x (softmax/log_softmax: the forward OUTPUT
+# y) and return grad * d act / d x. On the AVX2 path float32 uses vectorised
+# exp/tanh/erfc approximations with the maximum errors stated in
+# src/cpp/include/matnet/activations.hpp (a few float32 eps); float64 uses libm.
+
+__all__ += [
+    "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "silu", "softmax", "log_softmax",
+    "relu_backward", "leaky_relu_backward", "sigmoid_backward", "tanh_backward",
+    "gelu_backward", "silu_backward", "softmax_backward", "log_softmax_backward",
+    "dense_forward", "dense_backward", "sgd_update", "adam_update", "rmsprop_update",
+]
+
+#: Activation names accepted by :func:`dense_forward` / :func:`dense_backward`.
+DENSE_ACTIVATIONS = (None, "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu")
+
+
+def _gelu_kind(approximate: str, fn: str) -> str:
+    if approximate == "none":
+        return "gelu"
+    if approximate == "tanh":
+        return "gelu_tanh"
+    raise ValueError(f"{fn}: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """``max(x, 0)`` element-wise (NaN stays NaN)."""
+    return _core.activation(x, "relu")
+
+
+def leaky_relu(x: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:
+    """``x if x > 0 else negative_slope * x`` element-wise."""
+    return _core.activation(x, "leaky_relu", float(negative_slope))
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """``1 / (1 + exp(-x))``, accurate in both tails (no overflow for any x)."""
+    return _core.activation(x, "sigmoid")
+
+
+def tanh(x: np.ndarray) -> np.ndarray:
+    """Hyperbolic tangent element-wise."""
+    return _core.activation(x, "tanh")
+
+
+def gelu(x: np.ndarray, approximate: str = "none") -> np.ndarray:
+    """GELU: ``x * Phi(x)`` (``approximate="none"``, the exact erf form) or
+    ``x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` (``approximate="tanh"``),
+    as ``torch.nn.functional.gelu``."""
+    return _core.activation(x, _gelu_kind(approximate, "gelu"))
+
+
+def silu(x: np.ndarray) -> np.ndarray:
+    """SiLU / swish: ``x * sigmoid(x)``."""
+    return _core.activation(x, "silu")
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``exp(x - max) / sum(exp(x - max))`` along ``axis`` (numerically stable)."""
+    return _core.softmax(x, int(axis), False)
+
+
+def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``x - max - log(sum(exp(x - max)))`` along ``axis`` (numerically stable)."""
+    return _core.softmax(x, int(axis), True)
+
+
+def relu_backward(grad: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``grad * (x > 0)`` (the derivative at 0 is taken as 0, as in PyTorch)."""
+    return _core.activation_backward(grad, x, "relu")
+
+
+def leaky_relu_backward(grad: np.ndarray, x: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:
+    """``grad * (1 if x > 0 else negative_slope)``."""
+    return _core.activation_backward(grad, x, "leaky_relu", float(negative_slope))
+
+
+def sigmoid_backward(grad: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``grad * s * (1 - s)`` with ``s = sigmoid(x)``, x the forward input."""
+    return _core.activation_backward(grad, x, "sigmoid")
+
+
+def tanh_backward(grad: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``grad * (1 - tanh(x)^2)``, x the forward input (no cancellation for large |x|)."""
+    return _core.activation_backward(grad, x, "tanh")
+
+
+def gelu_backward(grad: np.ndarray, x: np.ndarray, approximate: str = "none") -> np.ndarray:
+    """``grad * gelu'(x)``, x the forward input; ``approximate`` as in :func:`gelu`."""
+    return _core.activation_backward(grad, x, _gelu_kind(approximate, "gelu_backward"))
+
+
+def silu_backward(grad: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``grad * s * (1 + x (1 - s))`` with ``s = sigmoid(x)``, x the forward input."""
+    return _core.activation_backward(grad, x, "silu")
+
+
+def softmax_backward(grad: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``y * (grad - sum(grad * y, axis))`` with y = ``softmax(x, axis)``, the forward output."""
+    return _core.softmax_backward(grad, y, int(axis), False)
+
+
+def log_softmax_backward(grad: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``grad - exp(y) * sum(grad, axis)`` with y = ``log_softmax(x, axis)``, the forward output."""
+    return _core.softmax_backward(grad, y, int(axis), True)
+
+
+# ---------------------------------------------------------------- dense layer
+
+
+def _dense_activation(activation: Optional[str], fn: str) -> Optional[str]:
+    if activation is not None and activation not in DENSE_ACTIVATIONS:
+        raise ValueError(
+            f"{fn}: unknown activation {activation!r}; use one of {DENSE_ACTIVATIONS}"
+        )
+    return activation
+
+
+def dense_forward(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: Optional[np.ndarray] = None,
+    activation: Optional[str] = None,
+    *,
+    negative_slope: float = 0.01,
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Fused dense layer: ``z = x @ w + b``, ``y = activation(z)``.
+
+    The bias and the activation are applied to each tile of the product while
+    it is still in cache (one pass over the output).
+
+    Args:
+        x: (batch, in) input.
+        w: (in, out) weights.
+        b: (out,) bias, or None.
+        activation: None or one of "relu", "leaky_relu", "sigmoid", "tanh",
+            "gelu", "gelu_tanh", "silu".
+        negative_slope: slope for "leaky_relu".
+
+    Returns:
+        ``(y, z)``, both (batch, out): the output and the pre-activation to keep
+        for :func:`dense_backward`. With ``activation=None``, ``z is y``.
+    """
+    act = _dense_activation(activation, "dense_forward")
+    return _core.dense_forward(x, w, b, act, float(negative_slope))
+
+
+def dense_backward(
+    grad_y: np.ndarray,
+    x: np.ndarray,
+    w: np.ndarray,
+    z: Optional[np.ndarray],
+    activation: Optional[str] = None,
+    *,
+    negative_slope: float = 0.01,
+    need_dx: bool = True,
+) -> Tuple[Optional[np.ndarray], np.ndarray, np.ndarray]:
+    """Backward of :func:`dense_forward`.
+
+    ``dZ = grad_y * activation'(z)`` fused with ``db = dZ.sum(axis=0)`` in one
+    pass; then ``dw = x.T @ dZ`` and ``dx = dZ @ w.T`` by transposed GEMMs (no
+    transposed copies). Gradients are fresh arrays (never accumulated).
+
+    Args:
+        grad_y: (batch, out) gradient of the loss w.r.t. y.
+        x: (batch, in) forward input.  w: (in, out) weights.
+        z: (batch, out) pre-activation from :func:`dense_forward` (may be None
+            when ``activation`` is None).
+        activation, negative_slope: as given to :func:`dense_forward`.
+        need_dx: False skips dx (first layer).
+
+    Returns:
+        ``(dx, dw, db)``: (batch, in) or None, (in, out), (out,).
+    """
+    act = _dense_activation(activation, "dense_backward")
+    return _core.dense_backward(grad_y, x, w, z, act, float(negative_slope), bool(need_dx))
+
+
+# ---------------------------------------------------------------- optimizer updates
+# One in-place pass over a parameter and its state, torch.optim formulas.
+# param and every state array: same dtype (TypeError otherwise) and shape,
+# C-contiguous and writeable (ValueError otherwise). Return None.
+
+
+def sgd_update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    velocity: Optional[np.ndarray],
+    *,
+    lr: float,
+    momentum: float = 0.0,
+    dampening: float = 0.0,
+    nesterov: bool = False,
+    weight_decay: float = 0.0,
+    first_step: bool = False,
+) -> None:
+    """SGD step in place, as ``torch.optim.SGD``::
+
+        g = grad + weight_decay * param
+        if momentum: velocity = g (first_step) or momentum * velocity + (1 - dampening) * g
+                     g = g + momentum * velocity (nesterov) or velocity
+        param -= lr * g
+
+    ``velocity`` may be None when ``momentum == 0``.
+    """
+    _core.sgd_update(
+        param, grad, velocity, lr=float(lr), momentum=float(momentum),
+        dampening=float(dampening), nesterov=bool(nesterov),
+        weight_decay=float(weight_decay), first_step=bool(first_step),
+    )
+
+
+def adam_update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    *,
+    step: int,
+    lr: float,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    decoupled: bool = False,
+) -> None:
+    """Adam step in place (AdamW when ``decoupled``), as ``torch.optim.Adam/AdamW``::
+
+        decoupled: param *= 1 - lr * weight_decay   else: g = grad + weight_decay * param
+        m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2
+        param -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps)
+
+    ``step`` is the 1-based number of this update; m and v start at zero.
+    """
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)):
+        raise TypeError(f"adam_update: step must be an int, got {type(step).__name__}")
+    _core.adam_update(
+        param, grad, m, v, step=int(step), lr=float(lr), beta1=float(beta1),
+        beta2=float(beta2), eps=float(eps), weight_decay=float(weight_decay),
+        decoupled=bool(decoupled),
+    )
+
+
+def rmsprop_update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    square_avg: np.ndarray,
+    *,
+    lr: float,
+    alpha: float = 0.99,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    momentum: float = 0.0,
+    momentum_buffer: Optional[np.ndarray] = None,
+    centered: bool = False,
+    grad_avg: Optional[np.ndarray] = None,
+) -> None:
+    """RMSprop step in place, as ``torch.optim.RMSprop``::
+
+        g = grad + weight_decay * param
+        square_avg = alpha * square_avg + (1 - alpha) * g^2
+        centered: grad_avg += (1 - alpha)(g - grad_avg); avg = sqrt(square_avg - grad_avg^2) + eps
+        else:     avg = sqrt(square_avg) + eps
+        momentum > 0: momentum_buffer = momentum * momentum_buffer + g / avg; param -= lr * buffer
+        else:         param -= lr * g / avg
+
+    State arrays start at zero; ``momentum_buffer`` is required when
+    ``momentum > 0`` and ``grad_avg`` when ``centered``.
+    """
+    _core.rmsprop_update(
+        param, grad, square_avg, lr=float(lr), alpha=float(alpha), eps=float(eps),
+        weight_decay=float(weight_decay), momentum=float(momentum),
+        momentum_buffer=momentum_buffer, centered=bool(centered), grad_avg=grad_avg,
+    )

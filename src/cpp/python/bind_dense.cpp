@@ -1,0 +1,162 @@
+// Bindings: the fused dense layer, forward and backward.
+#include <string>
+
+#include "bind_common.hpp"
+#include "bindings.hpp"
+#include "matnet/dense.hpp"
+
+namespace matnet::bind {
+
+namespace {
+
+Activation dense_activation(const py::object& act, const char* fn) {
+  if (act.is_none()) return Activation::identity;
+  if (!py::isinstance<py::str>(act)) {
+    throw py::type_error(std::string(fn) + ": activation must be None or a str, got " +
+                         py::str(py::type::of(act)).cast<std::string>());
+  }
+  try {
+    return activation_from_name(act.cast<std::string>());
+  } catch (const std::invalid_argument& e) {
+    throw py::value_error(std::string(fn) + ": " + e.what());
+  }
+}
+
+std::string dims(std::int64_t a, std::int64_t b) {
+  return "(" + std::to_string(a) + ", " + std::to_string(b) + ")";
+}
+
+void require_shape2(const py::array& a, std::int64_t r, std::int64_t c, const char* fn,
+                    const char* name, const std::string& why) {
+  if (a.ndim() != 2 || a.shape(0) != r || a.shape(1) != c) {
+    throw py::value_error(std::string(fn) + ": " + name + " must have shape " + dims(r, c) +
+                          " (" + why + "), got " + shape_str(a));
+  }
+}
+
+template <class T>
+const T* ptr(const py::array& a) {
+  return static_cast<const T*>(a.data());
+}
+
+template <class T>
+T* mptr(py::array& a) {
+  return static_cast<T*>(a.mutable_data());
+}
+
+py::tuple dense_forward_py(const py::object& x_obj, const py::object& w_obj,
+                           const py::object& b_obj, const py::object& act_obj, double slope) {
+  constexpr const char* fn = "dense_forward";
+  const Activation act = dense_activation(act_obj, fn);
+  py::array x = to_array(x_obj, fn, "x");
+  py::array w = to_array(w_obj, fn, "w");
+  py::array b;
+  const bool has_b = !b_obj.is_none();
+  if (has_b) b = to_array(b_obj, fn, "b");
+  const DType dt = has_b ? common_float_dtype({{"x", &x}, {"w", &w}, {"b", &b}}, fn)
+                         : common_float_dtype({{"x", &x}, {"w", &w}}, fn);
+  require_ndim(x, 2, fn, "x");
+  require_ndim(w, 2, fn, "w");
+  const std::int64_t n = x.shape(0), k = x.shape(1), m = w.shape(1);
+  if (w.shape(0) != k) {
+    throw py::value_error(std::string(fn) + ": x of shape " + shape_str(x) + " and w of shape " +
+                          shape_str(w) + " do not fit: w must have x.shape[1] = " +
+                          std::to_string(k) + " rows");
+  }
+  if (has_b && (b.ndim() != 1 || b.shape(0) != m)) {
+    throw py::value_error(std::string(fn) + ": b must have shape (" + std::to_string(m) +
+                          ",) to match w of shape " + shape_str(w) + ", got " + shape_str(b));
+  }
+  x = c_contiguous(x);
+  w = c_contiguous(w);
+  if (has_b) b = c_contiguous(b);
+  py::array y = empty_array(dt, {n, m});
+  py::array z = act == Activation::identity ? y : empty_array(dt, {n, m});
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    T* yp = mptr<T>(y);
+    T* zp = act == Activation::identity ? nullptr : mptr<T>(z);
+    const T* xp = ptr<T>(x);
+    const T* wp = ptr<T>(w);
+    const T* bp = has_b ? ptr<T>(b) : nullptr;
+    py::gil_scoped_release release;
+    dense_forward(yp, zp, xp, wp, bp, n, k, m, act, static_cast<T>(slope));
+  };
+  if (dt == DType::f32) run(float{});
+  else run(double{});
+  return py::make_tuple(y, z);
+}
+
+py::tuple dense_backward_py(const py::object& gy_obj, const py::object& x_obj,
+                            const py::object& w_obj, const py::object& z_obj,
+                            const py::object& act_obj, double slope, bool need_dx) {
+  constexpr const char* fn = "dense_backward";
+  const Activation act = dense_activation(act_obj, fn);
+  py::array gy = to_array(gy_obj, fn, "grad_y");
+  py::array x = to_array(x_obj, fn, "x");
+  py::array w = to_array(w_obj, fn, "w");
+  const bool has_z = !z_obj.is_none();
+  if (!has_z && act != Activation::identity) {
+    throw py::value_error(std::string(fn) + ": z (the pre-activation from dense_forward) is "
+                                            "required for activation '" +
+                          activation_name(act) + "'");
+  }
+  py::array z;
+  if (has_z) z = to_array(z_obj, fn, "z");
+  const DType dt =
+      has_z ? common_float_dtype({{"grad_y", &gy}, {"x", &x}, {"w", &w}, {"z", &z}}, fn)
+            : common_float_dtype({{"grad_y", &gy}, {"x", &x}, {"w", &w}}, fn);
+  require_ndim(x, 2, fn, "x");
+  require_ndim(w, 2, fn, "w");
+  const std::int64_t n = x.shape(0), k = x.shape(1), m = w.shape(1);
+  if (w.shape(0) != k) {
+    throw py::value_error(std::string(fn) + ": x of shape " + shape_str(x) + " and w of shape " +
+                          shape_str(w) + " do not fit: w must have x.shape[1] = " +
+                          std::to_string(k) + " rows");
+  }
+  require_shape2(gy, n, m, fn, "grad_y", "x.shape[0], w.shape[1]");
+  if (has_z) require_shape2(z, n, m, fn, "z", "x.shape[0], w.shape[1]");
+  gy = c_contiguous(gy);
+  x = c_contiguous(x);
+  w = c_contiguous(w);
+  if (has_z) z = c_contiguous(z);
+  py::array dw = empty_array(dt, {k, m});
+  py::array db = empty_array(dt, {m});
+  py::object dx_obj = py::none();
+  py::array dx;
+  if (need_dx) {
+    dx = empty_array(dt, {n, k});
+    dx_obj = dx;
+  }
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    T* dxp = need_dx ? mptr<T>(dx) : nullptr;
+    T* dwp = mptr<T>(dw);
+    T* dbp = mptr<T>(db);
+    const T* gp = ptr<T>(gy);
+    const T* xp = ptr<T>(x);
+    const T* wp = ptr<T>(w);
+    const T* zp = has_z ? ptr<T>(z) : nullptr;
+    py::gil_scoped_release release;
+    dense_backward(dxp, dwp, dbp, gp, xp, wp, zp, n, k, m, act, static_cast<T>(slope));
+  };
+  if (dt == DType::f32) run(float{});
+  else run(double{});
+  return py::make_tuple(dx_obj, dw, db);
+}
+
+}  // namespace
+
+void register_dense(py::module_& m) {
+  m.def("dense_forward", &dense_forward_py, py::arg("x"), py::arg("w"), py::arg("b") = py::none(),
+        py::arg("activation") = py::none(), py::arg("negative_slope") = 0.01,
+        "(y, z): z = x @ w + b, y = act(z), bias and activation fused into the GEMM; z is y "
+        "when the activation is None.");
+  m.def("dense_backward", &dense_backward_py, py::arg("grad_y"), py::arg("x"), py::arg("w"),
+        py::arg("z"), py::arg("activation") = py::none(), py::arg("negative_slope") = 0.01,
+        py::arg("need_dx") = true,
+        "(dx, dw, db) from grad_y: dZ = grad_y * act'(z) fused with db = dZ.sum(0); "
+        "dw = x.T @ dZ; dx = dZ @ w.T (None unless need_dx).");
+}
+
+}  // namespace matnet::bind
