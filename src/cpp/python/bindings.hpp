@@ -7,5 +7,9 @@ namespace matnet::bind {
 
 void register_runtime(pybind11::module_& m);
 void register_gemm(pybind11::module_& m);
+void register_ops(pybind11::module_& m);
+void register_dense(pybind11::module_& m);
+void register_losses(pybind11::module_& m);
+void register_optim(pybind11::module_& m);
 
 }  // namespace matnet::bind

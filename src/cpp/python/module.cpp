@@ -11,4 +11,8 @@ PYBIND11_MODULE(_core, m) {
   matnet::active_isa();
   matnet::bind::register_runtime(m);
   matnet::bind::register_gemm(m);
+  matnet::bind::register_ops(m);
+  matnet::bind::register_dense(m);
+  matnet::bind::register_losses(m);
+  matnet::bind::register_optim(m);
 }
