@@ -1,14 +1,15 @@
 // Vectorised float32 math for AVX2+FMA (internal; include only from *_avx2.cpp).
 //
-// Maximum errors, measured against float64 libm over dense sweeps of the whole
-// float range and checked by tests/test_activations.py (eps = 2^-23):
-//   exp_ps      relative error <= 2 eps for results >= FLT_MIN; below, the
-//               absolute error is < FLT_MIN (denormal results, then 0).
-//   sigmoid_ps  relative error <= 3 eps on both s and 1 - s, for all x.
-//   tanh_ps     relative error <= 3 eps.
-//   erfc-based normal CDF: relative error <= (5 + x^2 / 2) eps (the x^2 term
-//               is the rounding of x^2 inside exp(-x^2/2), which is also the
-//               conditioning of Phi in its left tail).
+// Accuracy: the activations built from these functions meet the bounds
+// stated in matnet/activations.hpp (measured over dense sweeps, tested in
+// tests/test_activations.py). Building blocks (eps = 2^-23):
+//   exp_ps       Cephes expf polynomial, about 1 eps relative for results
+//                >= FLT_MIN; denormal results keep their absolute error < FLT_MIN.
+//   sigmoid_ps   s and 1 - s each within 2 eps relative, for all x.
+//   tanh_ps      within 2 eps relative.
+//   normal_cdf_ps  Numerical Recipes' erfcc fit (fractional error < 1.2e-7)
+//                plus the rounding of x^2 in exp(-x^2/2): relative error
+//                about (2 + x^2/2) eps, i.e. a few eps of backward error in x.
 // Special values: NaN in gives NaN out; +-Inf give the limits; -0 is kept
 // where the function is odd.
 #pragma once
