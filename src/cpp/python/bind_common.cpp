@@ -59,16 +59,19 @@ DType common_float_dtype(std::initializer_list<std::pair<const char*, const py::
   bool first = true;
   DType dt = DType::f32;
   bool mixed = false;
-  std::string names;
   for (const auto& [name, arr] : args) {
     const DType d = float_dtype(*arr, fn, name);
     if (!first && d != dt) mixed = true;
     if (first) dt = d;
     first = false;
-    if (!names.empty()) names += ", ";
-    names += std::string(name) + "=" + dtype_str(*arr);
   }
   if (mixed) {
+    // Names are built only on error: str(dtype) runs Python code (~5 us each).
+    std::string names;
+    for (const auto& [name, arr] : args) {
+      if (!names.empty()) names += ", ";
+      names += std::string(name) + "=" + dtype_str(*arr);
+    }
     throw py::type_error(std::string(fn) + ": arguments must share one dtype, got " + names +
                          "; convert them with .astype() to float32 or float64");
   }
