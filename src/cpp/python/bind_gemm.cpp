@@ -18,6 +18,11 @@ Operand operand(const py::array& x, bool user_trans) {
   return {v, user_trans != v.transposed};
 }
 
+/// A fresh C-ordered copy (for inputs that overlap the output).
+py::array c_contiguous_copy(const py::array& x) {
+  return py::module_::import("numpy").attr("array")(x, py::arg("copy") = true).cast<py::array>();
+}
+
 template <class T>
 void run_gemm(const Operand& a, const Operand& b, std::int64_t m, std::int64_t n, std::int64_t k,
               double alpha, double beta, py::array& c) {
@@ -64,9 +69,8 @@ py::array gemm_impl(const char* fn, const py::handle& a_obj, const py::handle& b
     c = py::reinterpret_borrow<py::array>(c_obj);
     check_out(c, dt, {m, n}, fn);
     // The kernel must never read an operand it is writing: copy overlapping inputs.
-    auto np = py::module_::import("numpy");
-    if (may_overlap(c, a)) a = np.attr("array")(a, py::arg("copy") = true).cast<py::array>();
-    if (may_overlap(c, b)) b = np.attr("array")(b, py::arg("copy") = true).cast<py::array>();
+    if (may_overlap(c, a)) a = c_contiguous_copy(a);
+    if (may_overlap(c, b)) b = c_contiguous_copy(b);
   }
   const Operand oa = operand(a, trans_a);
   const Operand ob = operand(b, trans_b);
