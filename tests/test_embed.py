@@ -78,13 +78,34 @@ def test_installed_layout() -> None:
     assert _libmatnet().is_file()
 
 
-def test_cmake_config_is_relocatable() -> None:
-    # pip builds in one directory and installs in another: the exported
-    # targets must locate everything relative to the config file itself.
-    text = "".join(p.read_text() for p in Path(mn.get_cmake_dir()).glob("*.cmake"))
-    assert "_IMPORT_PREFIX" in text
-    for absolute in {str(REPO), str(Path(mn.get_include()).parents[1]), "/tmp/"}:
-        assert absolute not in text, f"absolute path {absolute} in the installed CMake config"
+@needs_toolchain
+def test_cmake_config_is_relocatable(tmp_path: Path) -> None:
+    # pip builds in one directory and installs in another, and users move
+    # prefixes: the config must locate everything relative to itself. Copy
+    # the installed C++ side elsewhere and find_package it from there.
+    moved = tmp_path / "moved" / "matnet"
+    for part in ("include", "lib"):
+        shutil.copytree(Path(mn.get_include()).parent / part, moved / part, symlinks=True)
+    project = tmp_path / "consumer"
+    project.mkdir()
+    (project / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.18)\n"
+        "project(consumer LANGUAGES CXX)\n"
+        "find_package(matnet CONFIG REQUIRED)\n"
+        "get_target_property(loc matnet::matnet IMPORTED_LOCATION_RELEASE)\n"
+        "get_target_property(inc matnet::matnet INTERFACE_INCLUDE_DIRECTORIES)\n"
+        'message(STATUS "matnet_location=${loc}")\n'
+        'message(STATUS "matnet_include=${inc}")\n'
+        'message(STATUS "matnet_version=${matnet_VERSION}")\n'
+    )
+    out = _run([CMAKE, "-S", str(project), "-B", str(tmp_path / "build"),
+                f"-Dmatnet_DIR={moved / 'lib' / 'cmake' / 'matnet'}",
+                f"-DCMAKE_CXX_COMPILER={CXX}"]).stdout
+    found = dict(line.split("-- ", 1)[1].split("=", 1) for line in out.splitlines()
+                 if line.startswith("-- matnet_"))
+    assert Path(found["matnet_location"]).resolve().parent == (moved / "lib").resolve(), found
+    assert Path(found["matnet_include"]).resolve() == (moved / "include").resolve(), found
+    assert found["matnet_version"] == mn.__version__
 
 
 # ------------------------------------------------------------ libmatnet has no Python in it
@@ -181,9 +202,163 @@ def test_example_gemm(example_output: dict, dtype: str) -> None:
     np.testing.assert_array_equal(np.array(got["c"]), expected, err_msg=f"{dtype} gemm")
 
 
+# The MLP of mlp_demo() in main.cpp, in NumPy float64, with a first-order
+# worst-case bound on the rounding error of a run in a dtype of unit roundoff u.
+#
+# Derivation. The inputs and initial parameters are short binary fractions,
+# exact in float32, so all error comes from rounding inside the computation.
+# Standard results (Higham, Accuracy and Stability of Numerical Algorithms,
+# ch. 3): a dot product of length n plus one more addend, in any order, with or
+# without FMA, is off by at most gamma(n + 1) * sum |terms|, where gamma(n) =
+# n u / (1 - n u); a single operation by u * |result|. Errors already in the
+# operands propagate linearly (first order): through X.W as |X| @ e_W + e_X @ |W|,
+# through tanh by |tanh'| <= 1, through softmax by p_c (e_c + sum_j p_j e_j).
+# tanh and exp are allowed FN_ULPS units of u (the float32 AVX2 versions are
+# documented within 4 ulp of 2^-24 = u in activations.hpp; libm's float64 ones
+# within 2 ulp of 2^-52 = 4u). Second-order terms (u^2) are negligible at
+# these sizes. The observed errors are typically 10-100x below the bound.
+FN_ULPS = 4
+N, K, H, C = 6, 4, 8, 3
+LR, WEIGHT_DECAY = 0.25, 1.0 / 128
+
+
+def _gamma(n: int, u: float) -> float:
+    return n * u / (1 - n * u)
+
+
+def _dense(x, ex, w, ew, b, eb, u):
+    """z = x @ w + b and its error bound, given the operands' bounds."""
+    z = x @ w + b
+    ez = _gamma(x.shape[1] + 1, u) * (abs(x) @ abs(w) + abs(b)) + ex @ abs(w) + abs(x) @ ew + eb
+    return z, ez
+
+
+def _tanh(z, ez, u):
+    a = np.tanh(z)
+    return a, (1 - a * a) * ez + FN_ULPS * u * abs(a)
+
+
+def _cross_entropy(logits, e_logits, labels, u):
+    """Mean softmax cross-entropy, its gradient, and bounds on both."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    lse = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    p = np.exp(shifted - lse)
+    q = np.eye(C)[labels]
+    loss_rows = lse[:, 0] + logits.max(axis=1) - logits[np.arange(N), labels]
+    spread = -shifted.min(axis=1)  # exp(x - max) loses |x - max| * u relatively
+    e_max = e_logits.max(axis=1, keepdims=True)
+    # loss_r: propagated sum_c |p - q| e_c; rounding: exp, a sum of C, log,
+    # the shift and the final subtractions, each relative to the row's scale.
+    scale = 1 + abs(loss_rows) + abs(logits).max(axis=1) + spread
+    e_loss_rows = (abs(p - q) * e_logits).sum(axis=1) + (FN_ULPS + C + 4) * u * scale
+    grad = (p - q) / N
+    e_p = 2 * p * e_max + (2 * FN_ULPS + C + 2 + spread[:, None]) * u * p
+    e_grad = (e_p + 2 * u * abs(p - q)) / N
+    return loss_rows.mean(), e_loss_rows.mean() + _gamma(N, u) * abs(loss_rows).mean(), grad, e_grad
+
+
+def _sgd_first_step(param, e_param, grad, e_grad, u):
+    """torch.optim.SGD's first step (momentum buffer = gradient) and its bound."""
+    g = grad + WEIGHT_DECAY * param  # WEIGHT_DECAY and LR are powers of 2: exact
+    new = param - LR * g
+    return new, LR * (e_grad + WEIGHT_DECAY * e_param + u * abs(g)) + e_param + u * abs(new)
+
+
+def mlp_reference(u: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """name -> (float64 value, error bound at unit roundoff u) for main.cpp's outputs."""
+    i, k, h, c = np.arange(N), np.arange(K), np.arange(H), np.arange(C)
+    x = ((3 * i[:, None] + 7 * k[None, :]) % 13 - 6) / 4
+    labels = (2 * i + 1) % C
+    w1 = ((5 * k[:, None] + 3 * h[None, :]) % 9 - 4) / 8
+    b1 = (h % 3 - 1) / 16
+    w2 = ((2 * h[:, None] + 5 * c[None, :]) % 7 - 3) / 8
+    b2 = (c - 1) / 32
+    exact = np.zeros_like
+
+    def forward(w1, ew1, b1, eb1, w2, ew2, b2, eb2):
+        z1, ez1 = _dense(x, exact(x), w1, ew1, b1, eb1, u)
+        a1, ea1 = _tanh(z1, ez1, u)
+        logits, elogits = _dense(a1, ea1, w2, ew2, b2, eb2, u)
+        return a1, ea1, logits, elogits
+
+    a1, ea1, logits, elogits = forward(w1, exact(w1), b1, exact(b1), w2, exact(w2), b2, exact(b2))
+    loss, eloss, g, eg = _cross_entropy(logits, elogits, labels, u)
+    # Layer 2 (identity): dW2 = a1^T g, db2 = sum g, da1 = g W2^T.
+    dw2 = a1.T @ g
+    edw2 = _gamma(N, u) * (abs(a1).T @ abs(g)) + abs(a1).T @ eg + ea1.T @ abs(g)
+    db2, edb2 = g.sum(axis=0), _gamma(N, u) * abs(g).sum(axis=0) + eg.sum(axis=0)
+    da1 = g @ w2.T
+    eda1 = _gamma(C, u) * (abs(g) @ abs(w2).T) + eg @ abs(w2).T
+    # Layer 1 (tanh): dz1 = da1 * (1 - a1^2); the derivative itself is off by
+    # 2 |a1| e_a1 from a1's error plus a few roundings.
+    deriv = 1 - a1 * a1
+    e_deriv = 2 * abs(a1) * ea1 + (FN_ULPS + 3) * u
+    dz1 = da1 * deriv
+    edz1 = eda1 * deriv + abs(da1) * e_deriv + u * abs(dz1)
+    dw1 = x.T @ dz1
+    edw1 = _gamma(N, u) * (abs(x).T @ abs(dz1)) + abs(x).T @ edz1
+    db1, edb1 = dz1.sum(axis=0), _gamma(N, u) * abs(dz1).sum(axis=0) + edz1.sum(axis=0)
+
+    new = {}
+    for name, param, grad, egrad in (("w1", w1, dw1, edw1), ("b1", b1, db1, edb1),
+                                     ("w2", w2, dw2, edw2), ("b2", b2, db2, edb2)):
+        new[name] = _sgd_first_step(param, exact(param), grad, egrad, u)
+    *_, logits_after, elogits_after = forward(*new["w1"], *new["b1"], *new["w2"], *new["b2"])
+    loss_after, eloss_after, _, _ = _cross_entropy(logits_after, elogits_after, labels, u)
+
+    return {
+        "logits": (logits, elogits), "loss": (loss, eloss), "grad_logits": (g, eg),
+        "grad_w1": (dw1, edw1), "grad_b1": (db1[None, :], edb1[None, :]),
+        "grad_w2": (dw2, edw2), "grad_b2": (db2[None, :], edb2[None, :]),
+        "w1": new["w1"], "b1": tuple(v[None, :] for v in new["b1"]),
+        "w2": new["w2"], "b2": tuple(v[None, :] for v in new["b2"]),
+        "loss_after_step": (loss_after, eloss_after),
+    }
+
+
+UNIT_ROUNDOFF = {"float32": 2.0**-24, "float64": 2.0**-53}
+
+
+@needs_toolchain
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_example_mlp_step(example_output: dict, dtype: str) -> None:
+    got = example_output[dtype]["mlp"]
+    run = mlp_reference(UNIT_ROUNDOFF[dtype])
+    ref = mlp_reference(UNIT_ROUNDOFF["float64"])  # NumPy's own rounding
+    assert set(got) == set(run), f"outputs differ: {sorted(got)} vs {sorted(run)}"
+    for name, (expected, bound) in run.items():
+        value = np.asarray(got[name], dtype=np.float64)
+        assert value.shape == np.shape(expected), f"{dtype} {name}: shape {value.shape}"
+        error = np.abs(value - expected)
+        tol = bound + ref[name][1]
+        assert np.all(error <= tol), (
+            f"{dtype} {name}: max error {np.max(error):.3g} exceeds the derived bound "
+            f"(at {np.unravel_index(np.argmax(error - tol), np.shape(error))})\n"
+            f"got {value}\nexpected {expected}"
+        )
+    # One SGD step on this batch lowers its loss.
+    assert got["loss_after_step"] < got["loss"]
+
 @needs_toolchain
 def test_example_reports_bad_arguments(example_output: dict) -> None:
     # gemm with lda < k threw an exception derived from std::invalid_argument,
     # caught as such across the shared-library boundary, with a message.
     message = example_output["bad_argument"]
     assert message and "lda" in message, message
+
+
+# ------------------------------------------------------------ tests/cpp through ctest
+
+
+@needs_toolchain
+def test_cpp_api_unit_tests(tmp_path: Path) -> None:
+    # The C++ contract (exceptions across the library boundary, nothing
+    # written on error, concurrent calls from std::threads, exact results on
+    # each kernel path) from tests/cpp, built against the installed package.
+    build = tmp_path / "cpp-tests"
+    _run([CMAKE, "-S", str(REPO / "tests" / "cpp"), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
+          f"-Dmatnet_DIR={mn.get_cmake_dir()}", f"-DCMAKE_CXX_COMPILER={CXX}"])
+    _run([CMAKE, "--build", str(build), "-j", "2"])
+    ctest = Path(CMAKE).with_name("ctest")
+    result = _run([str(ctest) if ctest.exists() else "ctest", "--output-on-failure"], cwd=build)
+    assert "100% tests passed" in result.stdout, result.stdout

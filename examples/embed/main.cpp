@@ -2,7 +2,11 @@
 //
 // Uses only the public API (<matnet/matnet.hpp>, namespace matnet, row-major):
 //   1. gemm with transposes, alpha/beta and padded leading dimensions;
-//   2. bad arguments reported as exceptions derived from std::invalid_argument.
+//   2. a 2-layer MLP, 4 -> 8 (tanh) -> 3, forward with the bias and the
+//      activation fused into the GEMM, softmax cross-entropy with its gradient,
+//      the backward pass of both layers and one SGD step, then the loss again;
+//   3. bad arguments reported as exceptions derived from std::invalid_argument.
+// Both precisions run the same code (float is what a deployment would use).
 // Every input is a small exact binary fraction given by a formula, so the
 // run is deterministic and tests/test_embed.py rebuilds the same numbers in
 // NumPy. The results go to stdout as one JSON object (floats printed with
@@ -99,7 +103,120 @@ void gemm_demo() {
   std::printf("}");
 }
 
-// ------------------------------------------------------------ 2. errors
+// ------------------------------------------------------------ 2. a 2-layer MLP
+//
+// Dimension letters: N = batch, K = in-features, H = hidden units, C = classes.
+//   x (N, K), labels (N,);  layer 1: w1 (K, H), b1 (H,), tanh;
+//   layer 2: w2 (H, C), b2 (C,), identity (logits);  loss: softmax cross-entropy.
+constexpr std::int64_t N = 6, K = 4, H = 8, C = 3;
+
+template <typename T>
+struct Mlp {
+  std::vector<T> w1, b1, w2, b2;
+};
+
+template <typename T>
+Mlp<T> zero_mlp() {
+  return {std::vector<T>(K * H), std::vector<T>(H), std::vector<T>(H * C), std::vector<T>(C)};
+}
+
+template <typename T>
+Mlp<T> initial_mlp() {
+  Mlp<T> p = zero_mlp<T>();
+  for (std::int64_t k = 0; k < K; ++k)
+    for (std::int64_t h = 0; h < H; ++h) p.w1[k * H + h] = T((5 * k + 3 * h) % 9 - 4) / 8;
+  for (std::int64_t h = 0; h < H; ++h) p.b1[h] = T(h % 3 - 1) / 16;
+  for (std::int64_t h = 0; h < H; ++h)
+    for (std::int64_t c = 0; c < C; ++c) p.w2[h * C + c] = T((2 * h + 5 * c) % 7 - 3) / 8;
+  for (std::int64_t c = 0; c < C; ++c) p.b2[c] = T(c - 1) / 32;
+  return p;
+}
+
+// Activations kept for the backward pass.
+template <typename T>
+struct Forward {
+  std::vector<T> z1 = std::vector<T>(N * H);      // layer-1 pre-activation
+  std::vector<T> a1 = std::vector<T>(N * H);      // tanh(z1)
+  std::vector<T> logits = std::vector<T>(N * C);  // layer-2 output
+};
+
+template <typename T>
+void forward(Forward<T>& f, const Mlp<T>& p, const std::vector<T>& x) {
+  matnet::dense_forward(f.a1.data(), f.z1.data(), x.data(), p.w1.data(), p.b1.data(), N, K, H,
+                        matnet::Activation::tanh);
+  // Identity activation: the pre-activation is the output, none kept.
+  matnet::dense_forward(f.logits.data(), static_cast<T*>(nullptr), f.a1.data(), p.w2.data(),
+                        p.b2.data(), N, H, C, matnet::Activation::identity);
+}
+
+template <typename T>
+void mlp_demo() {
+  std::vector<T> x(N * K);
+  std::vector<std::int64_t> labels(N);
+  for (std::int64_t i = 0; i < N; ++i) {
+    for (std::int64_t k = 0; k < K; ++k) x[i * K + k] = T((3 * i + 7 * k) % 13 - 6) / 4;
+    labels[i] = (2 * i + 1) % C;
+  }
+  Mlp<T> p = initial_mlp<T>();
+
+  Forward<T> f;
+  forward(f, p, x);
+  std::vector<T> dlogits(N * C);  // d loss / d logits = (softmax - onehot) / N
+  const double loss = matnet::cross_entropy(dlogits.data(), f.logits.data(), labels.data(), N, C);
+
+  // Backward: gradients are written (not accumulated) by each call.
+  Mlp<T> g = zero_mlp<T>();
+  std::vector<T> da1(N * H);
+  matnet::dense_backward(da1.data(), g.w2.data(), g.b2.data(), dlogits.data(), f.a1.data(),
+                         p.w2.data(), static_cast<const T*>(nullptr), N, H, C,
+                         matnet::Activation::identity);
+  matnet::dense_backward(static_cast<T*>(nullptr), g.w1.data(), g.b1.data(), da1.data(),
+                         x.data(), p.w1.data(), f.z1.data(), N, K, H, matnet::Activation::tanh);
+
+  // One SGD step (momentum and weight decay as in torch.optim.SGD; on the
+  // first step the momentum buffer is set to the gradient).
+  matnet::SgdOptions sgd;
+  sgd.lr = 0.25;
+  sgd.momentum = 0.9;
+  sgd.weight_decay = 1.0 / 128;
+  Mlp<T> velocity = zero_mlp<T>();  // momentum buffers
+  auto step = [&](std::vector<T>& param, std::vector<T>& buf, const std::vector<T>& grad) {
+    matnet::sgd_update(param.data(), buf.data(), grad.data(),
+                       static_cast<std::int64_t>(param.size()), sgd, /*first_step=*/true);
+  };
+  step(p.w1, velocity.w1, g.w1);
+  step(p.b1, velocity.b1, g.b1);
+  step(p.w2, velocity.w2, g.w2);
+  step(p.b2, velocity.b2, g.b2);
+
+  Forward<T> after;
+  forward(after, p, x);
+  const double loss_after =
+      matnet::cross_entropy(static_cast<T*>(nullptr), after.logits.data(), labels.data(), N, C);
+
+  std::printf("\"mlp\": {\"logits\": ");
+  print_matrix(f.logits.data(), N, C, C);
+  std::printf(", \"loss\": ");
+  print_number(loss, 17);
+  std::printf(", \"grad_logits\": ");
+  print_matrix(dlogits.data(), N, C, C);
+  const struct {
+    const char* name;
+    const std::vector<T>& v;
+    std::int64_t rows, cols;
+  } results[] = {{"grad_w1", g.w1, K, H}, {"grad_b1", g.b1, 1, H}, {"grad_w2", g.w2, H, C},
+                 {"grad_b2", g.b2, 1, C}, {"w1", p.w1, K, H},      {"b1", p.b1, 1, H},
+                 {"w2", p.w2, H, C},      {"b2", p.b2, 1, C}};
+  for (const auto& r : results) {
+    std::printf(", \"%s\": ", r.name);
+    print_matrix(r.v.data(), r.rows, r.cols, r.cols);
+  }
+  std::printf(", \"loss_after_step\": ");
+  print_number(loss_after, 17);
+  std::printf("}");
+}
+
+// ------------------------------------------------------------ 3. errors
 //
 // A too-small leading dimension is a bad argument: the library throws an
 // exception derived from std::invalid_argument and writes nothing.
@@ -118,6 +235,8 @@ template <typename T>
 void run_dtype() {
   std::printf("\"%s\": {", dtype_name<T>());
   gemm_demo<T>();
+  std::printf(", ");
+  mlp_demo<T>();
   std::printf("}");
 }
 
