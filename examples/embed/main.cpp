@@ -145,8 +145,8 @@ void forward(Forward<T>& f, const Mlp<T>& p, const std::vector<T>& x) {
   matnet::dense_forward(f.a1.data(), f.z1.data(), x.data(), p.w1.data(), p.b1.data(), N, K, H,
                         matnet::Activation::tanh);
   // Identity activation: the pre-activation is the output, none kept.
-  matnet::dense_forward(f.logits.data(), static_cast<T*>(nullptr), f.a1.data(), p.w2.data(),
-                        p.b2.data(), N, H, C, matnet::Activation::identity);
+  matnet::dense_forward(f.logits.data(), nullptr, f.a1.data(), p.w2.data(), p.b2.data(), N, H, C,
+                        matnet::Activation::identity);
 }
 
 template <typename T>
@@ -167,11 +167,12 @@ void mlp_demo() {
   // Backward: gradients are written (not accumulated) by each call.
   Mlp<T> g = zero_mlp<T>();
   std::vector<T> da1(N * H);
+  // Layer 2 (identity, no pre-activation needed): dw2, db2 and da1 = dlogits . w2^T.
   matnet::dense_backward(da1.data(), g.w2.data(), g.b2.data(), dlogits.data(), f.a1.data(),
-                         p.w2.data(), static_cast<const T*>(nullptr), N, H, C,
-                         matnet::Activation::identity);
-  matnet::dense_backward(static_cast<T*>(nullptr), g.w1.data(), g.b1.data(), da1.data(),
-                         x.data(), p.w1.data(), f.z1.data(), N, K, H, matnet::Activation::tanh);
+                         p.w2.data(), nullptr, N, H, C, matnet::Activation::identity);
+  // Layer 1 (tanh, from its saved pre-activation z1): dw1, db1; dx not wanted.
+  matnet::dense_backward(nullptr, g.w1.data(), g.b1.data(), da1.data(), x.data(), p.w1.data(),
+                         f.z1.data(), N, K, H, matnet::Activation::tanh);
 
   // One SGD step (momentum and weight decay as in torch.optim.SGD; on the
   // first step the momentum buffer is set to the gradient).
@@ -191,8 +192,9 @@ void mlp_demo() {
 
   Forward<T> after;
   forward(after, p, x);
+  // The loss alone: no gradient wanted.
   const double loss_after =
-      matnet::cross_entropy(static_cast<T*>(nullptr), after.logits.data(), labels.data(), N, C);
+      matnet::cross_entropy(nullptr, after.logits.data(), labels.data(), N, C);
 
   std::printf("\"mlp\": {\"logits\": ");
   print_matrix(f.logits.data(), N, C, C);

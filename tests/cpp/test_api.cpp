@@ -10,6 +10,7 @@
 // summation order, on any thread count (see exact_value()).
 //
 // Run by ctest, and by tests/test_embed.py against the installed package.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -104,7 +105,8 @@ bool gemm_case(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k,
   for (std::int64_t i = 0; i < a_rows; ++i)
     for (std::int64_t j = 0; j < a_cols; ++j) a[i * lda + j] = exact_value<T>(seed, i * 1000 + j);
   for (std::int64_t i = 0; i < b_rows; ++i)
-    for (std::int64_t j = 0; j < b_cols; ++j) b[i * ldb + j] = exact_value<T>(seed + 1, i * 1000 + j);
+    for (std::int64_t j = 0; j < b_cols; ++j)
+      b[i * ldb + j] = exact_value<T>(seed + 1, i * 1000 + j);
   if (beta != T(0))
     for (std::int64_t i = 0; i < m; ++i)
       for (std::int64_t j = 0; j < n; ++j) c[i * ldc + j] = exact_value<T>(seed + 2, i * 1000 + j);
@@ -282,7 +284,8 @@ bool worker_matches(int id) {
                           matnet::Activation::relu);
     matnet::dense_backward(dx.data(), dw.data(), db.data(), gy.data(), x.data(), w.data(),
                            z.data(), N, K, M, matnet::Activation::relu);
-    for (std::int64_t i = 0; i < N * M; ++i) ok = ok && c[i] + b[i % M] == z[i] && y[i] == want.y[i];
+    for (std::int64_t i = 0; i < N * M; ++i)
+      ok = ok && c[i] + b[i % M] == z[i] && y[i] == want.y[i];
     ok = ok && dx == want.dx && dw == want.dw && db == want.db;
   }
   return ok;
@@ -292,7 +295,8 @@ void test_concurrent_calls_from_std_threads() {
   constexpr int kWorkers = 4;
   bool ok[kWorkers] = {};
   std::vector<std::thread> workers;
-  for (int id = 0; id < kWorkers; ++id) workers.emplace_back([id, &ok] { ok[id] = worker_matches(id); });
+  for (int id = 0; id < kWorkers; ++id)
+    workers.emplace_back([id, &ok] { ok[id] = worker_matches(id); });
   for (auto& t : workers) t.join();
   for (int id = 0; id < kWorkers; ++id) {
     if (!ok[id]) std::fprintf(stderr, "concurrent worker %d gave wrong results\n", id);
@@ -309,7 +313,8 @@ int main() {
   } tests[] = {
       {"gemm_matches_naive_loops<float>", test_gemm_matches_naive_loops<float>},
       {"gemm_matches_naive_loops<double>", test_gemm_matches_naive_loops<double>},
-      {"gemm_bad_arguments_throw_and_write_nothing", test_gemm_bad_arguments_throw_and_write_nothing},
+      {"gemm_bad_arguments_throw_and_write_nothing",
+       test_gemm_bad_arguments_throw_and_write_nothing},
       {"nn_bad_arguments_throw_matnet_invalid_argument",
        test_nn_bad_arguments_throw_matnet_invalid_argument},
       {"activation_names_round_trip", test_activation_names_round_trip},
