@@ -1,0 +1,439 @@
+"""Sequential: a stack of layers with compile / fit / evaluate / predict.
+
+The training step is four calls into the kernels — ``forward`` (one fused
+dense kernel per layer), the fused loss, ``backward`` (one fused kernel per
+layer) and one optimizer update per parameter array. Python only slices
+batches and keeps the books.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import optim as _optim
+from .callbacks import Callback, History
+from .layers import LAYER_TYPES, Dense, Layer
+from .metrics import LOSSES, METRICS, check_targets, correct_count
+
+__all__ = ["Sequential"]
+
+Shape = Tuple[int, ...]
+
+
+class Sequential:
+    """Layers applied one after another: ``y = layer_n(... layer_1(x))``.
+
+    Args:
+        layers: the :class:`matnet.layers.Layer` objects, input side first. All
+            layers with parameters must share one dtype (float32 or float64).
+
+    Example::
+
+        model = mn.Sequential([mn.layers.Dense(64, 128, activation="relu"),
+                               mn.layers.Dense(128, 10)])
+        model.compile(optimizer=mn.optim.Adam(1e-3), loss="cross_entropy")
+        history = model.fit(x, y, epochs=10, batch_size=64, validation_data=(xv, yv))
+    """
+
+    def __init__(self, layers: Sequence[Layer]) -> None:
+        layers = list(layers)
+        if not layers:
+            raise ValueError("Sequential needs at least one layer")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(
+                    f"Sequential: layers[{i}] must be a matnet.layers.Layer, "
+                    f"got {type(layer).__name__}"
+                )
+        dtypes = {layer.dtype for layer in layers if layer.dtype is not None}
+        if len(dtypes) > 1:
+            raise TypeError(
+                f"Sequential: all layers must share one dtype, got {sorted(d.name for d in dtypes)}"
+            )
+        self.layers: List[Layer] = layers
+        self.dtype: np.dtype = dtypes.pop() if dtypes else np.dtype(np.float32)
+        self.optimizer: Optional[_optim.Optimizer] = None
+        self.loss: Optional[str] = None
+        self.label_smoothing = 0.0
+        self.metrics: List[str] = []
+        #: Set to True (by a callback) to end ``fit`` after the current epoch.
+        self.stop_training = False
+
+    # ------------------------------------------------------------ structure
+
+    @property
+    def input_shape(self) -> Optional[Shape]:
+        """Per-sample input shape when the first layer fixes it (a Dense), else None."""
+        first = self.layers[0]
+        return (first.in_features,) if isinstance(first, Dense) else None
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        """Per-sample output shape for per-sample inputs of ``input_shape``."""
+        shape = tuple(input_shape)
+        for i, layer in enumerate(self.layers):
+            try:
+                shape = layer.output_shape(shape)
+            except ValueError as exc:
+                raise ValueError(f"layer {i} ({type(layer).__name__}): {exc}") from None
+        return shape
+
+    def parameters(self) -> List[np.ndarray]:
+        """Every trainable array, layer by layer (``W`` then ``b`` for Dense)."""
+        return [p for layer in self.layers for p in layer.params().values()]
+
+    def named_parameters(self) -> List[Tuple[str, np.ndarray]]:
+        """``("layers.<i>.<name>", array)`` pairs, in ``parameters()`` order."""
+        return [(f"layers.{i}.{name}", p) for i, layer in enumerate(self.layers)
+                for name, p in layer.params().items()]
+
+    def gradients(self) -> List[Optional[np.ndarray]]:
+        """Gradients from the last ``backward``, in ``parameters()`` order."""
+        return [g for layer in self.layers for g in layer.grads().values()]
+
+    def zero_grad(self) -> None:
+        """Forget all stored gradients."""
+        for layer in self.layers:
+            layer.zero_grad()
+
+    def count_params(self) -> int:
+        """Number of trainable scalars."""
+        return int(sum(p.size for p in self.parameters()))
+
+    def summary(self) -> str:
+        """A table of layers, output shapes and parameter counts (returned, not printed)."""
+        rows = [("#", "layer", "output shape", "params")]
+        shape: Optional[Shape] = self.input_shape
+        for i, layer in enumerate(self.layers):
+            if shape is not None:
+                shape = layer.output_shape(shape)
+            n = sum(p.size for p in layer.params().values())
+            desc = type(layer).__name__
+            if isinstance(layer, Dense):
+                desc += f"({layer.in_features}->{layer.out_features}"
+                desc += f", {layer.activation})" if layer.activation else ")"
+            out = "(None, " + ", ".join(map(str, shape)) + ")" if shape is not None else "?"
+            rows.append((str(i), desc, out, f"{n:,}"))
+        widths = [max(len(r[c]) for r in rows) for c in range(4)]
+        line = "  ".join("-" * w for w in widths)
+        text = [line]
+        for j, r in enumerate(rows):
+            text.append("  ".join(
+                cell.rjust(w) if c in (0, 3) else cell.ljust(w)
+                for c, (cell, w) in enumerate(zip(r, widths))).rstrip())
+            if j == 0:
+                text.append(line)
+        text += [line, f"Total params: {self.count_params():,} ({self.dtype.name})"]
+        return "\n".join(text)
+
+    # -------------------------------------------------------- forward/back
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """Raw outputs for the batch ``x`` (logits for classification).
+
+        ``training=True`` turns Dropout on. Every layer keeps what its
+        backward needs, so ``backward`` may follow any forward.
+        """
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        return x
+
+    def backward(self, grad: np.ndarray, need_input_grad: bool = True) -> Optional[np.ndarray]:
+        """Backpropagate d loss / d output; fills every layer's gradients.
+
+        Returns d loss / d input (None when ``need_input_grad`` is False,
+        which saves the first layer's input-gradient GEMM).
+        """
+        for i in range(len(self.layers) - 1, -1, -1):
+            grad = self.layers[i].backward(grad, need_input_grad=need_input_grad or i > 0)
+        return grad
+
+    # ------------------------------------------------------------ training
+
+    def compile(self, optimizer: Union[str, _optim.Optimizer] = "adam",
+                loss: str = "cross_entropy", metrics: Sequence[str] = ("accuracy",),
+                label_smoothing: float = 0.0) -> None:
+        """Choose the optimizer, the loss and the metrics for ``fit``/``evaluate``.
+
+        Args:
+            optimizer: an instance from :mod:`matnet.optim` or a name
+                ("sgd", "adam", "adamw", "rmsprop") for its defaults.
+            loss: "cross_entropy" (integer labels, logits out), "mse" or
+                "binary_cross_entropy" (logits out, targets in [0, 1]).
+            metrics: names from :data:`matnet.metrics.METRICS` ("accuracy").
+            label_smoothing: for cross_entropy, as torch.nn.CrossEntropyLoss.
+        """
+        if loss not in LOSSES:
+            raise ValueError(f"compile: loss must be one of {sorted(LOSSES)}, got {loss!r}")
+        if isinstance(metrics, str):
+            metrics = [metrics]
+        for m in metrics:
+            if m not in METRICS:
+                raise ValueError(f"compile: unknown metric {m!r}; known: {sorted(METRICS)}")
+            if loss not in METRICS[m]:
+                raise ValueError(f"compile: metric {m!r} does not apply to loss {loss!r}")
+        if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) \
+                or not 0.0 <= label_smoothing <= 1.0:
+            raise ValueError(f"compile: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+        if label_smoothing and loss != "cross_entropy":
+            raise ValueError("compile: label_smoothing applies to cross_entropy only")
+        self.optimizer = _optim.get(optimizer)
+        self.loss = loss
+        self.label_smoothing = float(label_smoothing)
+        self.metrics = list(metrics)
+
+    def _loss_fn(self) -> Callable[[np.ndarray, np.ndarray], Tuple[float, np.ndarray]]:
+        fn = LOSSES[self.loss]
+        if self.label_smoothing:
+            s = self.label_smoothing
+            return lambda out, y: fn(out, y, label_smoothing=s)
+        return fn
+
+    def _require_compiled(self, what: str) -> None:
+        if self.loss is None:
+            raise RuntimeError(f"{what}: call model.compile(optimizer=..., loss=...) first")
+
+    def _check_inputs(self, x: Any, name: str = "x") -> Tuple[np.ndarray, Shape]:
+        """x as a C-contiguous array of the model dtype, and the per-sample output shape."""
+        arr = np.asarray(x)
+        if arr.dtype == object or arr.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
+        if arr.ndim < 2:
+            raise ValueError(f"{name} must be a batch of shape (n, features...), got {arr.shape}")
+        try:
+            out_shape = self.output_shape(arr.shape[1:])
+        except ValueError as exc:
+            raise ValueError(f"{name} of shape {arr.shape} does not fit the model: {exc}") from None
+        arr = np.ascontiguousarray(arr, dtype=self.dtype)
+        if not np.isfinite(arr).all():
+            bad = int(np.argmin(np.isfinite(arr).reshape(len(arr), -1).all(axis=1)))
+            raise ValueError(f"{name} contains NaN or Inf (first in row {bad})")
+        return arr, out_shape
+
+    @staticmethod
+    def _check_batch_size(batch_size: Any, what: str) -> int:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size < 1:
+            raise ValueError(f"{what}: batch_size must be an int >= 1, got {batch_size!r}")
+        return int(batch_size)
+
+    def fit(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        epochs: int = 1,
+        batch_size: int = 32,
+        validation_data: Optional[Tuple[np.ndarray, np.ndarray]] = None,
+        shuffle: bool = True,
+        seed: Optional[int] = None,
+        callbacks: Optional[Sequence[Callback]] = None,
+        verbose: int = 1,
+        check_finite: bool = True,
+    ) -> History:
+        """Train for ``epochs`` passes over ``(x, y)`` in mini-batches.
+
+        Args:
+            x: inputs (n, features...); converted once to the model's dtype.
+                NaN or Inf in x raises ValueError.
+            y: targets (see :func:`matnet.metrics.check_targets`): int labels
+                for cross_entropy, else arrays of the output shape.
+            epochs: number of passes.
+            batch_size: rows per step; the last batch of an epoch holds the remainder.
+            validation_data: optional ``(x_val, y_val)`` evaluated after each epoch.
+            shuffle: reshuffle the rows every epoch (generator seeded by ``seed``).
+            seed: seed of the shuffling generator (None: fresh entropy).
+            callbacks: extra :class:`matnet.callbacks.Callback` objects.
+            verbose: 0 silent; 1 a tqdm progress bar per epoch plus one line of
+                metrics per epoch; 2 only the lines. Without tqdm installed,
+                1 behaves as 2.
+            check_finite: raise FloatingPointError (naming epoch and batch) as
+                soon as the loss is NaN or Inf; False trains on regardless.
+
+        Returns:
+            A :class:`matnet.callbacks.History`; ``history.history`` maps
+            "loss", the metrics and their "val_" versions to per-epoch lists.
+        """
+        self._require_compiled("fit")
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(f"fit: epochs must be an int >= 0, got {epochs!r}")
+        batch_size = self._check_batch_size(batch_size, "fit")
+        if verbose not in (0, 1, 2):
+            raise ValueError(f"fit: verbose must be 0, 1 or 2, got {verbose!r}")
+        x, out_shape = self._check_inputs(x, "x")
+        if len(x) == 0:
+            raise ValueError("fit: x has no rows")
+        y = check_targets(y, self.loss, len(x), out_shape, self.dtype, "y")
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("fit: validation_data must be a pair (x_val, y_val)")
+            xv, out_v = self._check_inputs(validation_data[0], "validation x")
+            yv = check_targets(validation_data[1], self.loss, len(xv), out_v, self.dtype,
+                               "validation y")
+            val = (xv, yv)
+
+        history = History()
+        all_callbacks: List[Callback] = [history, *(callbacks or [])]
+        for cb in all_callbacks:
+            if not isinstance(cb, Callback):
+                raise TypeError(f"fit: callbacks must be matnet Callback objects, got {cb!r}")
+        rng = np.random.default_rng(seed)
+        bar_factory = _progress_bar_factory() if verbose == 1 else None
+        self.stop_training = False
+        for cb in all_callbacks:
+            cb.on_train_begin(self)
+        logs: Dict[str, float] = {}
+        for epoch in range(int(epochs)):
+            for cb in all_callbacks:
+                cb.on_epoch_begin(epoch)
+            self.optimizer.set_epoch(epoch)
+            start = time.perf_counter()
+            bar = bar_factory(epoch, epochs, math.ceil(len(x) / batch_size)) if bar_factory else None
+            try:
+                logs = self._train_epoch(x, y, batch_size, shuffle, rng, epoch, check_finite, bar)
+            finally:
+                if bar is not None:
+                    bar.close()
+            if val is not None:
+                scores = self._evaluate_arrays(val[0], val[1], max(batch_size, 256))
+                logs.update({"val_" + k: v for k, v in scores.items()})
+            for cb in all_callbacks:
+                cb.on_epoch_end(epoch, logs)
+            if verbose:
+                seconds = time.perf_counter() - start
+                parts = [f"{k}: {v:.4f}" for k, v in logs.items()]
+                print(f"epoch {epoch + 1}/{epochs} - {seconds:.2f}s - " + " - ".join(parts),
+                      flush=True)
+            if self.stop_training:
+                break
+        for cb in all_callbacks:
+            cb.on_train_end(logs)
+        return history
+
+    def _train_epoch(self, x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool,
+                     rng: np.random.Generator, epoch: int, check_finite: bool,
+                     bar: Any) -> Dict[str, float]:
+        n = len(x)
+        if shuffle:
+            # One gather per epoch; the batches are then contiguous row slices.
+            order = rng.permutation(n)
+            x, y = x[order], y[order]
+        loss_fn = self._loss_fn()
+        track_accuracy = "accuracy" in self.metrics
+        n_batches = math.ceil(n / batch_size)
+        loss_sum, right, total = 0.0, 0, 0
+        for b in range(n_batches):
+            xb = x[b * batch_size:(b + 1) * batch_size]
+            yb = y[b * batch_size:(b + 1) * batch_size]
+            out = self.forward(xb, training=True)
+            loss, grad = loss_fn(out, yb)
+            if check_finite and not math.isfinite(loss):
+                raise FloatingPointError(
+                    f"fit: the loss became {loss} at epoch {epoch + 1}, batch {b + 1} of "
+                    f"{n_batches}; training stopped. Lower the learning rate or check the "
+                    "data (pass check_finite=False to train on regardless)"
+                )
+            self.backward(grad, need_input_grad=False)
+            self.optimizer.step(self)
+            loss_sum += loss * len(xb)
+            if track_accuracy:
+                r, t = correct_count(out, yb, self.loss)
+                right, total = right + r, total + t
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_sum / min(n, (b + 1) * batch_size):.4f}",
+                                refresh=False)
+        logs = {"loss": loss_sum / n}
+        if track_accuracy:
+            logs["accuracy"] = right / total
+        return logs
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> Dict[str, float]:
+        """Loss and metrics over ``(x, y)`` in evaluation mode (no dropout).
+
+        Returns:
+            ``{"loss": ..., "accuracy": ...}`` (the compiled metrics).
+        """
+        self._require_compiled("evaluate")
+        batch_size = self._check_batch_size(batch_size, "evaluate")
+        x, out_shape = self._check_inputs(x, "x")
+        if len(x) == 0:
+            raise ValueError("evaluate: x has no rows")
+        y = check_targets(y, self.loss, len(x), out_shape, self.dtype, "y")
+        return self._evaluate_arrays(x, y, batch_size)
+
+    def _evaluate_arrays(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> Dict[str, float]:
+        loss_fn = self._loss_fn()
+        loss_sum, right, total = 0.0, 0, 0
+        for start in range(0, len(x), batch_size):
+            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+            out = self.forward(xb, training=False)
+            loss, _ = loss_fn(out, yb)
+            loss_sum += loss * len(xb)
+            r, t = correct_count(out, yb, self.loss) if "accuracy" in self.metrics else (0, 0)
+            right, total = right + r, total + t
+        scores = {"loss": loss_sum / len(x)}
+        if "accuracy" in self.metrics:
+            scores["accuracy"] = right / total
+        return scores
+
+    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Raw outputs (logits for classification) for ``x``, in evaluation mode.
+
+        Returns:
+            An array (n, outputs...) of the model dtype; n may be 0.
+        """
+        batch_size = self._check_batch_size(batch_size, "predict")
+        x, out_shape = self._check_inputs(x, "x")
+        out = np.empty((len(x),) + out_shape, dtype=self.dtype)
+        for start in range(0, len(x), batch_size):
+            out[start:start + batch_size] = self.forward(x[start:start + batch_size])
+        return out
+
+    # -------------------------------------------------------- persistence
+
+    def get_config(self) -> Dict[str, Any]:
+        """The architecture: ``{"layers": [{"type": name, "config": {...}}, ...]}``."""
+        return {"layers": [{"type": type(layer).__name__, "config": layer.get_config()}
+                           for layer in self.layers]}
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any]) -> "Sequential":
+        """Rebuild the architecture (fresh weights) from ``get_config()`` output."""
+        layers = []
+        for spec in config["layers"]:
+            if spec["type"] not in LAYER_TYPES:
+                raise ValueError(f"unknown layer type {spec['type']!r}")
+            layers.append(LAYER_TYPES[spec["type"]].from_config(spec["config"]))
+        return cls(layers)
+
+    def save(self, path: "os.PathLike[str] | str", include_optimizer: bool = False) -> None:
+        """Write architecture, weights (and optionally optimizer state) to a ``.npz``.
+
+        See :func:`matnet.serialization.save_model`.
+        """
+        from .serialization import save_model
+
+        save_model(self, path, include_optimizer=include_optimizer)
+
+    def __repr__(self) -> str:
+        return "Sequential([" + ", ".join(repr(layer) for layer in self.layers) + "])"
+
+
+def _progress_bar_factory() -> Optional[Callable[[int, int, int], Any]]:
+    """A tqdm bar per epoch, or None when tqdm is not installed."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+
+    def make(epoch: int, epochs: int, batches: int) -> Any:
+        return tqdm(total=batches, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
+                    leave=False, file=sys.stderr, dynamic_ncols=True)
+
+    return make
