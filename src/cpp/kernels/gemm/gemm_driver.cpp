@@ -237,7 +237,7 @@ void gemm_run(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::i
 #pragma omp for schedule(static)
         for (std::int64_t q = 0; q < panels; ++q) {
           const int cols = static_cast<int>(std::min<std::int64_t>(nr, nc - q * nr));
-          pack_b_panel(b, ldb, trans_b, pc, jc + q * nr, kc, cols, nr, bpack + q * nr * kc);
+          kr.pack_b(b, ldb, trans_b, pc, jc + q * nr, kc, cols, nr, bpack + q * nr * kc);
         }
         // (implicit barrier: B is packed)
 
@@ -245,7 +245,7 @@ void gemm_run(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::i
         if (jlo < jhi) {
           for (std::int64_t ic = m0; ic < m1; ic += mc) {
             const std::int64_t mcur = std::min(mc, m1 - ic);
-            pack_a_block(a, lda, trans_a, ic, pc, mcur, kc, mr, apack);
+            kr.pack_a(a, lda, trans_a, ic, pc, mcur, kc, mr, apack);
             macro_kernel(kr, mcur, jhi - jlo, kc, alpha, apack, bpack + (jlo - jc) * kc, beta_eff,
                          c + ic * ldc + jlo, ldc, tmp, last, ep, ic, jlo);
           }

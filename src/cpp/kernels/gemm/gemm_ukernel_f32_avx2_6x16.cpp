@@ -135,7 +135,9 @@ const GemmKernel<float>& sgemm_kernel_avx2() {
                                         blocking::f32_avx2.kc,
                                         blocking::f32_avx2.nc,
                                         &sgemm_ukernel_avx2_6x16,
-                                        "sgemm_ukernel_avx2_6x16"};
+                                        "sgemm_ukernel_avx2_6x16",
+                                        &pack_a_block_avx2<float>,
+                                        &pack_b_panel_avx2<float>};
   return kernel;
 }
 

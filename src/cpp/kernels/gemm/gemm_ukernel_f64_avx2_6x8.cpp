@@ -136,7 +136,9 @@ const GemmKernel<double>& dgemm_kernel_avx2() {
                                         blocking::f64_avx2.kc,
                                         blocking::f64_avx2.nc,
                                         &dgemm_ukernel_avx2_6x8,
-                                        "dgemm_ukernel_avx2_6x8"};
+                                        "dgemm_ukernel_avx2_6x8",
+                                         &pack_a_block_avx2<double>,
+                                         &pack_b_panel_avx2<double>};
   return kernel;
 }
 

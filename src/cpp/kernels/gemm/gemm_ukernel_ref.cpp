@@ -33,7 +33,8 @@ const GemmKernel<float>& sgemm_kernel_generic() {
   constexpr auto s = blocking::f32_generic;
   static const GemmKernel<float> kernel{s.mr, s.nr, s.mc, s.kc, s.nc,
                                         &gemm_ukernel_ref<float, s.mr, s.nr>,
-                                        "sgemm_ukernel_ref_4x8"};
+                                        "sgemm_ukernel_ref_4x8",
+                                        &pack_a_block<float>, &pack_b_panel<float>};
   return kernel;
 }
 
@@ -41,7 +42,8 @@ const GemmKernel<double>& dgemm_kernel_generic() {
   constexpr auto s = blocking::f64_generic;
   static const GemmKernel<double> kernel{s.mr, s.nr, s.mc, s.kc, s.nc,
                                          &gemm_ukernel_ref<double, s.mr, s.nr>,
-                                         "dgemm_ukernel_ref_4x4"};
+                                         "dgemm_ukernel_ref_4x4",
+                                         &pack_a_block<double>, &pack_b_panel<double>};
   return kernel;
 }
 

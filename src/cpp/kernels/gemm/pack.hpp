@@ -18,4 +18,21 @@ template <class T>
 void pack_b_panel(const T* b, std::int64_t ldb, bool trans_b, std::int64_t p0, std::int64_t j0,
                   std::int64_t kc, int nr_valid, int nr, T* dst);
 
+/// AVX2 versions of the two functions above (pack_avx2.cpp; call only after
+/// the CPUID check). Same contract and results; full panels of the 6x16
+/// float / 6x8 double kernels are transposed in registers.
+template <class T>
+void pack_a_block_avx2(const T* a, std::int64_t lda, bool trans_a, std::int64_t i0, std::int64_t p0,
+                       std::int64_t mc, std::int64_t kc, int mr, T* dst);
+template <class T>
+void pack_b_panel_avx2(const T* b, std::int64_t ldb, bool trans_b, std::int64_t p0, std::int64_t j0,
+                       std::int64_t kc, int nr_valid, int nr, T* dst);
+
+template <class T>
+using pack_a_fn = void (*)(const T* a, std::int64_t lda, bool trans_a, std::int64_t i0,
+                           std::int64_t p0, std::int64_t mc, std::int64_t kc, int mr, T* dst);
+template <class T>
+using pack_b_fn = void (*)(const T* b, std::int64_t ldb, bool trans_b, std::int64_t p0,
+                           std::int64_t j0, std::int64_t kc, int nr_valid, int nr, T* dst);
+
 }  // namespace matnet::detail

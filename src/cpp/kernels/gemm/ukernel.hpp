@@ -25,19 +25,24 @@
 
 #include <cstdint>
 
+#include "gemm/pack.hpp"
+
 namespace matnet::detail {
 
 template <class T>
 using gemm_ukernel_fn = void (*)(std::int64_t k, T alpha, const T* a, const T* b, T beta,
                                  T* c, std::int64_t ldc);
 
-/// A microkernel together with the block sizes tuned for it (see blocking.hpp).
+/// A microkernel together with the block sizes tuned for it (see blocking.hpp)
+/// and the packing routines of the same ISA.
 template <class T>
 struct GemmKernel {
   int mr, nr;          // register tile
   int mc, kc, nc;      // cache blocks: A block mc x kc (L2), B panel kc x nc (L3)
   gemm_ukernel_fn<T> ukernel;
   const char* name;
+  pack_a_fn<T> pack_a;
+  pack_b_fn<T> pack_b;
 };
 
 // One per ISA and dtype; each defined in its own translation unit.

@@ -1,0 +1,197 @@
+// AVX2 packing for the 6x16 (float) and 6x8 (double) microkernels; same
+// contract as pack.hpp. Only called after the CPUID check (runtime.cpp).
+//
+// The two layouts that need a transpose are done in registers, 8x8 (float)
+// or 4x4 (double) at a time, instead of element by element:
+//   - A not transposed: the 6 rows of a panel are contiguous in p, the panel
+//     wants them interleaved (a[p*6 + r]);
+//   - B transposed: 16 (8) rows of B^T are contiguous in p, the panel wants
+//     them interleaved (b[p*NR + j]).
+// Partial panels (edge rows/columns) and the k tail go to the portable code.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "gemm/blocking.hpp"
+#include "gemm/pack.hpp"
+
+namespace matnet::detail {
+
+namespace {
+
+/// Columns of the 8x8 block whose rows are r[0..7]: out[j][i] = r[i][j].
+inline void transpose8x8(__m256 r[8], __m256 out[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int h = 0; h < 2; ++h) {  // rows 0-3, then 4-7
+    u[4 * h + 0] = _mm256_shuffle_ps(t[4 * h + 0], t[4 * h + 2], 0x44);
+    u[4 * h + 1] = _mm256_shuffle_ps(t[4 * h + 0], t[4 * h + 2], 0xEE);
+    u[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
+    u[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE);
+  }
+  for (int j = 0; j < 4; ++j) {
+    out[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
+    out[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
+  }
+}
+
+/// Columns of the 4x4 block whose rows are r[0..3].
+inline void transpose4x4(__m256d r0, __m256d r1, __m256d r2, __m256d r3, __m256d out[4]) {
+  const __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
+  const __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+  out[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
+  out[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
+  out[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
+  out[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
+}
+
+// ---- A panels (6 rows) -------------------------------------------------
+
+/// Full 6-row panel of a row-major A: dst[p*6 + r] = a[(i0+r)*lda + p0+p].
+void pack_a6_rows(const float* a, std::int64_t lda, std::int64_t kc, float* dst) {
+  std::int64_t p = 0;
+  for (; p + 8 <= kc; p += 8) {
+    __m256 r[8], col[8];
+    for (int i = 0; i < 6; ++i) r[i] = _mm256_loadu_ps(a + i * lda + p);
+    r[6] = r[7] = _mm256_setzero_ps();
+    transpose8x8(r, col);
+    float* d = dst + p * 6;
+    // Column j holds 6 valid values and 2 zeros; each store's tail is
+    // overwritten by the next one, the last one stores exactly 6.
+    for (int j = 0; j < 7; ++j) _mm256_storeu_ps(d + 6 * j, col[j]);
+    _mm_storeu_ps(d + 42, _mm256_castps256_ps128(col[7]));
+    _mm_storel_pi(reinterpret_cast<__m64*>(d + 46), _mm256_extractf128_ps(col[7], 1));
+  }
+  for (; p < kc; ++p)
+    for (int i = 0; i < 6; ++i) dst[p * 6 + i] = a[i * lda + p];
+}
+
+void pack_a6_rows(const double* a, std::int64_t lda, std::int64_t kc, double* dst) {
+  std::int64_t p = 0;
+  for (; p + 4 <= kc; p += 4) {
+    __m256d col[4];
+    transpose4x4(_mm256_loadu_pd(a + p), _mm256_loadu_pd(a + lda + p),
+                 _mm256_loadu_pd(a + 2 * lda + p), _mm256_loadu_pd(a + 3 * lda + p), col);
+    const __m256d r4 = _mm256_loadu_pd(a + 4 * lda + p), r5 = _mm256_loadu_pd(a + 5 * lda + p);
+    const __m256d lo = _mm256_unpacklo_pd(r4, r5), hi = _mm256_unpackhi_pd(r4, r5);
+    double* d = dst + p * 6;
+    _mm256_storeu_pd(d + 0, col[0]);
+    _mm_storeu_pd(d + 4, _mm256_castpd256_pd128(lo));
+    _mm256_storeu_pd(d + 6, col[1]);
+    _mm_storeu_pd(d + 10, _mm256_castpd256_pd128(hi));
+    _mm256_storeu_pd(d + 12, col[2]);
+    _mm_storeu_pd(d + 16, _mm256_extractf128_pd(lo, 1));
+    _mm256_storeu_pd(d + 18, col[3]);
+    _mm_storeu_pd(d + 22, _mm256_extractf128_pd(hi, 1));
+  }
+  for (; p < kc; ++p)
+    for (int i = 0; i < 6; ++i) dst[p * 6 + i] = a[i * lda + p];
+}
+
+/// Full 6-row panel of a transposed A (stored k x m): 6 contiguous values per p.
+void pack_a6_cols(const float* a, std::int64_t lda, std::int64_t kc, float* dst) {
+  for (std::int64_t p = 0; p < kc; ++p) {
+    const float* s = a + p * lda;
+    _mm_storeu_ps(dst + p * 6, _mm_loadu_ps(s));
+    _mm_storel_pi(reinterpret_cast<__m64*>(dst + p * 6 + 4),
+                  _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(s + 4))));
+  }
+}
+
+void pack_a6_cols(const double* a, std::int64_t lda, std::int64_t kc, double* dst) {
+  for (std::int64_t p = 0; p < kc; ++p) {
+    const double* s = a + p * lda;
+    _mm256_storeu_pd(dst + p * 6, _mm256_loadu_pd(s));
+    _mm_storeu_pd(dst + p * 6 + 4, _mm_loadu_pd(s + 4));
+  }
+}
+
+// ---- B panels (64 bytes per row: 16 floats or 8 doubles) ----------------
+
+/// Full panel of a row-major B: one 64-byte row per p.
+template <class T>
+void pack_b_rows(const T* b, std::int64_t ldb, std::int64_t kc, T* dst) {
+  const float* s = reinterpret_cast<const float*>(b);
+  float* d = reinterpret_cast<float*>(dst);
+  const std::int64_t ld = ldb * static_cast<std::int64_t>(sizeof(T) / sizeof(float));
+  for (std::int64_t p = 0; p < kc; ++p) {
+    _mm256_store_ps(d + p * 16, _mm256_loadu_ps(s + p * ld));
+    _mm256_store_ps(d + p * 16 + 8, _mm256_loadu_ps(s + p * ld + 8));
+  }
+}
+
+/// Full 16-column panel of a transposed B (stored n x k): dst[p*16 + j] = b[j*ldb + p].
+void pack_b_cols(const float* b, std::int64_t ldb, std::int64_t kc, float* dst) {
+  std::int64_t p = 0;
+  for (; p + 8 <= kc; p += 8) {
+    for (int h = 0; h < 2; ++h) {
+      __m256 r[8], col[8];
+      for (int j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(b + (8 * h + j) * ldb + p);
+      transpose8x8(r, col);
+      for (int q = 0; q < 8; ++q) _mm256_store_ps(dst + (p + q) * 16 + 8 * h, col[q]);
+    }
+  }
+  for (; p < kc; ++p)
+    for (int j = 0; j < 16; ++j) dst[p * 16 + j] = b[j * ldb + p];
+}
+
+void pack_b_cols(const double* b, std::int64_t ldb, std::int64_t kc, double* dst) {
+  std::int64_t p = 0;
+  for (; p + 4 <= kc; p += 4) {
+    for (int h = 0; h < 2; ++h) {
+      const double* s = b + 4 * h * ldb + p;
+      __m256d col[4];
+      transpose4x4(_mm256_loadu_pd(s), _mm256_loadu_pd(s + ldb), _mm256_loadu_pd(s + 2 * ldb),
+                   _mm256_loadu_pd(s + 3 * ldb), col);
+      for (int q = 0; q < 4; ++q) _mm256_store_pd(dst + (p + q) * 8 + 4 * h, col[q]);
+    }
+  }
+  for (; p < kc; ++p)
+    for (int j = 0; j < 8; ++j) dst[p * 8 + j] = b[j * ldb + p];
+}
+
+}  // namespace
+
+template <class T>
+void pack_a_block_avx2(const T* a, std::int64_t lda, bool trans_a, std::int64_t i0, std::int64_t p0,
+                       std::int64_t mc, std::int64_t kc, int mr, T* dst) {
+  std::int64_t i = 0;
+  if (mr == 6) {
+    for (; i + 6 <= mc; i += 6) {
+      if (trans_a) {
+        pack_a6_cols(a + p0 * lda + i0 + i, lda, kc, dst + i * kc);
+      } else {
+        pack_a6_rows(a + (i0 + i) * lda + p0, lda, kc, dst + i * kc);
+      }
+    }
+  }
+  if (i < mc) pack_a_block(a, lda, trans_a, i0 + i, p0, mc - i, kc, mr, dst + i * kc);
+}
+
+template <class T>
+void pack_b_panel_avx2(const T* b, std::int64_t ldb, bool trans_b, std::int64_t p0, std::int64_t j0,
+                       std::int64_t kc, int nr_valid, int nr, T* dst) {
+  if (nr_valid == nr && nr * sizeof(T) == 64) {
+    if (trans_b) {
+      pack_b_cols(b + j0 * ldb + p0, ldb, kc, dst);
+    } else {
+      pack_b_rows(b + p0 * ldb + j0, ldb, kc, dst);
+    }
+    return;
+  }
+  pack_b_panel(b, ldb, trans_b, p0, j0, kc, nr_valid, nr, dst);
+}
+
+template void pack_a_block_avx2<float>(const float*, std::int64_t, bool, std::int64_t,
+                                       std::int64_t, std::int64_t, std::int64_t, int, float*);
+template void pack_a_block_avx2<double>(const double*, std::int64_t, bool, std::int64_t,
+                                        std::int64_t, std::int64_t, std::int64_t, int, double*);
+template void pack_b_panel_avx2<float>(const float*, std::int64_t, bool, std::int64_t,
+                                       std::int64_t, std::int64_t, int, int, float*);
+template void pack_b_panel_avx2<double>(const double*, std::int64_t, bool, std::int64_t,
+                                        std::int64_t, std::int64_t, int, int, double*);
+
+}  // namespace matnet::detail
