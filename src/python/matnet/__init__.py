@@ -8,6 +8,9 @@ package is the thin Python layer over them.
 from __future__ import annotations
 
 from . import ops
+from . import callbacks, datasets, layers, losses, metrics, optim, schedules
+from .model import Sequential
+from .serialization import load_model
 from ._paths import get_cmake_dir, get_include
 from ._runtime import cpu_info, get_num_threads, set_num_threads
 
@@ -15,10 +18,19 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "Sequential",
+    "callbacks",
     "cpu_info",
+    "datasets",
     "get_cmake_dir",
     "get_include",
     "get_num_threads",
+    "layers",
+    "load_model",
+    "losses",
+    "metrics",
     "ops",
+    "optim",
+    "schedules",
     "set_num_threads",
 ]
