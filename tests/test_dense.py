@@ -76,6 +76,7 @@ def test_forward_threads_agree(rng, threads):
     mn.set_num_threads(2)
     y2, z2 = mn.ops.dense_forward(x, w, b, "gelu")
     d2 = mn.ops.dense_backward(y2, x, w, z2, "gelu")
+    assert mn.get_num_threads() == 2  # the backward's per-thread settings do not leak
     # Same tiles, same K order per element: the partition over threads does not
     # change any element's arithmetic, only db's partial sums (in thread order).
     np.testing.assert_array_equal(z1, z2)

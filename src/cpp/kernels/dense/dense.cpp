@@ -10,7 +10,10 @@
 // memory once and z is a by-product, not an extra pass.
 #include "matnet/dense.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
+#include <exception>
 #include <vector>
 
 #include "gemm/gemm_driver.hpp"
@@ -129,39 +132,80 @@ void backward_impl(T* dx, T* dw, T* db, const T* gy, const T* x, const T* w, con
         detail::fail(fn, "the outputs dx, dw, db overlap");
   }
 
-  // dZ and db in one pass (threads over rows; each thread sums its rows'
-  // dZ into its own db partial, added up in thread order afterwards).
-  const T* dz = gy;
-  const int nt = detail::threads_for(n * m);
-  if (act != Activation::identity) {
-    T* buf = dz_scratch<T>(static_cast<std::size_t>(n * m + (db != nullptr ? nt * m : 0)));
-    T* partial = buf + n * m;
-    const auto& kern = detail::eltwise_kernels<T>();
-    detail::parallel_split(n, nt, 1, [&](std::int64_t r0, std::int64_t r1) {
-      T* acc = db != nullptr ? partial + (omp_get_thread_num() % nt) * m : nullptr;
-      if (acc != nullptr) std::fill(acc, acc + m, T(0));
-      for (std::int64_t r = r0; r < r1; ++r)
-        kern.backward(buf + r * m, acc, gy + r * m, z + r * m, m, act, slope);
-    });
-    if (db != nullptr) {
-      std::fill(db, db + m, T(0));
-      const int used = static_cast<int>(std::min<std::int64_t>(nt, n));
-      for (int t = 0; t < used; ++t)
-        for (std::int64_t j = 0; j < m; ++j) db[j] += partial[t * m + j];
+  const std::int64_t ldk = std::max<std::int64_t>(1, k), ldm = std::max<std::int64_t>(1, m);
+  auto gemm_dw = [&](const T* dz) {  // dw (K, M) = x^T (K, N) . dZ (N, M), x read transposed
+    detail::gemm_run<T>(true, false, k, m, n, T(1), x, ldk, dz, ldm, T(0), dw, ldm, nullptr);
+  };
+  auto gemm_dx = [&](const T* dz) {  // dx (N, K) = dZ (N, M) . w^T (M, K), w read transposed
+    detail::gemm_run<T>(false, true, n, k, m, T(1), dz, ldm, w, ldm, T(0), dx, ldk, nullptr);
+  };
+
+  // dZ and db in one pass: rows split over threads, each thread sums its
+  // rows' dZ into its own db partial; partials are added in thread order.
+  const bool has_act = act != Activation::identity;
+  const int max_threads = get_num_threads();
+  T* buf = dz_scratch<T>(static_cast<std::size_t>((has_act ? n * m : 0) + max_threads * m));
+  T* dzbuf = has_act ? buf : nullptr;
+  T* partial = buf + (has_act ? n * m : 0);
+  std::fill(partial, partial + max_threads * m, T(0));
+  const T* dz = has_act ? dzbuf : gy;
+  const auto& kern = detail::eltwise_kernels<T>();
+  // Rows are cut into one block per configured thread ("slot"); a slot's
+  // partial db is the same whichever thread computes it, so db does not
+  // depend on which path below runs.
+  const int slots = max_threads;
+  auto dz_slot = [&](int slot) {
+    T* acc = db != nullptr ? partial + slot * m : nullptr;
+    for (std::int64_t r = n * slot / slots; r < n * (slot + 1) / slots; ++r) {
+      if (has_act) {
+        kern.backward(dzbuf + r * m, acc, gy + r * m, z + r * m, m, act, slope);
+      } else if (acc != nullptr) {
+        for (std::int64_t j = 0; j < m; ++j) acc[j] += gy[r * m + j];
+      }
     }
-    dz = buf;
-  } else if (db != nullptr) {
+  };
+  auto reduce_db = [&]() {
+    if (db == nullptr) return;
     std::fill(db, db + m, T(0));
-    for (std::int64_t r = 0; r < n; ++r)
-      for (std::int64_t j = 0; j < m; ++j) db[j] += gy[r * m + j];
+    for (int t = 0; t < max_threads; ++t)
+      for (std::int64_t j = 0; j < m; ++j) db[j] += partial[t * m + j];
+  };
+
+  // With exactly two threads and both GEMMs to do, one parallel region does
+  // everything: both threads compute half of dZ, then each runs one GEMM on
+  // its own (single-threaded, so no barriers inside the GEMMs). That is one
+  // fork/join instead of three, and no thread waits on the other mid-GEMM.
+  const double flops = static_cast<double>(n) * static_cast<double>(k) * static_cast<double>(m);
+  if (max_threads == 2 && dx != nullptr && flops >= 2 * 96.0 * 96.0 * 96.0 && !omp_in_parallel()) {
+    std::exception_ptr errors[2];
+#pragma omp parallel num_threads(2)
+    {
+      const int t = omp_get_thread_num(), count = omp_get_num_threads();
+      for (int slot = slots * t / count; slot < slots * (t + 1) / count; ++slot) dz_slot(slot);
+#pragma omp barrier
+      omp_set_num_threads(1);  // this thread's GEMM runs on this thread alone
+      try {
+        if (t == 0 || count == 1) gemm_dw(dz);
+        if (t == 1 || count == 1) gemm_dx(dz);
+      } catch (...) {
+        errors[t] = std::current_exception();
+      }
+    }
+    for (const auto& e : errors)
+      if (e) std::rethrow_exception(e);
+    reduce_db();
+    return;
   }
 
-  const std::int64_t ldk = std::max<std::int64_t>(1, k), ldm = std::max<std::int64_t>(1, m);
-  // dw (K, M) = x^T (K, N) . dZ (N, M): x read transposed in place.
-  detail::gemm_run<T>(true, false, k, m, n, T(1), x, ldk, dz, ldm, T(0), dw, ldm, nullptr);
-  // dx (N, K) = dZ (N, M) . w^T (M, K): w read transposed in place.
-  if (dx != nullptr)
-    detail::gemm_run<T>(false, true, n, k, m, T(1), dz, ldm, w, ldm, T(0), dx, ldk, nullptr);
+  const int nt = detail::threads_for(n * m);
+  if (has_act || db != nullptr) {
+    detail::parallel_split(slots, nt, 1, [&](std::int64_t s0, std::int64_t s1) {
+      for (std::int64_t slot = s0; slot < s1; ++slot) dz_slot(static_cast<int>(slot));
+    });
+  }
+  reduce_db();
+  gemm_dw(dz);
+  if (dx != nullptr) gemm_dx(dz);
 }
 
 }  // namespace
