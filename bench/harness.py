@@ -137,7 +137,7 @@ def time_median(
     return statistics.median(samples)
 
 
-def settle(seconds: float = 0.05) -> None:
+def settle(seconds: float = 0.25) -> None:
     """Sleep briefly before timing a different library with several threads.
 
     After a parallel call, OpenMP runtimes (matnet's, PyTorch's own copy) and

@@ -138,10 +138,14 @@ def test_block_boundaries(dtype, trans_a, trans_b, nthreads, rng, threads):
 @pytest.mark.parametrize(
     "m,n,k",
     [(0, 0, 0), (1, 1, 1), (2, 2, 2), (97, 101, 103), (256, 256, 256), (130, 10, 128),
-     (512, 256, 784), (32, 256, 784), (128, 784, 256), (3, 700, 300), (700, 3, 300)],
+     (512, 256, 784), (32, 256, 784), (128, 784, 256), (5, 900, 300), (900, 5, 300),
+     (200, 4097, 300)],
 )
 def test_shapes_and_threads(m, n, k, dtype, nthreads, rng, threads):
-    """Square, prime, MLP-like and skinny shapes, split over 1-3 threads."""
+    """Square, prime, MLP-like and skinny shapes, split over 1-3 threads. With
+    several threads, the small products run one independent rectangle per
+    thread (split along m or n), the large ones (512 x 256 x 784 and the last,
+    which also crosses NC and KC) share packed B panels."""
     mn.set_num_threads(nthreads)
     for ta, tb in TRANS:
         a, b = make_operands(rng, m, n, k, dtype, ta, tb)

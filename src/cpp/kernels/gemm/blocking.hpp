@@ -32,4 +32,10 @@ inline constexpr Sizes f64_generic{4, 4, 64, 128, 2048};
 // OpenMP fork/join (a few microseconds) would cost more than it saves.
 inline constexpr double parallel_min_flops = 96.0 * 96.0 * 96.0;
 
+// From this many multiply-adds on, threads share one packed B panel (packed
+// jointly, two barriers per K block); below it each thread packs what it
+// needs on its own and never waits (one duplicated operand costs less than
+// the barriers there). 2^26 is about 400^3.
+inline constexpr double shared_b_min_flops = 67108864.0;
+
 }  // namespace matnet::detail::blocking

@@ -2,20 +2,23 @@
 //
 // Assumptions, stated once:
 //   - all matrices row-major with unit column stride; op() applied by packing;
-//   - packed B panel (kc x nc, split into nr-wide micro-panels) is shared by
-//     all threads and packed by all of them together;
-//   - each thread owns a rectangle of C (ways_m x ways_n split, edges on
-//     MR/NR boundaries) and packs the A rows of its rectangle into its own
-//     buffer, so threads never wait on one another inside a K block;
-//   - K is never split across threads (no reduction of partial C tiles).
+//   - each thread owns a rectangle of C (edges on MR/NR boundaries) and packs
+//     the A rows of its rectangle into its own buffer;
+//   - B panels (kc x nc, split into nr-wide micro-panels) are either packed
+//     by all threads together into one shared buffer (large products:
+//     gemm_shared_b, two barriers per K block) or by each thread for its own
+//     columns (small products: gemm_rect, no synchronisation at all);
+//   - K is never split across threads (no reduction of partial C tiles);
+//   - block lengths are evened out (k = 784 runs as 4 x 196, not 3 x 256 + 16).
 //
 // Loop nest (Goto/BLIS), per thread:
 //   jc: n in steps of NC          (B panel in L3)
 //    pc: k in steps of KC         (rank-KC update; beta applies on the first)
-//      [all threads pack B(pc:pc+kc, jc:jc+nc)]
+//      [pack B(pc:pc+kc, jc:jc+nc)]
 //      ic: own rows in steps of mc (A block in L2)
 //        jr: own columns in steps of NR   (B micro-panel in L1)
 //          ir: rows of the block in steps of MR  -> microkernel
+//            (the epilogue, if any, runs on each tile after the last K block)
 #include "gemm/gemm_driver.hpp"
 
 #include <omp.h>
@@ -176,6 +179,117 @@ void check_args(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std:
   if (m > 0 && n > 0 && k > 0 && (a == nullptr || b == nullptr)) fail("a or b is null");
 }
 
+
+/// The arguments of one gemm_run call.
+template <class T>
+struct Problem {
+  bool trans_a, trans_b;
+  std::int64_t m, n, k;
+  T alpha;
+  const T* a;
+  std::int64_t lda;
+  const T* b;
+  std::int64_t ldb;
+  T beta;
+  T* c;
+  std::int64_t ldc;
+  const GemmTileEpilogue<T>* ep;
+};
+
+/// A rectangle of C: rows [m0, m1), columns [n0, n1).
+struct Rect {
+  std::int64_t m0, m1, n0, n1;
+};
+
+/// Splits nt threads along one dimension only, for products too small to
+/// share a packed B panel (see gemm_rect): along n each thread packs all of
+/// A again, along m all of B, so split the dimension whose duplicated
+/// operand is smaller, provided it has a tile for every thread.
+Partition choose_split(int nt, std::int64_t m, std::int64_t n, int mr, int nr) {
+  const bool m_ok = ceil_div(m, mr) >= nt, n_ok = ceil_div(n, nr) >= nt;
+  // Duplicated packing: m*k (split n) versus k*n (split m).
+  const bool prefer_n = m < n;
+  if (prefer_n && n_ok) return {1, nt};
+  if (m_ok) return {nt, 1};
+  if (n_ok) return {1, nt};
+  return choose_partition(nt, m, n, mr, nr);
+}
+
+/// Even block length <= cap covering len, a multiple of unit.
+inline std::int64_t even_block(std::int64_t len, std::int64_t cap, int unit) {
+  const std::int64_t blocks = std::max<std::int64_t>(1, ceil_div(len, cap));
+  return std::min<std::int64_t>(round_up(ceil_div(len, blocks), unit), cap);
+}
+
+/// One thread computes the rectangle r of C on its own: its own B panel, its
+/// own A blocks, no synchronisation. Used alone (1 thread) or by every thread
+/// of a small product, where barriers would cost more than the duplicated
+/// packing of one operand.
+template <class T>
+void gemm_rect(const GemmKernel<T>& kr, const Problem<T>& g, std::int64_t kc_blk, const Rect& r,
+               T* bpack, T* apack, T* tmp) {
+  const int nr = kr.nr;
+  const std::int64_t mc = even_block(r.m1 - r.m0, kr.mc, kr.mr);
+  const std::int64_t ncb = even_block(r.n1 - r.n0, kr.nc, nr);
+  for (std::int64_t jc = r.n0; jc < r.n1; jc += ncb) {
+    const std::int64_t nc = std::min(ncb, r.n1 - jc);
+    const std::int64_t panels = ceil_div(nc, nr);
+    for (std::int64_t pc = 0; pc < g.k; pc += kc_blk) {
+      const std::int64_t kc = std::min(kc_blk, g.k - pc);
+      const bool last = pc + kc >= g.k;
+      const T beta_eff = pc == 0 ? g.beta : T(1);
+      for (std::int64_t q = 0; q < panels; ++q) {
+        const int cols = static_cast<int>(std::min<std::int64_t>(nr, nc - q * nr));
+        kr.pack_b(g.b, g.ldb, g.trans_b, pc, jc + q * nr, kc, cols, nr, bpack + q * nr * kc);
+      }
+      for (std::int64_t ic = r.m0; ic < r.m1; ic += mc) {
+        const std::int64_t mcur = std::min(mc, r.m1 - ic);
+        kr.pack_a(g.a, g.lda, g.trans_a, ic, pc, mcur, kc, kr.mr, apack);
+        macro_kernel(kr, mcur, nc, kc, g.alpha, apack, bpack, beta_eff, g.c + ic * g.ldc + jc,
+                     g.ldc, tmp, last, g.ep, ic, jc);
+      }
+    }
+  }
+}
+
+/// Called by every thread of the team: the B panel is packed by all threads
+/// together into one shared buffer, then each thread multiplies its own rows
+/// r.m0..r.m1 (and columns r.n0..r.n1) with it. Two barriers per K block.
+template <class T>
+void gemm_shared_b(const GemmKernel<T>& kr, const Problem<T>& g, std::int64_t kc_blk,
+                   const Rect& r, T* bpack, T* apack, T* tmp) {
+  const int nr = kr.nr;
+  const std::int64_t mc = even_block(r.m1 - r.m0, kr.mc, kr.mr);
+  const std::int64_t ncb = even_block(g.n, kr.nc, nr);
+  for (std::int64_t jc = 0; jc < g.n; jc += ncb) {
+    const std::int64_t nc = std::min(ncb, g.n - jc);
+    const std::int64_t panels = ceil_div(nc, nr);
+    for (std::int64_t pc = 0; pc < g.k; pc += kc_blk) {
+      const std::int64_t kc = std::min(kc_blk, g.k - pc);
+      const bool last = pc + kc >= g.k;
+      const T beta_eff = pc == 0 ? g.beta : T(1);
+
+#pragma omp for schedule(static)
+      for (std::int64_t q = 0; q < panels; ++q) {
+        const int cols = static_cast<int>(std::min<std::int64_t>(nr, nc - q * nr));
+        kr.pack_b(g.b, g.ldb, g.trans_b, pc, jc + q * nr, kc, cols, nr, bpack + q * nr * kc);
+      }
+      // (implicit barrier: B is packed)
+
+      const std::int64_t jlo = std::max(r.n0, jc), jhi = std::min(r.n1, jc + nc);
+      if (jlo < jhi) {
+        for (std::int64_t ic = r.m0; ic < r.m1; ic += mc) {
+          const std::int64_t mcur = std::min(mc, r.m1 - ic);
+          kr.pack_a(g.a, g.lda, g.trans_a, ic, pc, mcur, kc, kr.mr, apack);
+          macro_kernel(kr, mcur, jhi - jlo, kc, g.alpha, apack, bpack + (jlo - jc) * kc,
+                       beta_eff, g.c + ic * g.ldc + jlo, g.ldc, tmp, last, g.ep, ic, jlo);
+        }
+      }
+#pragma omp barrier
+    }
+  }
+}
+
 }  // namespace
 
 template <class T>
@@ -189,69 +303,46 @@ void gemm_run(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::i
     scale_c_and_finish(m, n, beta, c, ldc, ep, kr.mr, kr.nr);
     return;
   }
-
+  const Problem<T> g{trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ep};
   const int mr = kr.mr, nr = kr.nr;
-  const std::int64_t kc_max = std::min<std::int64_t>(kr.kc, k);
-  const std::int64_t nc_max = std::min<std::int64_t>(kr.nc, round_up(n, nr));
+  // K blocks of even depth (784 = 4 x 196, not 3 x 256 + 16: a thin last
+  // block pays the C update for little work), rounded to 8 for the packers.
+  const std::int64_t kc = std::min<std::int64_t>(
+      kr.kc, round_up(ceil_div(k, ceil_div(k, kr.kc)), 8));
 
-  int nt = get_num_threads();
-  if (static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) <
-      blocking::parallel_min_flops) {
-    nt = 1;
+  const double flops = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  int nt = flops < blocking::parallel_min_flops ? 1 : get_num_threads();
+  const bool shared_b = nt > 1 && flops >= blocking::shared_b_min_flops;
+  Partition part{1, 1};
+  if (shared_b) {
+    part = choose_partition(nt, m, n, mr, nr);
+  } else if (nt > 1) {
+    part = choose_split(nt, m, n, mr, nr);
   }
-  const Partition part = choose_partition(nt, m, n, mr, nr);
   nt = part.ways_m * part.ways_n;
 
   // All scratch is allocated here, by the calling thread, before the
-  // parallel region: nothing inside the region may throw.
-  const std::int64_t a_block = round_up(std::min<std::int64_t>(kr.mc, round_up(m, mr)), mr) * kc_max;
+  // parallel region: nothing inside the region may throw. Per thread: an A
+  // block and an edge tile; a B panel shared by all (shared_b) or one each.
+  const std::int64_t nc_cap = std::min<std::int64_t>(kr.nc, round_up(n, nr));
+  const std::int64_t a_block = round_up(std::min<std::int64_t>(kr.mc, round_up(m, mr)), mr) * kc;
   const std::int64_t a_stride = round_up(a_block + static_cast<std::int64_t>(mr) * nr, 16);
-  const std::int64_t b_size = round_up(nc_max * kc_max, 16);
-  T* const work = scratch<T>(static_cast<std::size_t>(b_size + nt * a_stride));
-  T* const bpack = work;
+  const std::int64_t b_size = round_up(nc_cap * kc, 16);
+  const int b_count = shared_b ? 1 : nt;
+  T* const work = scratch<T>(static_cast<std::size_t>(b_count * b_size + nt * a_stride));
 
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
     const int tid = omp_get_thread_num();
     const int tm = tid / part.ways_n, tn = tid % part.ways_n;
-    const std::int64_t m0 = split_point(m, mr, part.ways_m, tm);
-    const std::int64_t m1 = split_point(m, mr, part.ways_m, tm + 1);
-    const std::int64_t n0 = split_point(n, nr, part.ways_n, tn);
-    const std::int64_t n1 = split_point(n, nr, part.ways_n, tn + 1);
-    T* const apack = work + b_size + tid * a_stride;
+    const Rect r{split_point(m, mr, part.ways_m, tm), split_point(m, mr, part.ways_m, tm + 1),
+                 split_point(n, nr, part.ways_n, tn), split_point(n, nr, part.ways_n, tn + 1)};
+    T* const apack = work + b_count * b_size + tid * a_stride;
     T* const tmp = apack + a_block;
-
-    // Even mc for this thread's rows, so its last A block is not a sliver.
-    const std::int64_t my_m = m1 - m0;
-    const std::int64_t blocks_m = std::max<std::int64_t>(1, ceil_div(my_m, kr.mc));
-    const std::int64_t mc = std::min<std::int64_t>(round_up(ceil_div(my_m, blocks_m), mr), kr.mc);
-
-    for (std::int64_t jc = 0; jc < n; jc += kr.nc) {
-      const std::int64_t nc = std::min<std::int64_t>(kr.nc, n - jc);
-      const std::int64_t panels = ceil_div(nc, nr);
-      for (std::int64_t pc = 0; pc < k; pc += kr.kc) {
-        const std::int64_t kc = std::min<std::int64_t>(kr.kc, k - pc);
-        const bool last = pc + kc >= k;
-        const T beta_eff = pc == 0 ? beta : T(1);
-
-#pragma omp for schedule(static)
-        for (std::int64_t q = 0; q < panels; ++q) {
-          const int cols = static_cast<int>(std::min<std::int64_t>(nr, nc - q * nr));
-          kr.pack_b(b, ldb, trans_b, pc, jc + q * nr, kc, cols, nr, bpack + q * nr * kc);
-        }
-        // (implicit barrier: B is packed)
-
-        const std::int64_t jlo = std::max(n0, jc), jhi = std::min(n1, jc + nc);
-        if (jlo < jhi) {
-          for (std::int64_t ic = m0; ic < m1; ic += mc) {
-            const std::int64_t mcur = std::min(mc, m1 - ic);
-            kr.pack_a(a, lda, trans_a, ic, pc, mcur, kc, mr, apack);
-            macro_kernel(kr, mcur, jhi - jlo, kc, alpha, apack, bpack + (jlo - jc) * kc, beta_eff,
-                         c + ic * ldc + jlo, ldc, tmp, last, ep, ic, jlo);
-          }
-        }
-#pragma omp barrier
-      }
+    if (shared_b) {
+      gemm_shared_b(kr, g, kc, r, work, apack, tmp);
+    } else if (r.m0 < r.m1 && r.n0 < r.n1) {
+      gemm_rect(kr, g, kc, r, work + tid * b_size, apack, tmp);
     }
   }
 }
