@@ -94,7 +94,7 @@ class EarlyStopping(Callback):
 
     Args:
         monitor: a key of the epoch logs, e.g. ``"val_loss"`` or ``"val_accuracy"``.
-        patience: epochs without improvement to tolerate before stopping.
+        patience: stop after this many epochs in a row without improvement.
         min_delta: smallest change that counts as an improvement.
         mode: "min", "max", or "auto" (max for accuracies, else min).
         restore_best: put back the weights of the best epoch when training ends.
@@ -136,7 +136,7 @@ class EarlyStopping(Callback):
                 self._best_weights = [p.copy() for p in self.model.parameters()]
             return
         self._wait += 1
-        if self._wait > self.patience:
+        if self._wait >= self.patience:
             self.stopped_epoch = epoch
             self.model.stop_training = True
 
