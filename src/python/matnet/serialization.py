@@ -151,7 +151,7 @@ def _read_entry(zf: zipfile.ZipFile, name: str, shape: Tuple[int, ...], dtype: n
             data += piece
         if f.read(1):
             raise _Corrupt(f"entry {name!r} has data past its declared shape {tuple(shape)}")
-    arr = np.frombuffer(bytes(data), dtype=got_dtype)
+    arr = np.frombuffer(data, dtype=got_dtype)  # a bytearray: the array is writeable
     arr = arr.reshape(shape, order="F" if fortran else "C")
     return np.ascontiguousarray(arr, dtype=dtype)
 
