@@ -155,10 +155,13 @@ def test_public_header_compiles_alone(header: str, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def example_program(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """examples/embed configured against the installed package and built."""
+    """examples/embed configured against the installed package and built, as
+    the README says: -Dmatnet_DIR="$(python -m matnet --cmakedir)"."""
+    cmake_dir = _run([sys.executable, "-m", "matnet", "--cmakedir"]).stdout.strip()
+    assert Path(cmake_dir) == Path(mn.get_cmake_dir())
     build = tmp_path_factory.mktemp("embed-build")
     _run([CMAKE, "-S", str(EXAMPLE_DIR), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
-          f"-Dmatnet_DIR={mn.get_cmake_dir()}", f"-DCMAKE_CXX_COMPILER={CXX}"])
+          f"-Dmatnet_DIR={cmake_dir}", f"-DCMAKE_CXX_COMPILER={CXX}"])
     _run([CMAKE, "--build", str(build), "-j", "2"])
     program = build / "mlp_step"
     assert program.is_file()
