@@ -40,12 +40,8 @@ template <class T>
 void bias_act_tile(const void* ctx, T* c, std::int64_t ldc, std::int64_t i0, std::int64_t j0,
                    int rows, int cols) {
   const auto& e = *static_cast<const BiasActContext<T>*>(ctx);
-  const T* b = e.b != nullptr ? e.b + j0 : nullptr;
-  for (int r = 0; r < rows; ++r) {
-    T* cr = c + r * ldc;
-    T* zr = e.z != nullptr ? e.z + (i0 + r) * e.ldz + j0 : nullptr;
-    e.kernels->forward(cr, zr, cr, b, cols, e.act, e.slope);
-  }
+  e.kernels->forward_tile(c, ldc, e.z != nullptr ? e.z + i0 * e.ldz + j0 : nullptr, e.ldz,
+                          e.b != nullptr ? e.b + j0 : nullptr, rows, cols, e.act, e.slope);
 }
 
 bool overlaps(const void* a, std::int64_t a_bytes, const void* b, std::int64_t b_bytes) {

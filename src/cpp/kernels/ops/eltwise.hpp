@@ -22,6 +22,11 @@ template <class T>
 struct EltwiseKernels {
   /// v = x[i] + (b ? b[i] : 0); if z: z[i] = v; y[i] = act(v).
   void (*forward)(T* y, T* z, const T* x, const T* b, std::int64_t n, Activation act, T slope);
+  /// forward() over a rows x cols tile in place (x = y = c, row stride ldc),
+  /// with z (row stride ldz) and b as in forward(): the GEMM epilogue. One
+  /// call per tile keeps the activation's constants in registers across rows.
+  void (*forward_tile)(T* c, std::int64_t ldc, T* z, std::int64_t ldz, const T* b, int rows,
+                       int cols, Activation act, T slope);
   /// dx[i] = g[i] * act'(x[i]); if db_acc: db_acc[i] += dx[i].
   void (*backward)(T* dx, T* db_acc, const T* g, const T* x, std::int64_t n, Activation act,
                    T slope);

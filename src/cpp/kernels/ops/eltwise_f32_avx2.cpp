@@ -126,6 +126,13 @@ void forward_loop(float* y, float* z, const float* x, const float* b, std::int64
 }
 
 template <class F>
+void tile_loop(float* c, std::int64_t ldc, float* z, std::int64_t ldz, const float* b, int rows,
+               int cols, F fn) {
+  for (int r = 0; r < rows; ++r)
+    forward_loop(c + r * ldc, z != nullptr ? z + r * ldz : nullptr, c + r * ldc, b, cols, fn);
+}
+
+template <class F>
 void backward_loop(float* dx, float* db, const float* g, const float* x, std::int64_t n, F fn) {
   std::int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
@@ -152,6 +159,21 @@ void forward(float* y, float* z, const float* x, const float* b, std::int64_t n,
     case Activation::gelu: return forward_loop(y, z, x, b, n, Gelu{});
     case Activation::gelu_tanh: return forward_loop(y, z, x, b, n, GeluTanh{});
     case Activation::silu: return forward_loop(y, z, x, b, n, Silu{});
+  }
+}
+
+void forward_tile(float* c, std::int64_t ldc, float* z, std::int64_t ldz, const float* b,
+                  int rows, int cols, Activation act, float slope) {
+  switch (act) {
+    case Activation::identity: return tile_loop(c, ldc, z, ldz, b, rows, cols, Identity{});
+    case Activation::relu: return tile_loop(c, ldc, z, ldz, b, rows, cols, Relu{});
+    case Activation::leaky_relu:
+      return tile_loop(c, ldc, z, ldz, b, rows, cols, LeakyRelu{set1(slope)});
+    case Activation::sigmoid: return tile_loop(c, ldc, z, ldz, b, rows, cols, Sigmoid{});
+    case Activation::tanh: return tile_loop(c, ldc, z, ldz, b, rows, cols, Tanh{});
+    case Activation::gelu: return tile_loop(c, ldc, z, ldz, b, rows, cols, Gelu{});
+    case Activation::gelu_tanh: return tile_loop(c, ldc, z, ldz, b, rows, cols, GeluTanh{});
+    case Activation::silu: return tile_loop(c, ldc, z, ldz, b, rows, cols, Silu{});
   }
 }
 
@@ -211,7 +233,8 @@ double exp_sum(float* y, const float* x, std::int64_t n, float shift) {
 }  // namespace
 
 const EltwiseKernels<float>& eltwise_f32_avx2() {
-  static const EltwiseKernels<float> k{forward, backward, max_of, exp_sum, "eltwise_f32_avx2"};
+  static const EltwiseKernels<float> k{forward, forward_tile, backward, max_of, exp_sum,
+                                       "eltwise_f32_avx2"};
   return k;
 }
 

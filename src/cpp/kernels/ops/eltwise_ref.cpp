@@ -74,6 +74,13 @@ void backward(T* dx, T* db_acc, const T* g, const T* x, std::int64_t n, Activati
 }
 
 template <class T>
+void forward_tile(T* c, std::int64_t ldc, T* z, std::int64_t ldz, const T* b, int rows, int cols,
+                  Activation act, T slope) {
+  for (int r = 0; r < rows; ++r)
+    forward(c + r * ldc, z != nullptr ? z + r * ldz : nullptr, c + r * ldc, b, cols, act, slope);
+}
+
+template <class T>
 T max_of(const T* x, std::int64_t n) {
   T m = x[0];
   for (std::int64_t i = 1; i < n; ++i) m = x[i] > m ? x[i] : m;
@@ -94,13 +101,13 @@ double exp_sum(T* y, const T* x, std::int64_t n, T shift) {
 }  // namespace
 
 const EltwiseKernels<float>& eltwise_f32_generic() {
-  static const EltwiseKernels<float> k{forward<float>, backward<float>, max_of<float>,
+  static const EltwiseKernels<float> k{forward<float>, forward_tile<float>, backward<float>, max_of<float>,
                                        exp_sum<float>, "eltwise_f32_generic"};
   return k;
 }
 
 const EltwiseKernels<double>& eltwise_f64_generic() {
-  static const EltwiseKernels<double> k{forward<double>, backward<double>, max_of<double>,
+  static const EltwiseKernels<double> k{forward<double>, forward_tile<double>, backward<double>, max_of<double>,
                                         exp_sum<double>, "eltwise_f64_generic"};
   return k;
 }

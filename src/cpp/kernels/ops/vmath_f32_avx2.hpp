@@ -17,6 +17,7 @@
 #include <immintrin.h>
 
 #include <cfloat>
+#include <cmath>
 
 namespace matnet::detail::avx2 {
 
@@ -32,9 +33,15 @@ inline __m256 clamp_keep_nan(__m256 x, float lo, float hi) {
 
 /// exp(x): Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, Cephes' degree-6
 /// polynomial for e^r, then scaling by 2^n in two steps so that denormal
-/// results and overflow to +Inf come out right.
+/// results come out right. Lanes whose result is certainly 0 (x < -104) or
+/// +Inf (x > 88.8) are computed on a harmless stand-in and replaced at the
+/// end: an underflowing or overflowing multiply costs a microcode assist on
+/// many x86 cores, and GELU's exp(-x^2/2) underflows for most |x| > 14.
 inline __m256 exp_ps(__m256 x) {
-  const __m256 xc = _mm256_min_ps(_mm256_max_ps(x, set1(-104.0f)), set1(88.8f));
+  const __m256 zero = _mm256_setzero_ps();
+  const __m256 under = _mm256_cmp_ps(x, set1(-104.0f), _CMP_LT_OQ);
+  const __m256 over = _mm256_cmp_ps(x, set1(88.8f), _CMP_GT_OQ);
+  const __m256 xc = _mm256_blendv_ps(x, zero, _mm256_or_ps(under, over));
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, set1(1.44269504088896341f)),
                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(n, set1(0.693359375f), xc);
@@ -52,7 +59,9 @@ inline __m256 exp_ps(__m256 x) {
   const __m256i bias = _mm256_set1_epi32(127);
   const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
   const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
-  const __m256 res = _mm256_mul_ps(_mm256_mul_ps(y, s1), s2);
+  __m256 res = _mm256_mul_ps(_mm256_mul_ps(y, s1), s2);
+  res = _mm256_blendv_ps(res, zero, under);
+  res = _mm256_blendv_ps(res, set1(INFINITY), over);
   return _mm256_blendv_ps(res, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
 }
 
