@@ -32,6 +32,11 @@ inline constexpr Sizes f64_generic{4, 4, 64, 128, 2048};
 // OpenMP fork/join (a few microseconds) would cost more than it saves.
 inline constexpr double parallel_min_flops = 96.0 * 96.0 * 96.0;
 
+// A thread whose columns span at most this many NR-wide micro-panels reads
+// A in place (direct-A microkernels, where the ISA has them) instead of
+// packing it: each element of A would be used only that many times.
+inline constexpr int direct_a_max_panels = 2;
+
 // From this many multiply-adds on, threads share one packed B panel (packed
 // jointly, two barriers per K block); below it each thread packs what it
 // needs on its own and never waits (one duplicated operand costs less than

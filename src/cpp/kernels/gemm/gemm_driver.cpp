@@ -125,25 +125,24 @@ void scale_c_and_finish(std::int64_t m, std::int64_t n, T beta, T* c, std::int64
                 static_cast<int>(std::min<std::int64_t>(nr, n - j)));
 }
 
-/// Runs the microkernel over an mc x nc block of C from a packed A block and
-/// packed B micro-panels; edge tiles go through the scratch tile `tmp`.
-template <class T>
-void macro_kernel(const GemmKernel<T>& kr, std::int64_t mc, std::int64_t nc, std::int64_t kc,
-                  T alpha, const T* apack, const T* bpack, T beta, T* c, std::int64_t ldc,
-                  T* tmp, bool last, const GemmTileEpilogue<T>* ep, std::int64_t i0,
-                  std::int64_t j0) {
-  const int mr = kr.mr, nr = kr.nr;
+/// Walks an mc x nc block of C tile by tile (jr outer, so one packed B
+/// micro-panel stays in L1 while the A tiles stream past it). tile(ir, jr,
+/// beta, dst, ld) computes one MR x NR tile into dst; edge tiles go through
+/// the scratch tile `tmp` and only their valid part is merged into C. The
+/// epilogue runs on each tile after the last K block.
+template <class T, class TileFn>
+void macro_loop(int mr, int nr, std::int64_t mc, std::int64_t nc, T beta, T* c, std::int64_t ldc,
+                T* tmp, bool last, const GemmTileEpilogue<T>* ep, std::int64_t i0,
+                std::int64_t j0, const TileFn& tile) {
   for (std::int64_t jr = 0; jr < nc; jr += nr) {
     const int cols = static_cast<int>(std::min<std::int64_t>(nr, nc - jr));
-    const T* bp = bpack + jr * kc;
     for (std::int64_t ir = 0; ir < mc; ir += mr) {
       const int rows = static_cast<int>(std::min<std::int64_t>(mr, mc - ir));
-      const T* ap = apack + ir * kc;
       T* ct = c + ir * ldc + jr;
       if (rows == mr && cols == nr) {
-        kr.ukernel(kc, alpha, ap, bp, beta, ct, ldc);
+        tile(ir, jr, beta, ct, ldc);
       } else {
-        kr.ukernel(kc, alpha, ap, bp, T(0), tmp, nr);
+        tile(ir, jr, T(0), tmp, nr);
         for (int i = 0; i < rows; ++i) {
           T* ci = ct + i * ldc;
           const T* ti = tmp + i * nr;
@@ -157,6 +156,18 @@ void macro_kernel(const GemmKernel<T>& kr, std::int64_t mc, std::int64_t nc, std
       if (last && ep != nullptr) ep->apply(ep->ctx, ct, ldc, i0 + ir, j0 + jr, rows, cols);
     }
   }
+}
+
+/// macro_loop over a packed A block and packed B micro-panels.
+template <class T>
+void macro_kernel(const GemmKernel<T>& kr, std::int64_t mc, std::int64_t nc, std::int64_t kc,
+                  T alpha, const T* apack, const T* bpack, T beta, T* c, std::int64_t ldc,
+                  T* tmp, bool last, const GemmTileEpilogue<T>* ep, std::int64_t i0,
+                  std::int64_t j0) {
+  macro_loop(kr.mr, kr.nr, mc, nc, beta, c, ldc, tmp, last, ep, i0, j0,
+             [&](std::int64_t ir, std::int64_t jr, T b, T* dst, std::int64_t ld) {
+               kr.ukernel(kc, alpha, apack + ir * kc, bpack + jr * kc, b, dst, ld);
+             });
 }
 
 template <class T>
@@ -242,11 +253,32 @@ void gemm_rect(const GemmKernel<T>& kr, const Problem<T>& g, std::int64_t kc_blk
         const int cols = static_cast<int>(std::min<std::int64_t>(nr, nc - q * nr));
         kr.pack_b(g.b, g.ldb, g.trans_b, pc, jc + q * nr, kc, cols, nr, bpack + q * nr * kc);
       }
+      // Each A element meets `panels` B micro-panels: with few of them,
+      // packing A would cost about what the multiply does.
+      const bool direct = kr.ukernel_a_rows != nullptr && panels <= blocking::direct_a_max_panels;
       for (std::int64_t ic = r.m0; ic < r.m1; ic += mc) {
         const std::int64_t mcur = std::min(mc, r.m1 - ic);
-        kr.pack_a(g.a, g.lda, g.trans_a, ic, pc, mcur, kc, kr.mr, apack);
-        macro_kernel(kr, mcur, nc, kc, g.alpha, apack, bpack, beta_eff, g.c + ic * g.ldc + jc,
-                     g.ldc, tmp, last, g.ep, ic, jc);
+        T* const cblk = g.c + ic * g.ldc + jc;
+        if (!direct) {
+          kr.pack_a(g.a, g.lda, g.trans_a, ic, pc, mcur, kc, kr.mr, apack);
+          macro_kernel(kr, mcur, nc, kc, g.alpha, apack, bpack, beta_eff, cblk, g.ldc, tmp, last,
+                       g.ep, ic, jc);
+          continue;
+        }
+        // A read in place; only a partial last row panel is packed.
+        const std::int64_t full = mcur / kr.mr * kr.mr;
+        if (full < mcur) kr.pack_a(g.a, g.lda, g.trans_a, ic + full, pc, mcur - full, kc, kr.mr, apack);
+        const auto ukd = g.trans_a ? kr.ukernel_a_cols : kr.ukernel_a_rows;
+        macro_loop(kr.mr, nr, mcur, nc, beta_eff, cblk, g.ldc, tmp, last, g.ep, ic, jc,
+                   [&](std::int64_t ir, std::int64_t jr, T b, T* dst, std::int64_t ld) {
+                     if (ir < full) {
+                       const T* at = g.trans_a ? g.a + pc * g.lda + ic + ir
+                                               : g.a + (ic + ir) * g.lda + pc;
+                       ukd(kc, g.alpha, at, g.lda, bpack + jr * kc, b, dst, ld);
+                     } else {
+                       kr.ukernel(kc, g.alpha, apack, bpack + jr * kc, b, dst, ld);
+                     }
+                   });
       }
     }
   }

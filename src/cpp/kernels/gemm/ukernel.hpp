@@ -21,6 +21,14 @@
 // With beta == 0 the microkernel must not read C: it may hold NaN or garbage.
 // k may be 0 (then C = beta * C, or 0 when beta == 0).
 // A microkernel knows nothing of threads, blocking or edges.
+//
+// Optional "direct A" variants read a full MR-row tile of op(A) in place
+// instead of from a packed panel (B is still packed), for products too small
+// to amortise packing A:
+//   a_rows:  op(A)[i, p] = a[i*lda + p]    (A row-major, not transposed)
+//   a_cols:  op(A)[i, p] = a[p*lda + i]    (A stored transposed)
+// Same C contract; all MR rows of the tile must exist (the driver packs the
+// edge panel instead).
 #pragma once
 
 #include <cstdint>
@@ -33,8 +41,13 @@ template <class T>
 using gemm_ukernel_fn = void (*)(std::int64_t k, T alpha, const T* a, const T* b, T beta,
                                  T* c, std::int64_t ldc);
 
-/// A microkernel together with the block sizes tuned for it (see blocking.hpp)
-/// and the packing routines of the same ISA.
+template <class T>
+using gemm_ukernel_direct_fn = void (*)(std::int64_t k, T alpha, const T* a, std::int64_t lda,
+                                        const T* b, T beta, T* c, std::int64_t ldc);
+
+/// A microkernel together with the block sizes tuned for it (see blocking.hpp),
+/// the packing routines of the same ISA and, when it has them, the direct-A
+/// variants (null otherwise).
 template <class T>
 struct GemmKernel {
   int mr, nr;          // register tile
@@ -43,6 +56,8 @@ struct GemmKernel {
   const char* name;
   pack_a_fn<T> pack_a;
   pack_b_fn<T> pack_b;
+  gemm_ukernel_direct_fn<T> ukernel_a_rows = nullptr;
+  gemm_ukernel_direct_fn<T> ukernel_a_cols = nullptr;
 };
 
 // One per ISA and dtype; each defined in its own translation unit.
