@@ -248,6 +248,8 @@ def test_bad_inputs():
         mn.ops.gelu(x32, approximate="fast")
     with pytest.raises(ValueError, match="axis"):
         mn.ops.softmax(np.ones((2, 3)), axis=2)
+    with pytest.raises(TypeError):
+        mn.ops.softmax(np.ones((2, 3)), axis=0.5)
     with pytest.raises(ValueError, match="scalar"):
         mn.ops.softmax(np.float64(1.0))
     with pytest.raises(ValueError, match="same shape"):

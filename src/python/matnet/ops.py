@@ -8,6 +8,7 @@ read through their strides or copied once.
 
 from __future__ import annotations
 
+import operator
 from typing import Optional, Tuple
 
 import numpy as np
@@ -121,12 +122,12 @@ def silu(x: np.ndarray) -> np.ndarray:
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """``exp(x - max) / sum(exp(x - max))`` along ``axis`` (numerically stable)."""
-    return _core.softmax(x, int(axis), False)
+    return _core.softmax(x, operator.index(axis), False)
 
 
 def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """``x - max - log(sum(exp(x - max)))`` along ``axis`` (numerically stable)."""
-    return _core.softmax(x, int(axis), True)
+    return _core.softmax(x, operator.index(axis), True)
 
 
 def relu_backward(grad: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -161,12 +162,12 @@ def silu_backward(grad: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 def softmax_backward(grad: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
     """``y * (grad - sum(grad * y, axis))`` with y = ``softmax(x, axis)``, the forward output."""
-    return _core.softmax_backward(grad, y, int(axis), False)
+    return _core.softmax_backward(grad, y, operator.index(axis), False)
 
 
 def log_softmax_backward(grad: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
     """``grad - exp(y) * sum(grad, axis)`` with y = ``log_softmax(x, axis)``, the forward output."""
-    return _core.softmax_backward(grad, y, int(axis), True)
+    return _core.softmax_backward(grad, y, operator.index(axis), True)
 
 
 # ---------------------------------------------------------------- dense layer
