@@ -123,9 +123,6 @@ void check_out(const py::array& out, DType dt, const std::vector<py::ssize_t>& s
                const char* fn) {
   const bool dt_ok = (dt == DType::f32 && out.dtype().is(py::dtype::of<float>())) ||
                      (dt == DType::f64 && out.dtype().is(py::dtype::of<double>()));
-  std::string want = "(";
-  for (std::size_t i = 0; i < shape.size(); ++i) want += (i ? ", " : "") + std::to_string(shape[i]);
-  want += shape.size() == 1 ? ",)" : ")";
   if (!dt_ok) {
     throw py::value_error(std::string(fn) + ": out must have dtype " +
                           (dt == DType::f32 ? "float32" : "float64") + ", got " + dtype_str(out));
@@ -133,6 +130,10 @@ void check_out(const py::array& out, DType dt, const std::vector<py::ssize_t>& s
   bool shape_ok = out.ndim() == static_cast<py::ssize_t>(shape.size());
   for (std::size_t i = 0; shape_ok && i < shape.size(); ++i) shape_ok = out.shape(i) == shape[i];
   if (!shape_ok) {
+    // Built only on error: this check runs on every call with out=.
+    std::string want = "(";
+    for (std::size_t i = 0; i < shape.size(); ++i) want += (i ? ", " : "") + std::to_string(shape[i]);
+    want += shape.size() == 1 ? ",)" : ")";
     throw py::value_error(std::string(fn) + ": out must have shape " + want + ", got " +
                           shape_str(out));
   }
