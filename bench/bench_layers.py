@@ -8,7 +8,9 @@
 * Each activation forward and backward on 1e6 float32 elements (softmax:
   1000 rows of 1000), in GB/s (forward moves 2 arrays, backward 3).
 
-Prints times and ratios (>1: matnet faster); --json PATH, --plot PATH.
+Each case times its contenders round-robin (--rounds, median kept) so that
+load on a shared machine hits all of them alike. Prints times and ratios
+(>1: matnet faster); --json PATH, --plot PATH.
 
     python bench/bench_layers.py [--threads 1 2] [--quick] [--json out.json] [--plot out.png]
 """
@@ -32,6 +34,19 @@ import matnet as mn  # noqa: E402
 LAYERS = [(784, 256, "relu"), (256, 128, "relu"), (128, 10, None)]
 BATCHES = [32, 128, 512]
 K0 = math.sqrt(2.0 / math.pi)
+
+
+def time_interleaved(fns, args):
+    """Median seconds per call of each fn in ``fns`` (dict label -> fn). The
+    functions are timed in turn, ``args.rounds`` times round-robin, and the
+    median over rounds is kept: on a shared, noisy machine a burst of load then
+    hits every contender alike instead of whichever was being timed."""
+    samples = {k: [] for k in fns}
+    for _ in range(args.rounds):
+        for k, fn in fns.items():
+            harness.settle()
+            samples[k].append(harness.time_median(fn, repeat=args.repeat))
+    return {k: sorted(v)[len(v) // 2] for k, v in samples.items()}
 
 
 def np_act(name, z):
@@ -64,18 +79,8 @@ def bench_dense(args, torch, nt):
                 return x.T @ dz, dz.sum(0), dz @ w.T
 
             t = dict(layer=f"{k}->{m} {act or 'none'}", batch=n, threads=nt)
-            harness.settle()
-            t["mn_fwd_us"] = 1e6 * harness.time_median(lambda: mn.ops.dense_forward(x, w, b, act),
-                                                       repeat=args.repeat)
-            harness.settle()
-            t["np_fwd_us"] = 1e6 * harness.time_median(np_fwd, repeat=args.repeat)
-            harness.settle()
-            t["mn_bwd_us"] = 1e6 * harness.time_median(
-                lambda: mn.ops.dense_backward(g, x, w, z, act), repeat=args.repeat)
-            harness.settle()
-            t["np_bwd_us"] = 1e6 * harness.time_median(np_bwd, repeat=args.repeat)
-            t["fwd_vs_np"] = t["np_fwd_us"] / t["mn_fwd_us"]
-            t["bwd_vs_np"] = t["np_bwd_us"] / t["mn_bwd_us"]
+            fns = {"mn_fwd": lambda: mn.ops.dense_forward(x, w, b, act), "np_fwd": np_fwd,
+                   "mn_bwd": lambda: mn.ops.dense_backward(g, x, w, z, act), "np_bwd": np_bwd}
             if torch is not None:
                 tx = torch.tensor(x, requires_grad=True)
                 tw = torch.tensor(np.ascontiguousarray(w.T), requires_grad=True)  # (out, in)
@@ -83,21 +88,22 @@ def bench_dense(args, torch, nt):
                 tg = torch.tensor(g)
                 F = torch.nn.functional
 
-                def t_fwd():
+                def t_fwd(tx=tx, tw=tw, tb=tb):
                     with torch.no_grad():
                         o = F.linear(tx, tw, tb)
                         return F.relu(o) if act == "relu" else o
 
                 o = F.linear(tx, tw, tb)
                 o = F.relu(o) if act == "relu" else o
-
-                def t_bwd():
-                    return torch.autograd.grad(o, (tx, tw, tb), tg, retain_graph=True)
-
-                harness.settle()
-                t["torch_fwd_us"] = 1e6 * harness.time_median(t_fwd, repeat=args.repeat)
-                harness.settle()
-                t["torch_bwd_us"] = 1e6 * harness.time_median(t_bwd, repeat=args.repeat)
+                fns["torch_fwd"] = t_fwd
+                fns["torch_bwd"] = (lambda o=o, tx=tx, tw=tw, tb=tb, tg=tg:
+                                    torch.autograd.grad(o, (tx, tw, tb), tg, retain_graph=True))
+            times = time_interleaved(fns, args)
+            for key, sec in times.items():
+                t[key + "_us"] = 1e6 * sec
+            t["fwd_vs_np"] = t["np_fwd_us"] / t["mn_fwd_us"]
+            t["bwd_vs_np"] = t["np_bwd_us"] / t["mn_bwd_us"]
+            if torch is not None:
                 t["fwd_vs_torch"] = t["torch_fwd_us"] / t["mn_fwd_us"]
                 t["bwd_vs_torch"] = t["torch_bwd_us"] / t["mn_bwd_us"]
             rows.append(t)
@@ -156,14 +162,11 @@ def bench_activations(args, nt):
         g = g1.reshape(x.shape)
         y = mf(x)
         r = dict(activation=name, threads=nt)
-        harness.settle()
-        r["mn_fwd_us"] = 1e6 * harness.time_median(lambda: mf(x), repeat=args.repeat)
-        harness.settle()
-        r["np_fwd_us"] = 1e6 * harness.time_median(lambda: nf(x), repeat=args.repeat)
-        harness.settle()
-        r["mn_bwd_us"] = 1e6 * harness.time_median(lambda: mb(g, x, y), repeat=args.repeat)
-        harness.settle()
-        r["np_bwd_us"] = 1e6 * harness.time_median(lambda: nb(g, x, y), repeat=args.repeat)
+        times = time_interleaved({"mn_fwd": lambda: mf(x), "np_fwd": lambda: nf(x),
+                                  "mn_bwd": lambda: mb(g, x, y), "np_bwd": lambda: nb(g, x, y)},
+                                 args)
+        for key, sec in times.items():
+            r[key + "_us"] = 1e6 * sec
         r["mn_fwd_GBs"] = 2 * 4 * n / r["mn_fwd_us"] / 1e3
         r["np_fwd_GBs"] = 2 * 4 * n / r["np_fwd_us"] / 1e3
         r["mn_bwd_GBs"] = 3 * 4 * n / r["mn_bwd_us"] / 1e3
@@ -179,9 +182,13 @@ def main() -> None:
     harness.add_common_args(parser)
     parser.add_argument("--only", choices=["dense", "activations"], default=None,
                         help="run one part only")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="round-robin rounds per case; the median is reported (default 3, quick 1)")
     args = parser.parse_args()
     if args.repeat is None:
-        args.repeat = 5 if args.quick else 9
+        args.repeat = 5 if args.quick else 7
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 3
     env = harness.sanity_report()
     torch = harness.load_torch(args)
     dense_rows, act_rows = [], []
