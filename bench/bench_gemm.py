@@ -49,7 +49,7 @@ def square_cases(sizes):
     return [(f"square {n}", n, n, n, False, False) for n in sizes]
 
 
-def measure(case, dtype, torch, repeat, rng, nthreads):
+def measure(case, dtype, torch, repeat, rng, nthreads, rounds):
     label, m, n, k, ta, tb = case
     a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
     b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
@@ -76,23 +76,29 @@ def measure(case, dtype, torch, repeat, rng, nthreads):
     if not err <= 2 * tol:
         raise SystemExit(f"{label}: matnet and NumPy differ by {err:g} (> {2 * tol:g})")
     flop = 2.0 * m * n * k
-    # Interleave libraries over rounds so slow drifts in machine load hit all alike.
+    # Interleave libraries over rounds (alternating the order) so that slow
+    # drifts in machine load hit all alike; the ratio is the median of the
+    # per-round ratios, each from two measurements taken back to back.
     min_time = 0.01 if repeat <= 3 else 0.03
     times = {name: [] for name in fns}
-    for _ in range(3):
-        for name, fn in fns.items():
+    names = list(fns)
+    for rnd in range(rounds):
+        for name in (names if rnd % 2 == 0 else names[::-1]):
             if nthreads > 1:
                 harness.settle()
-            times[name].append(harness.time_median(fn, repeat=repeat, warmup=2, min_time=min_time))
+            times[name].append(harness.time_median(fns[name], repeat=repeat, warmup=2,
+                                                   min_time=min_time))
     row = {"case": label, "dtype": np.dtype(dtype).name, "m": m, "n": n, "k": k,
-           "trans": ("T" if ta else "N") + ("T" if tb else "N")}
+           "trans": ("T" if ta else "N") + ("T" if tb else "N"), "rounds": rounds}
     for name, ts in times.items():
         t = float(np.median(ts))
         row[f"{name}_s"] = t
         row[f"{name}_gflops"] = harness.gflops(flop, t)
-    row["ratio_np"] = row["numpy_s"] / row["matnet_s"]
+        row[f"{name}_best_gflops"] = harness.gflops(flop, min(ts))
+    row["ratio_np"] = float(np.median([tn / tm for tn, tm in zip(times["numpy"], times["matnet"])]))
     if "torch_s" in row:
-        row["ratio_torch"] = row["torch_s"] / row["matnet_s"]
+        row["ratio_torch"] = float(np.median([tt / tm for tt, tm in
+                                              zip(times["torch"], times["matnet"])]))
     return row
 
 
@@ -103,6 +109,8 @@ def main(argv=None) -> int:
                         choices=["float32", "float64"])
     parser.add_argument("--only", choices=["square", "mlp"], default=None,
                         help="run only one group of shapes")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved rounds per case (median of per-round ratios)")
     parser.add_argument("--sizes", type=int, nargs="+", default=None,
                         help="square sizes (default 64..2048; --quick: 64 256 1024)")
     args = parser.parse_args(argv)
@@ -128,7 +136,7 @@ def main(argv=None) -> int:
             block = []
             with harness.threads(nt, torch):
                 for case in cases:
-                    row = measure(case, dtype, torch, repeat, rng, nt)
+                    row = measure(case, dtype, torch, repeat, rng, nt, args.rounds)
                     row["threads"] = nt
                     block.append(row)
                     print(f"  {dtype_name} t={nt} {row['case']:<26} {row['matnet_gflops']:7.1f} GF/s "
