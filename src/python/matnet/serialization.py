@@ -251,7 +251,7 @@ def _load(zf: zipfile.ZipFile, compile: bool, max_bytes: int) -> Any:
     ]
     optimizer = None
     state = config["optimizer_state"]
-    if training is not None and compile or state is not None:
+    if (training is not None and compile) or state is not None:
         if training is None:
             raise _Corrupt("'optimizer_state' without 'training'")
         try:
