@@ -106,7 +106,9 @@ void register_losses(py::module_& m) {
       [](const py::object& pred, const py::object& target) {
         return pairwise_loss(
             "mse", "pred", "target", pred, target,
-            [](float* g, const float* a, const float* b, std::int64_t n) { return mse(g, a, b, n); },
+            [](float* g, const float* a, const float* b, std::int64_t n) {
+              return mse(g, a, b, n);
+            },
             [](double* g, const double* a, const double* b, std::int64_t n) {
               return mse(g, a, b, n);
             });

@@ -87,7 +87,8 @@ struct GeluTanh {
     const __m256 x2 = _mm256_mul_ps(xc, xc);
     const __m256 two_u =
         _mm256_mul_ps(set1(2.0f * k0), _mm256_fmadd_ps(set1(k1), _mm256_mul_ps(x2, xc), xc));
-    const __m256 two_du = _mm256_mul_ps(set1(2.0f * k0), _mm256_fmadd_ps(set1(3.0f * k1), x2, set1(1.0f)));
+    const __m256 two_du =
+        _mm256_mul_ps(set1(2.0f * k0), _mm256_fmadd_ps(set1(3.0f * k1), x2, set1(1.0f)));
     __m256 s, oms;
     avx2::sigmoid_ps(two_u, s, oms);
     return _mm256_fmadd_ps(_mm256_mul_ps(xc, _mm256_mul_ps(s, oms)), two_du, s);
@@ -142,9 +143,11 @@ void backward_loop(float* dx, float* db, const float* g, const float* x, std::in
   }
   if (i < n) {
     const __m256i m = tail_mask(n - i);
-    const __m256 d = _mm256_mul_ps(_mm256_maskload_ps(g + i, m), fn.d(_mm256_maskload_ps(x + i, m)));
+    const __m256 d =
+        _mm256_mul_ps(_mm256_maskload_ps(g + i, m), fn.d(_mm256_maskload_ps(x + i, m)));
     _mm256_maskstore_ps(dx + i, m, d);
-    if (db != nullptr) _mm256_maskstore_ps(db + i, m, _mm256_add_ps(_mm256_maskload_ps(db + i, m), d));
+    if (db != nullptr)
+      _mm256_maskstore_ps(db + i, m, _mm256_add_ps(_mm256_maskload_ps(db + i, m), d));
   }
 }
 

@@ -101,14 +101,14 @@ double exp_sum(T* y, const T* x, std::int64_t n, T shift) {
 }  // namespace
 
 const EltwiseKernels<float>& eltwise_f32_generic() {
-  static const EltwiseKernels<float> k{forward<float>, forward_tile<float>, backward<float>, max_of<float>,
-                                       exp_sum<float>, "eltwise_f32_generic"};
+  static const EltwiseKernels<float> k{forward<float>, forward_tile<float>, backward<float>,
+                                       max_of<float>, exp_sum<float>, "eltwise_f32_generic"};
   return k;
 }
 
 const EltwiseKernels<double>& eltwise_f64_generic() {
-  static const EltwiseKernels<double> k{forward<double>, forward_tile<double>, backward<double>, max_of<double>,
-                                        exp_sum<double>, "eltwise_f64_generic"};
+  static const EltwiseKernels<double> k{forward<double>, forward_tile<double>, backward<double>,
+                                        max_of<double>, exp_sum<double>, "eltwise_f64_generic"};
   return k;
 }
 

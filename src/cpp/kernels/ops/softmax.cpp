@@ -78,7 +78,10 @@ void softmax_impl(T* y, const T* x, std::int64_t outer, std::int64_t len, std::i
       s[j] = T(0);
     }
     for (std::int64_t i = 1; i < len; ++i)
-      for (std::int64_t j = 0; j < inner; ++j) m[j] = xo[i * inner + j] > m[j] ? xo[i * inner + j] : m[j];
+      for (std::int64_t j = 0; j < inner; ++j) {
+        const T v = xo[i * inner + j];
+        m[j] = v > m[j] ? v : m[j];
+      }
     for (std::int64_t i = 0; i < len; ++i) {
       const T* xr = xo + i * inner;
       T* dst = log ? tmp : yo + i * inner;
