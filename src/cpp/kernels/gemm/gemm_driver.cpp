@@ -2,8 +2,9 @@
 //
 // Assumptions, stated once:
 //   - all matrices row-major with unit column stride; op() applied by packing;
-//   - each thread owns a rectangle of C (edges on MR/NR boundaries) and packs
-//     the A rows of its rectangle into its own buffer;
+//   - each thread owns a rectangle of C (edges on MR/NR boundaries), or, for
+//     large products with many row blocks, takes row blocks dynamically; it
+//     packs the A rows it works on into its own buffer;
 //   - B panels (kc x nc, split into nr-wide micro-panels) are either packed
 //     by all threads together into one shared buffer (large products:
 //     gemm_shared_b, two barriers per K block) or by each thread for its own
@@ -285,13 +286,18 @@ void gemm_rect(const GemmKernel<T>& kr, const Problem<T>& g, std::int64_t kc_blk
 }
 
 /// Called by every thread of the team: the B panel is packed by all threads
-/// together into one shared buffer, then each thread multiplies its own rows
-/// r.m0..r.m1 (and columns r.n0..r.n1) with it. Two barriers per K block.
+/// together into one shared buffer, then multiplied by blocks of A rows.
+/// With dynamic_rows the row blocks (all of m) are handed out one at a time
+/// to whichever thread is free: on a busy machine a thread that loses its
+/// core for a while then does less of the work instead of holding up the
+/// barrier. Otherwise each thread takes its own rectangle r. Two barriers
+/// per K block.
 template <class T>
 void gemm_shared_b(const GemmKernel<T>& kr, const Problem<T>& g, std::int64_t kc_blk,
-                   const Rect& r, T* bpack, T* apack, T* tmp) {
+                   const Rect& r, bool dynamic_rows, T* bpack, T* apack, T* tmp) {
   const int nr = kr.nr;
-  const std::int64_t mc = even_block(r.m1 - r.m0, kr.mc, kr.mr);
+  const std::int64_t mc = even_block(dynamic_rows ? g.m : r.m1 - r.m0, kr.mc, kr.mr);
+  const std::int64_t row_blocks = ceil_div(g.m, mc);
   const std::int64_t ncb = even_block(g.n, kr.nc, nr);
   for (std::int64_t jc = 0; jc < g.n; jc += ncb) {
     const std::int64_t nc = std::min(ncb, g.n - jc);
@@ -301,13 +307,24 @@ void gemm_shared_b(const GemmKernel<T>& kr, const Problem<T>& g, std::int64_t kc
       const bool last = pc + kc >= g.k;
       const T beta_eff = pc == 0 ? g.beta : T(1);
 
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 4)
       for (std::int64_t q = 0; q < panels; ++q) {
         const int cols = static_cast<int>(std::min<std::int64_t>(nr, nc - q * nr));
         kr.pack_b(g.b, g.ldb, g.trans_b, pc, jc + q * nr, kc, cols, nr, bpack + q * nr * kc);
       }
       // (implicit barrier: B is packed)
 
+      if (dynamic_rows) {
+#pragma omp for schedule(dynamic, 1) nowait
+        for (std::int64_t blk = 0; blk < row_blocks; ++blk) {
+          const std::int64_t ic = blk * mc, mcur = std::min(mc, g.m - ic);
+          kr.pack_a(g.a, g.lda, g.trans_a, ic, pc, mcur, kc, kr.mr, apack);
+          macro_kernel(kr, mcur, nc, kc, g.alpha, apack, bpack, beta_eff, g.c + ic * g.ldc + jc,
+                       g.ldc, tmp, last, g.ep, ic, jc);
+        }
+#pragma omp barrier
+        continue;
+      }
       const std::int64_t jlo = std::max(r.n0, jc), jhi = std::min(r.n1, jc + nc);
       if (jlo < jhi) {
         for (std::int64_t ic = r.m0; ic < r.m1; ic += mc) {
@@ -345,6 +362,8 @@ void gemm_run(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::i
   const double flops = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
   int nt = flops < blocking::parallel_min_flops ? 1 : get_num_threads();
   const bool shared_b = nt > 1 && flops >= blocking::shared_b_min_flops;
+  // Enough A row blocks to deal out dynamically (see gemm_shared_b).
+  const bool dynamic_rows = shared_b && ceil_div(m, kr.mc) >= 2 * nt;
   Partition part{1, 1};
   if (shared_b) {
     part = choose_partition(nt, m, n, mr, nr);
@@ -376,7 +395,7 @@ void gemm_run(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::i
     T* const apack = work + b_count * b_size + tid * a_stride;
     T* const tmp = apack + a_block;
     if (shared_b) {
-      gemm_shared_b(kr, g, kc, r, work, apack, tmp);
+      gemm_shared_b(kr, g, kc, r, dynamic_rows, work, apack, tmp);
     } else if (r.m0 < r.m1 && r.n0 < r.n1) {
       gemm_rect(kr, g, kc, r, work + tid * b_size, apack, tmp);
     }
