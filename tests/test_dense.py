@@ -228,3 +228,23 @@ print("ok")
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("env", [{"OMP_THREAD_LIMIT": "1"}, {"OMP_DYNAMIC": "true"}], ids=str)
+def test_dense_correct_when_teams_come_out_smaller(env):
+    """The fused layer stays exact when OpenMP may give fewer threads than
+    get_num_threads() (thread limit, dynamic teams)."""
+    code = r"""
+import numpy as np, matnet as mn
+mn.set_num_threads(2)
+a = np.ones((300, 300), np.float32)
+y, z = mn.ops.dense_forward(a, a, None, "relu")
+dx, dw, db = mn.ops.dense_backward(a, a, a, z, "relu")
+assert (y == 300).all() and (dx == 300).all() and (dw == 300).all() and (db == 300).all()
+assert mn.get_num_threads() == 2
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, **env),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
