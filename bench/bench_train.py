@@ -7,8 +7,9 @@ CPU when installed, in one process, on synthetic MNIST-shaped data
 
 Measured, for batch 32, 128 and 512 and each thread count:
   * one training step (forward, loss, backward, optimizer update) on a
-    fixed batch: median of warm repeats; effective GFLOP/s counts the GEMM
-    work only (forward 3 products, backward 3 weight gradients + 2 input
+    fixed batch: libraries timed in alternating rounds (``--repeat`` rounds,
+    default 7), median time and median of the per-round ratios; effective
+    GFLOP/s counts the GEMM work only (forward 3 products, backward 3 weight gradients + 2 input
     gradients — the first layer's input gradient is not needed);
   * one epoch over ``--samples`` rows (shuffled, last batch partial), as
     ``fit`` runs it (matnet) and as the equivalent loop (NumPy, PyTorch).
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import sys
 
 import harness
@@ -230,21 +232,34 @@ def check_agreement(torch, opt, x, y):
                 raise SystemExit(f"{opt}: {name} parameter {i} differs from numpy after one step")
 
 
-def time_steps(nets, x, y, repeat):
-    times = {}
-    for name, net in nets.items():
-        harness.settle(0.2)
-        times[name] = harness.time_median(lambda: net.step(x, y), repeat=repeat, min_time=0.05)
-    return times
+def interleaved(fns, rounds, **timing):
+    """Median time per library, and per-round ratios, with libraries alternating.
+
+    The machine is shared and its load drifts within seconds, so each round
+    times every library once (rotating which goes first) and the ratios are
+    taken within a round, where all saw the same load; the medians over
+    rounds are reported.
+    """
+    names = list(fns)
+    per = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            harness.settle(0.1)
+            per[name].append(harness.time_median(fns[name], **timing))
+    times = {name: statistics.median(v) for name, v in per.items()}
+    ratios = {name: statistics.median(a / m for a, m in zip(per[name], per["matnet"]))
+              for name in names}
+    return times, ratios
 
 
-def time_epochs(nets, x, y, batch, repeat):
-    times = {}
-    for name, net in nets.items():
-        harness.settle(0.2)
-        times[name] = harness.time_median(lambda: net.epoch(x, y, batch, seed=1), repeat=repeat,
-                                          warmup=1, min_time=0.0)
-    return times
+def time_steps(nets, x, y, rounds):
+    fns = {name: (lambda net=net: net.step(x, y)) for name, net in nets.items()}
+    return interleaved(fns, rounds, repeat=3, warmup=1, min_time=0.02)
+
+
+def time_epochs(nets, x, y, batch, rounds):
+    fns = {name: (lambda net=net: net.epoch(x, y, batch, seed=1)) for name, net in nets.items()}
+    return interleaved(fns, rounds, repeat=1, warmup=0, min_time=0.0)
 
 
 def profile_matnet(x, y, repeat):
@@ -313,22 +328,22 @@ def main(argv=None) -> int:
                 for batch in batches:
                     xb, yb = x_all[:batch].copy(), y_all[:batch].copy()
                     nets = make_nets(torch, opt)
-                    step = time_steps(nets, xb, yb, repeat)
+                    step, ratio = time_steps(nets, xb, yb, repeat)
                     row = {"optimizer": opt, "batch": batch, "threads": nt}
                     for lib in libs:
                         row[f"{lib}_step_ms"] = step[lib] * 1e3
                         row[f"{lib}_gflops"] = harness.gflops(step_flop(batch), step[lib])
-                    row["step_x_numpy"] = step["numpy"] / step["matnet"]
+                    row["step_x_numpy"] = ratio["numpy"]
                     if torch is not None:
-                        row["step_x_torch"] = step["torch"] / step["matnet"]
+                        row["step_x_torch"] = ratio["torch"]
                     if not args.no_epoch:
-                        ep = time_epochs(make_nets(torch, opt), x_all, y_all, batch,
-                                         max(1, repeat // 2))
+                        ep, ratio = time_epochs(make_nets(torch, opt), x_all, y_all, batch,
+                                                max(3, repeat // 2))
                         for lib in libs:
                             row[f"{lib}_epoch_s"] = ep[lib]
-                        row["epoch_x_numpy"] = ep["numpy"] / ep["matnet"]
+                        row["epoch_x_numpy"] = ratio["numpy"]
                         if torch is not None:
-                            row["epoch_x_torch"] = ep["torch"] / ep["matnet"]
+                            row["epoch_x_torch"] = ratio["torch"]
                     rows.append(row)
                     print(f"  t={nt} {opt} b={batch}: matnet {row['matnet_step_ms']:.3f} ms/step, "
                           f"x{row['step_x_numpy']:.2f} numpy"
