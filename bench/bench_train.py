@@ -9,8 +9,9 @@ Measured, for batch 32, 128 and 512 and each thread count:
   * one training step (forward, loss, backward, optimizer update) on a
     fixed batch: libraries timed in alternating rounds (``--repeat`` rounds,
     default 7), median time and median of the per-round ratios; effective
-    GFLOP/s counts the GEMM work only (forward 3 products, backward 3 weight gradients + 2 input
-    gradients — the first layer's input gradient is not needed);
+    GFLOP/s counts the GEMM work only (forward 3 products, backward 3 weight
+    gradients + 2 input gradients; the first layer's input gradient is not
+    needed);
   * one epoch over ``--samples`` rows (shuffled, last batch partial), as
     ``fit`` runs it (matnet) and as the equivalent loop (NumPy, PyTorch).
 Before timing, one step from identical weights is checked to agree across
