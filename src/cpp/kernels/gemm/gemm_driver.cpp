@@ -296,7 +296,13 @@ template <class T>
 void gemm_shared_b(const GemmKernel<T>& kr, const Problem<T>& g, std::int64_t kc_blk,
                    const Rect& r, bool dynamic_rows, T* bpack, T* apack, T* tmp) {
   const int nr = kr.nr;
-  const std::int64_t mc = even_block(dynamic_rows ? g.m : r.m1 - r.m0, kr.mc, kr.mr);
+  // Dynamic: a multiple of nt row blocks, so that on an idle machine every
+  // thread still gets the same share (15 blocks on 2 threads would leave one
+  // idle for half a block).
+  const int nt = omp_get_num_threads();
+  const std::int64_t mc =
+      dynamic_rows ? round_up(ceil_div(g.m, round_up(ceil_div(g.m, kr.mc), nt)), kr.mr)
+                   : even_block(r.m1 - r.m0, kr.mc, kr.mr);
   const std::int64_t row_blocks = ceil_div(g.m, mc);
   const std::int64_t ncb = even_block(g.n, kr.nc, nr);
   for (std::int64_t jc = 0; jc < g.n; jc += ncb) {
