@@ -62,20 +62,14 @@ Operands operands(const char* fn, const py::object& param_obj, const py::object&
     if (!obj->is_none()) typed.emplace_back(name, &ops.states[i]);
     ++i;
   }
-  ops.dt = DType::f32;
-  {
-    bool first = true;
+  ops.dt = float_dtype(*typed[0].second, fn, typed[0].first);
+  bool mixed = false;
+  for (const auto& [name, arr] : typed) mixed = float_dtype(*arr, fn, name) != ops.dt || mixed;
+  if (mixed) {  // names built only now: str(dtype) runs Python code
     std::string names;
-    bool mixed = false;
-    for (const auto& [name, arr] : typed) {
-      const DType d = float_dtype(*arr, fn, name);
-      if (!first && d != ops.dt) mixed = true;
-      if (first) ops.dt = d;
-      first = false;
+    for (const auto& [name, arr] : typed)
       names += (names.empty() ? "" : ", ") + std::string(name) + "=" + dtype_str(*arr);
-    }
-    if (mixed)
-      throw py::type_error(std::string(fn) + ": arguments must share one dtype, got " + names);
+    throw py::type_error(std::string(fn) + ": arguments must share one dtype, got " + names);
   }
   require_inplace(ops.param, ops.param, fn, "param");
   bool same = ops.grad.ndim() == ops.param.ndim();
