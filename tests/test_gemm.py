@@ -299,6 +299,26 @@ def test_array_likes_and_results_dtype(rng):
     assert mn.ops.gemm(a, b).flags.c_contiguous
 
 
+def test_team_smaller_than_requested():
+    """OMP_THREAD_LIMIT=1 with 2 threads requested: the parallel region gets a
+    team of one, and the driver must still compute every tile (small, shared-B
+    static and shared-B dynamic products)."""
+    code = (
+        "import numpy as np, matnet as mn\n"
+        "mn.set_num_threads(2)\n"
+        "rng = np.random.default_rng(3)\n"
+        "for m, n, k in [(150, 170, 130), (200, 700, 600), (1000, 300, 300)]:\n"
+        "    a = rng.standard_normal((m, k)); b = rng.standard_normal((k, n))\n"
+        "    err = np.abs(mn.ops.matmul(a, b) - a @ b).max()\n"
+        "    assert err < 1e-9 * k, (m, n, k, err)\n"
+        "print('ok')\n"
+    )
+    env = dict(os.environ, OMP_THREAD_LIMIT="1")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
 # ----------------------------------------------------------------- bad input
 
 

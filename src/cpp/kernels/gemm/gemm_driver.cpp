@@ -370,12 +370,11 @@ void gemm_run(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::i
   const bool shared_b = nt > 1 && flops >= blocking::shared_b_min_flops;
   // Enough A row blocks to deal out dynamically (see gemm_shared_b).
   const bool dynamic_rows = shared_b && ceil_div(m, kr.mc) >= 2 * nt;
-  Partition part{1, 1};
-  if (shared_b) {
-    part = choose_partition(nt, m, n, mr, nr);
-  } else if (nt > 1) {
-    part = choose_split(nt, m, n, mr, nr);
-  }
+  auto partition_for = [&](int threads) -> Partition {
+    if (threads <= 1) return {1, 1};
+    return shared_b ? choose_partition(threads, m, n, mr, nr) : choose_split(threads, m, n, mr, nr);
+  };
+  const Partition part = partition_for(nt);
   nt = part.ways_m * part.ways_n;
 
   // All scratch is allocated here, by the calling thread, before the
@@ -394,10 +393,17 @@ void gemm_run(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::i
   }
 #pragma omp parallel num_threads(nt)
   {
+    // The team can be smaller than asked for (called inside another parallel
+    // region, OMP_THREAD_LIMIT, OMP_DYNAMIC): partition for the team that
+    // actually runs. Scratch was sized for nt >= team threads.
+    const int team = omp_get_num_threads();
+    const Partition p = team == nt ? part : partition_for(team);
     const int tid = omp_get_thread_num();
-    const int tm = tid / part.ways_n, tn = tid % part.ways_n;
-    const Rect r{split_point(m, mr, part.ways_m, tm), split_point(m, mr, part.ways_m, tm + 1),
-                 split_point(n, nr, part.ways_n, tn), split_point(n, nr, part.ways_n, tn + 1)};
+    const int tm = tid / p.ways_n, tn = tid % p.ways_n;
+    const Rect r = tid >= p.ways_m * p.ways_n
+                       ? Rect{0, 0, 0, 0}
+                       : Rect{split_point(m, mr, p.ways_m, tm), split_point(m, mr, p.ways_m, tm + 1),
+                              split_point(n, nr, p.ways_n, tn), split_point(n, nr, p.ways_n, tn + 1)};
     T* const apack = work + b_count * b_size + tid * a_stride;
     T* const tmp = apack + a_block;
     if (shared_b) {
