@@ -116,7 +116,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     env = harness.sanity_report()
     torch = harness.load_torch(args)
-    repeat = args.repeat or (3 if args.quick else 7)
+    repeat = args.repeat or (3 if args.quick else 5)
     cases = []
     if args.only in (None, "square"):
         cases += square_cases(args.sizes or (SQUARE_QUICK if args.quick else SQUARE))
