@@ -11,8 +11,10 @@
 //     | a00 | a01 | ... |  a0,k-1 |                 p=1:   ...
 //     | a10 | a11 | ... |         |   (MR rows)     ...
 //
-// Both panels are aligned to 64 bytes and fully populated: the packing code
-// pads edge panels with zeros, so the microkernel never sees a partial tile.
+// The B panel is aligned to 64 bytes (the AVX2 kernels load it with aligned
+// loads); A panels need no alignment. Both are fully populated: the packing
+// code pads edge panels with zeros, so the microkernel never sees a partial
+// tile.
 // Edge tiles of C (fewer than MR rows or NR columns left) are handled by the
 // driver, which lets the microkernel write a full tile to a scratch buffer
 // (with beta = 0) and merges the valid part itself.
