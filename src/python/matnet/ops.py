@@ -37,6 +37,15 @@ def matmul(
 
     Returns:
         The (m, n) product (``out`` when given).
+
+    Raises:
+        TypeError: an operand is not float32/float64, or the dtypes differ.
+        ValueError: an operand is not 2-D, the inner dimensions differ, or
+            ``out`` has the wrong shape/dtype, is not C-contiguous or is
+            read-only.
+
+    Runs with the GIL released, on up to :func:`matnet.get_num_threads`
+    threads (one for small products).
     """
     return _core.matmul(a, b, trans_a=trans_a, trans_b=trans_b, out=out)
 
@@ -57,7 +66,9 @@ def gemm(
     the operands' dtype; it is updated in place and returned. With ``beta == 0``
     the old contents of ``c`` are not read (NaN there does not propagate).
     Without ``c``, a new array ``alpha * op(a) @ op(b)`` is returned and
-    ``beta`` must be 0.
+    ``beta`` must be 0. With ``alpha == 0`` (or an inner dimension of 0)
+    ``a`` and ``b`` are not read. Arguments and errors otherwise as
+    :func:`matmul`; ``c`` may overlap ``a`` or ``b``.
     """
     return _core.gemm(a, b, c, alpha=alpha, beta=beta, trans_a=trans_a, trans_b=trans_b)
 
