@@ -349,3 +349,13 @@ def test_not_a_zip_but_an_npy(tmp_path):
     np.save(path.with_suffix(""), np.zeros(3))
     os.replace(str(path.with_suffix("")) + ".npy", path)
     _expect_invalid(path)
+
+
+def test_saved_file_honours_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        mn.Sequential([L.Dense(2, 2)]).save(tmp_path / "m.npz")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.npz").stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]  # no temporary left

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -99,10 +99,10 @@ def save_model(model: Any, path: "os.PathLike[str] | str", include_optimizer: bo
             for slot, arr in slots.items():
                 arrays[f"optimizer.{j}.{slot}"] = arr
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".matnet-", suffix=".npz", dir=directory)
+    # A fresh name beside the target (open() honours the umask, unlike mkstemp's 0600).
+    tmp = f"{path}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:
             np.savez(f, **arrays)
         os.replace(tmp, path)
     except BaseException:
