@@ -286,6 +286,7 @@ class Sequential:
         bar_factory = _progress_bar_factory() if verbose == 1 else None
         self.stop_training = False
         for cb in all_callbacks:
+            cb.model = self  # also for subclasses whose on_train_begin skips super()
             cb.on_train_begin(self)
         logs: Dict[str, float] = {}
         for epoch in range(int(epochs)):
