@@ -33,6 +33,8 @@ struct EltwiseKernels {
   /// max over x[0..n) (n >= 1); NaN handling is left to the caller's next
   /// step (exp_sum propagates NaN).
   T (*max)(const T* x, std::int64_t n);
+  /// sum of a[i] * b[i] (b null: sum of a[i]), accumulated in double.
+  double (*dot)(const T* a, const T* b, std::int64_t n);
   /// y[i] = exp(x[i] - shift) (y may be null: only the sum); returns the sum
   /// of the exp values, accumulated in double.
   double (*exp_sum)(T* y, const T* x, std::int64_t n, T shift);

@@ -210,6 +210,36 @@ float max_of(const float* x, std::int64_t n) {
   return _mm_cvtss_f32(h);
 }
 
+/// Adds the 8 float lanes of v, widened to double, into acc0/acc1.
+inline void add_wide(__m256 v, __m256d& acc0, __m256d& acc1) {
+  acc0 = _mm256_add_pd(acc0, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+  acc1 = _mm256_add_pd(acc1, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+}
+
+inline double hsum(__m256d acc0, __m256d acc1) {
+  alignas(32) double lanes[4];
+  _mm256_store_pd(lanes, _mm256_add_pd(acc0, acc1));
+  return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+}
+
+/// Products are formed in float (exact to 1 rounding) and summed in double.
+double dot(const float* a, const float* b, std::int64_t n) {
+  __m256d acc0 = _mm256_setzero_pd(), acc1 = _mm256_setzero_pd();
+  std::int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 v = _mm256_loadu_ps(a + i);
+    if (b != nullptr) v = _mm256_mul_ps(v, _mm256_loadu_ps(b + i));
+    add_wide(v, acc0, acc1);
+  }
+  if (i < n) {
+    const __m256i mask = tail_mask(n - i);
+    __m256 v = _mm256_maskload_ps(a + i, mask);  // masked lanes read as 0
+    if (b != nullptr) v = _mm256_mul_ps(v, _mm256_maskload_ps(b + i, mask));
+    add_wide(v, acc0, acc1);
+  }
+  return hsum(acc0, acc1);
+}
+
 double exp_sum(float* y, const float* x, std::int64_t n, float shift) {
   const __m256 sh = set1(shift);
   __m256d acc0 = _mm256_setzero_pd(), acc1 = _mm256_setzero_pd();
@@ -217,26 +247,22 @@ double exp_sum(float* y, const float* x, std::int64_t n, float shift) {
   for (; i + 8 <= n; i += 8) {
     const __m256 e = avx2::exp_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), sh));
     if (y != nullptr) _mm256_storeu_ps(y + i, e);
-    acc0 = _mm256_add_pd(acc0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
-    acc1 = _mm256_add_pd(acc1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    add_wide(e, acc0, acc1);
   }
   if (i < n) {
     const __m256i mask = tail_mask(n - i);
     __m256 e = avx2::exp_ps(_mm256_sub_ps(_mm256_maskload_ps(x + i, mask), sh));
     if (y != nullptr) _mm256_maskstore_ps(y + i, mask, e);
     e = _mm256_and_ps(e, _mm256_castsi256_ps(mask));  // masked lanes add 0
-    acc0 = _mm256_add_pd(acc0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
-    acc1 = _mm256_add_pd(acc1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    add_wide(e, acc0, acc1);
   }
-  alignas(32) double lanes[4];
-  _mm256_store_pd(lanes, _mm256_add_pd(acc0, acc1));
-  return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+  return hsum(acc0, acc1);
 }
 
 }  // namespace
 
 const EltwiseKernels<float>& eltwise_f32_avx2() {
-  static const EltwiseKernels<float> k{forward, forward_tile, backward, max_of, exp_sum,
+  static const EltwiseKernels<float> k{forward, forward_tile, backward, max_of, dot, exp_sum,
                                        "eltwise_f32_avx2"};
   return k;
 }

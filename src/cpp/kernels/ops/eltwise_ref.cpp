@@ -88,6 +88,17 @@ T max_of(const T* x, std::int64_t n) {
 }
 
 template <class T>
+double dot(const T* a, const T* b, std::int64_t n) {
+  double s = 0.0;
+  if (b == nullptr) {
+    for (std::int64_t i = 0; i < n; ++i) s += static_cast<double>(a[i]);
+  } else {
+    for (std::int64_t i = 0; i < n; ++i) s += static_cast<double>(a[i]) * static_cast<double>(b[i]);
+  }
+  return s;
+}
+
+template <class T>
 double exp_sum(T* y, const T* x, std::int64_t n, T shift) {
   double s = 0.0;
   for (std::int64_t i = 0; i < n; ++i) {
@@ -102,13 +113,13 @@ double exp_sum(T* y, const T* x, std::int64_t n, T shift) {
 
 const EltwiseKernels<float>& eltwise_f32_generic() {
   static const EltwiseKernels<float> k{forward<float>, forward_tile<float>, backward<float>,
-                                       max_of<float>, exp_sum<float>, "eltwise_f32_generic"};
+                                       max_of<float>, dot<float>, exp_sum<float>, "eltwise_f32_generic"};
   return k;
 }
 
 const EltwiseKernels<double>& eltwise_f64_generic() {
   static const EltwiseKernels<double> k{forward<double>, forward_tile<double>, backward<double>,
-                                        max_of<double>, exp_sum<double>, "eltwise_f64_generic"};
+                                        max_of<double>, dot<double>, exp_sum<double>, "eltwise_f64_generic"};
   return k;
 }
 

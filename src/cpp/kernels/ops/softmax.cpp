@@ -116,10 +116,8 @@ void softmax_backward_impl(T* dx, const T* g, const T* y, std::int64_t outer, st
       const T* gr = g + o * len;
       const T* yr = y + o * len;
       T* dr = dx + o * len;
-      double acc = 0.0;
       if (log) {
-        for (std::int64_t i = 0; i < len; ++i) acc += static_cast<double>(gr[i]);
-        const T sg = static_cast<T>(acc);
+        const T sg = static_cast<T>(k.dot(gr, nullptr, len));
         T buf[kBlock];
         for (std::int64_t i0 = 0; i0 < len; i0 += kBlock) {
           const std::int64_t nb = std::min(kBlock, len - i0);
@@ -127,9 +125,7 @@ void softmax_backward_impl(T* dx, const T* g, const T* y, std::int64_t outer, st
           for (std::int64_t i = 0; i < nb; ++i) dr[i0 + i] = gr[i0 + i] - buf[i] * sg;
         }
       } else {
-        for (std::int64_t i = 0; i < len; ++i)
-          acc += static_cast<double>(gr[i]) * static_cast<double>(yr[i]);
-        const T dot = static_cast<T>(acc);
+        const T dot = static_cast<T>(k.dot(gr, yr, len));
         for (std::int64_t i = 0; i < len; ++i) dr[i] = yr[i] * (gr[i] - dot);
       }
     });
