@@ -44,31 +44,6 @@ void bias_act_tile(const void* ctx, T* c, std::int64_t ldc, std::int64_t i0, std
                           e.b != nullptr ? e.b + j0 : nullptr, rows, cols, e.act, e.slope);
 }
 
-/// Lowers this thread's OpenMP thread count, for the scope, to what a new
-/// parallel region is sure to get: 1 inside the caller's active region (a
-/// nested region gets a team of one), 1 when OMP_DYNAMIC lets the runtime
-/// shrink teams, at most OMP_THREAD_LIMIT. The GEMM driver splits its work for
-/// get_num_threads() threads and would leave parts of C unwritten if the team
-/// came out smaller. Restores the setting on exit.
-class TeamSizeGuard {
- public:
-  TeamSizeGuard() : saved_(omp_get_max_threads()) {
-    int safe = std::min(saved_, omp_get_thread_limit());
-    if (omp_in_parallel() || omp_get_dynamic()) safe = 1;
-    changed_ = safe != saved_;
-    if (changed_) omp_set_num_threads(std::max(safe, 1));
-  }
-  ~TeamSizeGuard() {
-    if (changed_) omp_set_num_threads(saved_);
-  }
-  TeamSizeGuard(const TeamSizeGuard&) = delete;
-  TeamSizeGuard& operator=(const TeamSizeGuard&) = delete;
-
- private:
-  int saved_;
-  bool changed_;
-};
-
 bool overlaps(const void* a, std::int64_t a_bytes, const void* b, std::int64_t b_bytes) {
   if (a == nullptr || b == nullptr || a_bytes == 0 || b_bytes == 0) return false;
   const auto pa = reinterpret_cast<std::uintptr_t>(a), pb = reinterpret_cast<std::uintptr_t>(b);
@@ -110,7 +85,6 @@ void forward_impl(T* y, T* z, const T* x, const T* w, const T* b, std::int64_t n
       detail::fail(fn, std::string("y or z overlaps ") + names[i]);
   }
 
-  const TeamSizeGuard team_size_guard;
   const BiasActContext<T> ctx{&detail::eltwise_kernels<T>(), b, z, m, act, slope};
   const detail::GemmTileEpilogue<T> ep{&bias_act_tile<T>, &ctx};
   const bool need_epilogue = b != nullptr || z != nullptr || act != Activation::identity;
@@ -154,7 +128,6 @@ void backward_impl(T* dx, T* dw, T* db, const T* gy, const T* x, const T* w, con
         detail::fail(fn, "the outputs dx, dw, db overlap");
   }
 
-  const TeamSizeGuard team_size_guard;
   const std::int64_t ldk = std::max<std::int64_t>(1, k), ldm = std::max<std::int64_t>(1, m);
   auto gemm_dw = [&](const T* dz) {  // dw (K, M) = x^T (K, N) . dZ (N, M), x read transposed
     detail::gemm_run<T>(true, false, k, m, n, T(1), x, ldk, dz, ldm, T(0), dw, ldm, nullptr);
