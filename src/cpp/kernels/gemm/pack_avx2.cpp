@@ -7,7 +7,9 @@
 //     wants them interleaved (a[p*6 + r]);
 //   - B transposed: 16 (8) rows of B^T are contiguous in p, the panel wants
 //     them interleaved (b[p*NR + j]).
-// Partial panels (edge rows/columns) and the k tail go to the portable code.
+// Edge panels of a row-major B use masked loads; the other partial panels
+// (edge rows of A, edge columns of a transposed B) and the k tails go to the
+// portable code.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -123,6 +125,28 @@ void pack_b_rows(const T* b, std::int64_t ldb, std::int64_t kc, T* dst) {
   }
 }
 
+/// Edge panel of a row-major B: `valid` < 16 floats (8 doubles) per row, the
+/// rest zero. Masked loads never touch (or fault on) the columns past n.
+void pack_b_rows_edge(const float* b, std::int64_t ldb, std::int64_t kc, int valid, float* dst) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), lane);
+  const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid - 8), lane);
+  for (std::int64_t p = 0; p < kc; ++p) {
+    _mm256_store_ps(dst + p * 16, _mm256_maskload_ps(b + p * ldb, m0));
+    _mm256_store_ps(dst + p * 16 + 8, _mm256_maskload_ps(b + p * ldb + 8, m1));
+  }
+}
+
+void pack_b_rows_edge(const double* b, std::int64_t ldb, std::int64_t kc, int valid, double* dst) {
+  const __m256i lane = _mm256_setr_epi64x(0, 1, 2, 3);
+  const __m256i m0 = _mm256_cmpgt_epi64(_mm256_set1_epi64x(valid), lane);
+  const __m256i m1 = _mm256_cmpgt_epi64(_mm256_set1_epi64x(valid - 4), lane);
+  for (std::int64_t p = 0; p < kc; ++p) {
+    _mm256_store_pd(dst + p * 8, _mm256_maskload_pd(b + p * ldb, m0));
+    _mm256_store_pd(dst + p * 8 + 4, _mm256_maskload_pd(b + p * ldb + 4, m1));
+  }
+}
+
 /// Full 16-column panel of a transposed B (stored n x k): dst[p*16 + j] = b[j*ldb + p].
 void pack_b_cols(const float* b, std::int64_t ldb, std::int64_t kc, float* dst) {
   std::int64_t p = 0;
@@ -174,13 +198,19 @@ void pack_a_block_avx2(const T* a, std::int64_t lda, bool trans_a, std::int64_t 
 template <class T>
 void pack_b_panel_avx2(const T* b, std::int64_t ldb, bool trans_b, std::int64_t p0, std::int64_t j0,
                        std::int64_t kc, int nr_valid, int nr, T* dst) {
-  if (nr_valid == nr && nr * sizeof(T) == 64) {
-    if (trans_b) {
+  if (nr * sizeof(T) == 64) {
+    if (nr_valid == nr && trans_b) {
       pack_b_cols(b + j0 * ldb + p0, ldb, kc, dst);
-    } else {
-      pack_b_rows(b + p0 * ldb + j0, ldb, kc, dst);
+      return;
     }
-    return;
+    if (!trans_b) {
+      if (nr_valid == nr) {
+        pack_b_rows(b + p0 * ldb + j0, ldb, kc, dst);
+      } else {
+        pack_b_rows_edge(b + p0 * ldb + j0, ldb, kc, nr_valid, dst);
+      }
+      return;
+    }
   }
   pack_b_panel(b, ldb, trans_b, p0, j0, kc, nr_valid, nr, dst);
 }
