@@ -7,8 +7,10 @@ Measures C = op(A) @ op(B) for float32 and float64 on
     dW = X^T dZ (k x m @ m x n, A transposed) and dX = dZ W^T (m x n @ n x k,
     B transposed),
 on 1 and 2 threads (``--threads``). Prints GFLOP/s (2 m n k / time, median of
-warm repeats) and the ratio to NumPy measured alongside; ``--json`` / ``--plot``
-write the results. Every operand is prepared once; each library writes into
+warm repeats over ``--rounds`` interleaved rounds), the ratio to NumPy (median
+of per-round ratios) and, because noise on a shared machine only ever slows a
+run down, the ratio of the two best rounds; ``--json`` / ``--plot`` write the
+results. Every operand is prepared once; each library writes into
 its own preallocated output where it can, so allocation is not timed.
 
     python bench/bench_gemm.py --quick          # smoke run, seconds
