@@ -12,7 +12,6 @@
 // portable code.
 #include <immintrin.h>
 
-#include <algorithm>
 
 #include "gemm/blocking.hpp"
 #include "gemm/pack.hpp"
