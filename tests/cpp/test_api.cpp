@@ -150,7 +150,8 @@ void test_gemm_bad_arguments_throw_and_write_nothing() {
       matnet::gemm(ta, tb, m, n, k, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, cp, ldc);
     };
   };
-  using E = std::invalid_argument;
+  using E = matnet::invalid_argument;  // errors.hpp: one type for every function
+  CHECK(throws<std::invalid_argument>(call(false, false, -1, 2, 2, 2, 2, 2, c.data())));
   CHECK(throws<E>(call(false, false, -1, 2, 2, 2, 2, 2, c.data())));  // negative m
   CHECK(throws<E>(call(false, false, 2, 2, -3, 2, 2, 2, c.data())));  // negative k
   CHECK(throws<E>(call(false, false, 2, 3, 4, 3, 3, 3, c.data())));   // lda < k
@@ -221,7 +222,7 @@ void test_activation_names_round_trip() {
 // ------------------------------------------------------------ runtime
 
 void test_threads_are_per_calling_thread() {
-  CHECK(throws<std::invalid_argument>([] { matnet::set_num_threads(0); }));
+  CHECK(throws<matnet::invalid_argument>([] { matnet::set_num_threads(0); }));
   const int before = matnet::get_num_threads();
   CHECK(before >= 1);
   int inside = 0;

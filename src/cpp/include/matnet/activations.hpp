@@ -34,15 +34,10 @@
 #include <stdexcept>
 #include <string>
 
+#include "matnet/errors.hpp"
 #include "matnet/export.hpp"
 
 namespace matnet {
-
-/// The exception type every matnet function throws for bad arguments.
-class MATNET_API invalid_argument : public std::invalid_argument {
- public:
-  using std::invalid_argument::invalid_argument;
-};
 
 /// Element-wise activation functions. `z` is the input, `y` the output.
 enum class Activation {

@@ -15,13 +15,14 @@
 // Aliasing: C must not overlap A or B. A and B may overlap each other.
 // Threads: the call runs on up to get_num_threads() OpenMP threads (fewer for
 // small products) and is safe to make concurrently from several threads on
-// distinct C. Errors: std::invalid_argument for negative sizes, too-small
+// distinct C. Errors: matnet::invalid_argument (errors.hpp) for negative sizes, too-small
 // leading dimensions or null pointers where data must be read or written;
 // std::runtime_error if the kernel path requested by MATNET_ISA is unavailable.
 #pragma once
 
 #include <cstdint>
 
+#include "matnet/errors.hpp"
 #include "matnet/export.hpp"
 
 namespace matnet {

@@ -9,13 +9,17 @@
 // losses.hpp       cross_entropy, mse, binary_cross_entropy (loss + gradient)
 // optim.hpp        sgd_update, adam_update (Adam/AdamW), rmsprop_update
 //
-// Errors: bad arguments throw exceptions derived from std::invalid_argument
-// (matnet::invalid_argument for the NN kernels); an unavailable ISA forced by
-// MATNET_ISA throws std::runtime_error.
+// errors.hpp       matnet::invalid_argument (derived from std::invalid_argument),
+//                  thrown by every function for bad arguments; an unavailable
+//                  ISA forced by MATNET_ISA throws std::runtime_error.
+//
+// Pointers need only the alignment of their element type. Every function may
+// be called concurrently from several threads on distinct outputs.
 #pragma once
 
 #include "matnet/activations.hpp"
 #include "matnet/dense.hpp"
+#include "matnet/errors.hpp"
 #include "matnet/gemm.hpp"
 #include "matnet/losses.hpp"
 #include "matnet/optim.hpp"

@@ -9,6 +9,7 @@
 
 #include <string>
 
+#include "matnet/errors.hpp"
 #include "matnet/export.hpp"
 
 namespace matnet {
@@ -35,7 +36,7 @@ MATNET_API bool cpu_supports(Isa isa);
 MATNET_API int get_num_threads();
 
 /// Set the number of OpenMP threads for calls made from the calling thread.
-/// Throws std::invalid_argument if n < 1.
+/// Throws matnet::invalid_argument if n < 1.
 MATNET_API void set_num_threads(int n);
 
 }  // namespace matnet

@@ -33,6 +33,7 @@
 #include "gemm/blocking.hpp"
 #include "gemm/pack.hpp"
 #include "gemm/ukernel.hpp"
+#include "matnet/errors.hpp"
 #include "matnet/runtime.hpp"
 
 namespace matnet::detail {
@@ -175,7 +176,7 @@ template <class T>
 void check_args(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k,
                 const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T* c,
                 std::int64_t ldc) {
-  auto fail = [](const std::string& what) { throw std::invalid_argument("matnet::gemm: " + what); };
+  auto fail = [](const std::string& what) { throw matnet::invalid_argument("matnet::gemm: " + what); };
   if (m < 0 || n < 0 || k < 0) {
     fail("sizes must be >= 0, got m=" + std::to_string(m) + " n=" + std::to_string(n) +
          " k=" + std::to_string(k));
