@@ -97,8 +97,10 @@ void pack_a6_cols(const float* a, std::int64_t lda, std::int64_t kc, float* dst)
   for (std::int64_t p = 0; p < kc; ++p) {
     const float* s = a + p * lda;
     _mm_storeu_ps(dst + p * 6, _mm_loadu_ps(s));
-    _mm_storel_pi(reinterpret_cast<__m64*>(dst + p * 6 + 4),
-                  _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(s + 4))));
+    // Two floats at s + 4 are only 4-byte aligned: a 64-bit integer load
+    // (unaligned, may-alias in GCC's definition) rather than _mm_load_sd.
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(dst + p * 6 + 4),
+                     _mm_loadl_epi64(reinterpret_cast<const __m128i*>(s + 4)));
   }
 }
 
