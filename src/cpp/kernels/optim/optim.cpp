@@ -8,10 +8,22 @@
 #include <string>
 
 #include "ops/common.hpp"
+#include "optim/optim_loops.hpp"
 
 namespace matnet {
 
 namespace {
+
+using detail::AdamScalars;
+
+/// The loops of the build the CPU runs: AVX2 when active, else portable.
+template <class T>
+const detail::OptimLoops<T>& loops() {
+  static constexpr detail::OptimLoops<T> generic = detail::make_optim_loops<T>();
+  if (active_isa() != Isa::avx2) return generic;
+  if constexpr (sizeof(T) == 4) return detail::optim_loops_avx2_f32();
+  else return detail::optim_loops_avx2_f64();
+}
 
 void require_param(const char* fn, const char* name, double v, bool ok) {
   if (!ok) detail::fail(fn, std::string("invalid ") + name + "=" + std::to_string(v));
@@ -24,85 +36,6 @@ void require_param(const char* fn, const char* name, double v, bool ok) {
 /// 49.2 us (Adam's sqrt and divide make it partly compute-bound), SGD with
 /// momentum at n = 8192 (128 KiB) 7.6 vs 7.4 us, i.e. break-even there.
 constexpr std::int64_t kOptimParallelMinBytes = std::int64_t{1} << 17;
-
-// The update loops. Each is a free function over one range [b, e) with the
-// hyper-parameters passed by value, the arrays __restrict__ (the API forbids
-// overlap) and the option branches lifted into template flags, so that the
-// compiler vectorises the loop body: a lambda that captures the settings by
-// reference and tests them per element did not vectorise, and ran 5-8x
-// slower. Only IEEE add/mul/div/sqrt are used, element by element in
-// torch's order: the vector code gives the scalar code's bits.
-
-template <class T, bool kWd, bool kMom, bool kNesterov, bool kFirst>
-void sgd_range(T* __restrict p, T* __restrict buf, const T* __restrict g, std::int64_t b,
-               std::int64_t e, T lr, T wd, T mom, T damp) {
-  for (std::int64_t i = b; i < e; ++i) {
-    T d = g[i];
-    if constexpr (kWd) d = d + wd * p[i];
-    if constexpr (kMom) {
-      T v;
-      if constexpr (kFirst) v = d;
-      else v = mom * buf[i] + damp * d;
-      buf[i] = v;
-      if constexpr (kNesterov) d = d + mom * v;
-      else d = v;
-    }
-    p[i] = p[i] - lr * d;
-  }
-}
-
-/// The hyper-parameters of one Adam step, rounded to T.
-template <class T>
-struct AdamScalars {
-  T step_size, bc2_sqrt, one_m_b1, b2, one_m_b2, eps, wd, decay;
-};
-
-/// kDecay: 0 none, 1 L2 (added to the gradient), 2 decoupled (AdamW).
-template <class T, int kDecay>
-void adam_range(T* __restrict p, T* __restrict m, T* __restrict v, const T* __restrict g,
-                std::int64_t b, std::int64_t e, const AdamScalars<T> s) {
-  const T step_size = s.step_size, bc2_sqrt = s.bc2_sqrt, one_m_b1 = s.one_m_b1;
-  const T b2 = s.b2, one_m_b2 = s.one_m_b2, eps = s.eps, wd = s.wd, decay = s.decay;
-  for (std::int64_t i = b; i < e; ++i) {
-    T pi = p[i];
-    T gi = g[i];
-    if constexpr (kDecay == 2) pi = pi * decay;
-    if constexpr (kDecay == 1) gi = gi + wd * pi;
-    const T mi = m[i] + (gi - m[i]) * one_m_b1;
-    const T vi = v[i] * b2 + one_m_b2 * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    const T denom = std::sqrt(vi) / bc2_sqrt + eps;
-    p[i] = pi - step_size * (mi / denom);
-  }
-}
-
-template <class T, bool kWd, bool kCentered, bool kMom>
-void rmsprop_range(T* __restrict p, T* __restrict sq, T* __restrict buf, T* __restrict ga,
-                   const T* __restrict g, std::int64_t b, std::int64_t e, T lr, T alpha,
-                   T one_m_alpha, T eps, T wd, T mom) {
-  for (std::int64_t i = b; i < e; ++i) {
-    T gi = g[i];
-    if constexpr (kWd) gi = gi + wd * p[i];
-    const T s = sq[i] * alpha + one_m_alpha * gi * gi;
-    sq[i] = s;
-    T avg;
-    if constexpr (kCentered) {
-      const T a = ga[i] + (gi - ga[i]) * one_m_alpha;
-      ga[i] = a;
-      avg = std::sqrt(s - a * a) + eps;
-    } else {
-      avg = std::sqrt(s) + eps;
-    }
-    if constexpr (kMom) {
-      const T bi = buf[i] * mom + gi / avg;
-      buf[i] = bi;
-      p[i] = p[i] - lr * bi;
-    } else {
-      p[i] = p[i] - lr * (gi / avg);
-    }
-  }
-}
 
 /// Threads for an update pass over n elements touching `streams` arrays
 /// (each read or written once): 1 below kOptimParallelMinBytes, where the
@@ -130,17 +63,8 @@ void sgd_impl(T* p, T* buf, const T* g, std::int64_t n, const SgdOptions& o, boo
   const T lr = static_cast<T>(o.lr), wd = static_cast<T>(o.weight_decay);
   const T mom = static_cast<T>(o.momentum), damp = static_cast<T>(1.0 - o.dampening);
   const bool use_wd = wd != T(0), nesterov = o.nesterov;
-  using Range = void (*)(T*, T*, const T*, std::int64_t, std::int64_t, T, T, T, T);
-  // [weight decay][momentum: 0 none, 1 first step, 2 later; x2 for nesterov]
-  static constexpr Range table[2][5] = {
-      {sgd_range<T, false, false, false, false>, sgd_range<T, false, true, false, true>,
-       sgd_range<T, false, true, false, false>, sgd_range<T, false, true, true, true>,
-       sgd_range<T, false, true, true, false>},
-      {sgd_range<T, true, false, false, false>, sgd_range<T, true, true, false, true>,
-       sgd_range<T, true, true, false, false>, sgd_range<T, true, true, true, true>,
-       sgd_range<T, true, true, true, false>}};
   const int mom_kind = !use_mom ? 0 : (nesterov ? 2 : 0) + (first ? 1 : 2);
-  const Range range = table[use_wd][mom_kind];
+  const detail::SgdRange<T> range = loops<T>().sgd[use_wd][mom_kind];
   detail::parallel_split(n, optim_threads(n, use_mom ? 5 : 3, sizeof(T)), 64,
                          [=](std::int64_t b, std::int64_t e) {
                            range(p, buf, g, b, e, lr, wd, mom, damp);
@@ -175,10 +99,8 @@ void adam_impl(T* p, T* m, T* v, const T* g, std::int64_t n, std::int64_t step,
   s.eps = static_cast<T>(o.eps);
   s.wd = static_cast<T>(o.weight_decay);
   s.decay = static_cast<T>(1.0 - o.lr * o.weight_decay);
-  using Range = void (*)(T*, T*, T*, const T*, std::int64_t, std::int64_t, AdamScalars<T>);
-  const Range range = s.wd == T(0) ? adam_range<T, 0>
-                      : o.decoupled ? adam_range<T, 2>
-                                    : adam_range<T, 1>;
+  const detail::AdamRange<T> range =
+      loops<T>().adam[s.wd == T(0) ? 0 : o.decoupled ? 2 : 1];
   detail::parallel_split(n, optim_threads(n, 7, sizeof(T)), 64,
                          [=](std::int64_t b, std::int64_t e) { range(p, m, v, g, b, e, s); });
 }
@@ -203,14 +125,7 @@ void rmsprop_impl(T* p, T* sq, T* buf, T* ga, const T* g, std::int64_t n,
   const T lr = static_cast<T>(o.lr), alpha = static_cast<T>(o.alpha);
   const T one_m_alpha = static_cast<T>(1.0 - o.alpha), eps = static_cast<T>(o.eps);
   const T wd = static_cast<T>(o.weight_decay), mom = static_cast<T>(o.momentum);
-  using Range = void (*)(T*, T*, T*, T*, const T*, std::int64_t, std::int64_t, T, T, T, T, T, T);
-  // [weight decay][centered][momentum]
-  static constexpr Range table[2][2][2] = {
-      {{rmsprop_range<T, false, false, false>, rmsprop_range<T, false, false, true>},
-       {rmsprop_range<T, false, true, false>, rmsprop_range<T, false, true, true>}},
-      {{rmsprop_range<T, true, false, false>, rmsprop_range<T, true, false, true>},
-       {rmsprop_range<T, true, true, false>, rmsprop_range<T, true, true, true>}}};
-  const Range range = table[wd != T(0)][centered][use_mom];
+  const detail::RmspropRange<T> range = loops<T>().rmsprop[wd != T(0)][centered][use_mom];
   const std::int64_t streams = 5 + (use_mom ? 2 : 0) + (centered ? 2 : 0);
   detail::parallel_split(n, optim_threads(n, streams, sizeof(T)), 64,
                          [=](std::int64_t b, std::int64_t e) {
