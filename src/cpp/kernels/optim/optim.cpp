@@ -31,10 +31,12 @@ void require_param(const char* fn, const char* name, double v, bool ok) {
 
 /// Bytes moved by an update pass (elements x arrays read or written x size)
 /// from which it is split over threads. Measured on Zen 3, 2 threads, float32,
-/// medians of 4 interleaved runs: with a 1 MiB threshold vs this 128 KiB one,
-/// Adam at n = 8192 / 32768 / 65536 ran 16.0 / 46.8 / 64.6 us vs 10.6 / 29.7 /
-/// 49.2 us (Adam's sqrt and divide make it partly compute-bound), SGD with
-/// momentum at n = 8192 (128 KiB) 7.6 vs 7.4 us, i.e. break-even there.
+/// portable (SSE2) loops, medians of 4 interleaved runs: with a 1 MiB threshold
+/// vs this 128 KiB one, Adam at n = 8192 / 32768 / 65536 ran 16.0 / 46.8 / 64.6
+/// us vs 10.6 / 29.7 / 49.2 us (its sqrt and divides make it partly
+/// compute-bound), SGD with momentum at n = 8192 (160 KiB) 7.6 vs 7.4 us, i.e.
+/// break-even there. With the AVX2 loops Adam at n = 32768 still gains from
+/// the second thread (23.5 -> 18.7 us).
 constexpr std::int64_t kOptimParallelMinBytes = std::int64_t{1} << 17;
 
 /// Threads for an update pass over n elements touching `streams` arrays
