@@ -34,6 +34,17 @@ void require_shape2(const py::array& a, std::int64_t r, std::int64_t c, const ch
   }
 }
 
+/// x (N, K) and w (K, M), else ValueError naming both shapes.
+void check_x_w(const py::array& x, const py::array& w, const char* fn) {
+  require_ndim(x, 2, fn, "x");
+  require_ndim(w, 2, fn, "w");
+  if (w.shape(0) != x.shape(1)) {
+    throw py::value_error(std::string(fn) + ": x of shape " + shape_str(x) + " and w of shape " +
+                          shape_str(w) + " do not fit: w must have x.shape[1] = " +
+                          std::to_string(x.shape(1)) + " rows");
+  }
+}
+
 template <class T>
 const T* ptr(const py::array& a) {
   return static_cast<const T*>(a.data());
@@ -55,14 +66,8 @@ py::tuple dense_forward_py(const py::object& x_obj, const py::object& w_obj,
   if (has_b) b = to_array(b_obj, fn, "b");
   const DType dt = has_b ? common_float_dtype({{"x", &x}, {"w", &w}, {"b", &b}}, fn)
                          : common_float_dtype({{"x", &x}, {"w", &w}}, fn);
-  require_ndim(x, 2, fn, "x");
-  require_ndim(w, 2, fn, "w");
+  check_x_w(x, w, fn);
   const std::int64_t n = x.shape(0), k = x.shape(1), m = w.shape(1);
-  if (w.shape(0) != k) {
-    throw py::value_error(std::string(fn) + ": x of shape " + shape_str(x) + " and w of shape " +
-                          shape_str(w) + " do not fit: w must have x.shape[1] = " +
-                          std::to_string(k) + " rows");
-  }
   if (has_b && (b.ndim() != 1 || b.shape(0) != m)) {
     throw py::value_error(std::string(fn) + ": b must have shape (" + std::to_string(m) +
                           ",) to match w of shape " + shape_str(w) + ", got " + shape_str(b));
@@ -106,14 +111,8 @@ py::tuple dense_backward_py(const py::object& gy_obj, const py::object& x_obj,
   const DType dt =
       has_z ? common_float_dtype({{"grad_y", &gy}, {"x", &x}, {"w", &w}, {"z", &z}}, fn)
             : common_float_dtype({{"grad_y", &gy}, {"x", &x}, {"w", &w}}, fn);
-  require_ndim(x, 2, fn, "x");
-  require_ndim(w, 2, fn, "w");
+  check_x_w(x, w, fn);
   const std::int64_t n = x.shape(0), k = x.shape(1), m = w.shape(1);
-  if (w.shape(0) != k) {
-    throw py::value_error(std::string(fn) + ": x of shape " + shape_str(x) + " and w of shape " +
-                          shape_str(w) + " do not fit: w must have x.shape[1] = " +
-                          std::to_string(k) + " rows");
-  }
   require_shape2(gy, n, m, fn, "grad_y", "x.shape[0], w.shape[1]");
   if (has_z) require_shape2(z, n, m, fn, "z", "x.shape[0], w.shape[1]");
   gy = c_contiguous(gy);
