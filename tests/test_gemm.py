@@ -154,6 +154,29 @@ def test_shapes_and_threads(m, n, k, dtype, nthreads, rng, threads):
         check_result(got, a, b, trans_a=ta, trans_b=tb, case=f"m={m} n={n} k={k} ta={ta} tb={tb}")
 
 
+@pytest.mark.parametrize("nthreads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_every_row_remainder(dtype, nthreads, rng, threads):
+    """Every m mod MR, small and across A blocks: the driver covers a block's
+    last rows with MR-row tiles, shorter tail tiles or one zero-padded tile,
+    whichever costs least. Both A paths (read in place with few column
+    panels, packed with many), both A layouts, two K blocks (tail tiles
+    accumulate into C) and beta != 0."""
+    mn.set_num_threads(nthreads)
+    blk = blocking(dtype)
+    mr, nr, mc, kc = (blk[x] for x in ("mr", "nr", "mc", "kc"))
+    k = kc + 7
+    for n in (3 * nr, 20 * nr + 5):
+        for m in [*range(1, 3 * mr + 1), mc - 2, mc + 2, 2 * mc + 1]:
+            for ta in (False, True):
+                a, b = make_operands(rng, m, n, k, dtype, ta, False)
+                c0 = rng.standard_normal((m, n)).astype(dtype)
+                c = c0.copy()
+                mn.ops.gemm(a, b, c, alpha=1.25, beta=-0.5, trans_a=ta)
+                check_result(c, a, b, trans_a=ta, alpha=1.25, beta=-0.5, c0=c0,
+                             case=f"m={m} n={n} k={k} ta={ta}")
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize(
     "alpha,beta", [(1.0, 0.0), (2.5, 0.0), (1.0, 1.0), (-1.0, 0.5), (0.5, -2.0), (0.0, 3.0),

@@ -127,24 +127,63 @@ void scale_c_and_finish(std::int64_t m, std::int64_t n, T beta, T* c, std::int64
                 static_cast<int>(std::min<std::int64_t>(nr, n - j)));
 }
 
+/// Rows [0, main) of a block of `rows` rows are covered by MR-row tiles (the
+/// last one zero-padded if main is not a multiple of MR), rows [main, rows)
+/// by mr_tail-row tiles. A tile costs its height whether or not its rows are
+/// real, so this picks the cover of least total height: 128 rows as
+/// 20 x 6 + 2 x 4 (128) rather than 22 x 6 (132). Ties keep MR tiles only.
+template <class T>
+std::int64_t plan_rows(const GemmKernel<T>& kr, std::int64_t rows) {
+  std::int64_t best = rows, best_cost = round_up(rows, kr.mr);
+  if (kr.ukernel_tail == nullptr) return best;
+  const std::int64_t whole = rows / kr.mr * kr.mr;
+  for (std::int64_t main = whole; main >= 0 && main >= whole - kr.mr; main -= kr.mr) {
+    const std::int64_t tail = rows - main;
+    if (tail == 0) continue;
+    const std::int64_t cost = main + round_up(tail, kr.mr_tail);
+    if (cost < best_cost) {
+      best = main;
+      best_cost = cost;
+    }
+  }
+  return best;
+}
+
+/// Packs rows [i0, i0 + rows) of op(A) for columns [p0, p0 + kc) as plan_rows
+/// covers them: MR-row panels for the first `main` rows, mr_tail-row panels
+/// after. Either way the panel of the tile at row ir starts at dst + ir * kc.
+template <class T>
+void pack_a_planned(const GemmKernel<T>& kr, const T* a, std::int64_t lda, bool trans_a,
+                    std::int64_t i0, std::int64_t p0, std::int64_t rows, std::int64_t kc,
+                    std::int64_t main, T* dst) {
+  if (main > 0) kr.pack_a(a, lda, trans_a, i0, p0, main, kc, kr.mr, dst);
+  if (main < rows) {
+    kr.pack_a(a, lda, trans_a, i0 + main, p0, rows - main, kc, kr.mr_tail, dst + main * kc);
+  }
+}
+
 /// Walks an mc x nc block of C tile by tile (jr outer, so one packed B
-/// micro-panel stays in L1 while the A tiles stream past it). tile(ir, jr,
-/// beta, dst, ld) computes one MR x NR tile into dst; edge tiles go through
-/// the scratch tile `tmp` and only their valid part is merged into C. The
-/// epilogue runs on each tile after the last K block.
+/// micro-panel stays in L1 while the A tiles stream past it); rows as
+/// plan_rows set them (MR-row tiles up to `main`, mr_tail-row tiles after).
+/// tile(ir, height, jr, beta, dst, ld) computes one height x NR tile into
+/// dst; edge tiles go through the scratch tile `tmp` and only their valid
+/// part is merged into C. The epilogue runs on each tile after the last K
+/// block.
 template <class T, class TileFn>
-void macro_loop(int mr, int nr, std::int64_t mc, std::int64_t nc, T beta, T* c, std::int64_t ldc,
-                T* tmp, bool last, const GemmTileEpilogue<T>* ep, std::int64_t i0,
-                std::int64_t j0, const TileFn& tile) {
+void macro_loop(int mr, int mr_tail, int nr, std::int64_t main, std::int64_t mc, std::int64_t nc,
+                T beta, T* c, std::int64_t ldc, T* tmp, bool last,
+                const GemmTileEpilogue<T>* ep, std::int64_t i0, std::int64_t j0,
+                const TileFn& tile) {
   for (std::int64_t jr = 0; jr < nc; jr += nr) {
     const int cols = static_cast<int>(std::min<std::int64_t>(nr, nc - jr));
-    for (std::int64_t ir = 0; ir < mc; ir += mr) {
-      const int rows = static_cast<int>(std::min<std::int64_t>(mr, mc - ir));
+    for (std::int64_t ir = 0; ir < mc;) {
+      const int height = ir < main ? mr : mr_tail;
+      const int rows = static_cast<int>(std::min<std::int64_t>(height, mc - ir));
       T* ct = c + ir * ldc + jr;
-      if (rows == mr && cols == nr) {
-        tile(ir, jr, beta, ct, ldc);
+      if (rows == height && cols == nr) {
+        tile(ir, height, jr, beta, ct, ldc);
       } else {
-        tile(ir, jr, T(0), tmp, nr);
+        tile(ir, height, jr, T(0), tmp, nr);
         for (int i = 0; i < rows; ++i) {
           T* ci = ct + i * ldc;
           const T* ti = tmp + i * nr;
@@ -156,19 +195,26 @@ void macro_loop(int mr, int nr, std::int64_t mc, std::int64_t nc, T beta, T* c, 
         }
       }
       if (last && ep != nullptr) ep->apply(ep->ctx, ct, ldc, i0 + ir, j0 + jr, rows, cols);
+      ir += height;
     }
   }
 }
 
-/// macro_loop over a packed A block and packed B micro-panels.
+/// The kernel for a packed tile of the given height (MR or mr_tail).
+template <class T>
+gemm_ukernel_fn<T> packed_kernel(const GemmKernel<T>& kr, int height) {
+  return height == kr.mr ? kr.ukernel : kr.ukernel_tail;
+}
+
+/// macro_loop over a packed A block (pack_a_planned) and packed B micro-panels.
 template <class T>
 void macro_kernel(const GemmKernel<T>& kr, std::int64_t mc, std::int64_t nc, std::int64_t kc,
                   T alpha, const T* apack, const T* bpack, T beta, T* c, std::int64_t ldc,
                   T* tmp, bool last, const GemmTileEpilogue<T>* ep, std::int64_t i0,
-                  std::int64_t j0) {
-  macro_loop(kr.mr, kr.nr, mc, nc, beta, c, ldc, tmp, last, ep, i0, j0,
-             [&](std::int64_t ir, std::int64_t jr, T b, T* dst, std::int64_t ld) {
-               kr.ukernel(kc, alpha, apack + ir * kc, bpack + jr * kc, b, dst, ld);
+                  std::int64_t j0, std::int64_t main) {
+  macro_loop(kr.mr, kr.mr_tail, kr.nr, main, mc, nc, beta, c, ldc, tmp, last, ep, i0, j0,
+             [&](std::int64_t ir, int height, std::int64_t jr, T b, T* dst, std::int64_t ld) {
+               packed_kernel(kr, height)(kc, alpha, apack + ir * kc, bpack + jr * kc, b, dst, ld);
              });
 }
 
@@ -260,25 +306,32 @@ void gemm_rect(const GemmKernel<T>& kr, const Problem<T>& g, std::int64_t kc_blk
       const bool direct = kr.ukernel_a_rows != nullptr && panels <= blocking::direct_a_max_panels;
       for (std::int64_t ic = r.m0; ic < r.m1; ic += mc) {
         const std::int64_t mcur = std::min(mc, r.m1 - ic);
+        const std::int64_t main = plan_rows(kr, mcur);
         T* const cblk = g.c + ic * g.ldc + jc;
         if (!direct) {
-          kr.pack_a(g.a, g.lda, g.trans_a, ic, pc, mcur, kc, kr.mr, apack);
+          pack_a_planned(kr, g.a, g.lda, g.trans_a, ic, pc, mcur, kc, main, apack);
           macro_kernel(kr, mcur, nc, kc, g.alpha, apack, bpack, beta_eff, cblk, g.ldc, tmp, last,
-                       g.ep, ic, jc);
+                       g.ep, ic, jc, main);
           continue;
         }
-        // A read in place; only a partial last row panel is packed.
-        const std::int64_t full = mcur / kr.mr * kr.mr;
-        if (full < mcur) kr.pack_a(g.a, g.lda, g.trans_a, ic + full, pc, mcur - full, kc, kr.mr, apack);
+        // Full MR-row tiles read A in place; the rows after them (a padded
+        // MR panel or mr_tail panels) are packed, from apack on.
+        const std::int64_t full = std::min(main, mcur / kr.mr * kr.mr);
+        if (full < mcur) {
+          pack_a_planned(kr, g.a, g.lda, g.trans_a, ic + full, pc, mcur - full, kc, main - full,
+                         apack);
+        }
         const auto ukd = g.trans_a ? kr.ukernel_a_cols : kr.ukernel_a_rows;
-        macro_loop(kr.mr, nr, mcur, nc, beta_eff, cblk, g.ldc, tmp, last, g.ep, ic, jc,
-                   [&](std::int64_t ir, std::int64_t jr, T b, T* dst, std::int64_t ld) {
+        macro_loop(kr.mr, kr.mr_tail, nr, main, mcur, nc, beta_eff, cblk, g.ldc, tmp, last, g.ep,
+                   ic, jc,
+                   [&](std::int64_t ir, int height, std::int64_t jr, T b, T* dst, std::int64_t ld) {
                      if (ir < full) {
                        const T* at = g.trans_a ? g.a + pc * g.lda + ic + ir
                                                : g.a + (ic + ir) * g.lda + pc;
                        ukd(kc, g.alpha, at, g.lda, bpack + jr * kc, b, dst, ld);
                      } else {
-                       kr.ukernel(kc, g.alpha, apack, bpack + jr * kc, b, dst, ld);
+                       packed_kernel(kr, height)(kc, g.alpha, apack + (ir - full) * kc,
+                                                 bpack + jr * kc, b, dst, ld);
                      }
                    });
       }
@@ -325,9 +378,10 @@ void gemm_shared_b(const GemmKernel<T>& kr, const Problem<T>& g, std::int64_t kc
 #pragma omp for schedule(dynamic, 1) nowait
         for (std::int64_t blk = 0; blk < row_blocks; ++blk) {
           const std::int64_t ic = blk * mc, mcur = std::min(mc, g.m - ic);
-          kr.pack_a(g.a, g.lda, g.trans_a, ic, pc, mcur, kc, kr.mr, apack);
+          const std::int64_t main = plan_rows(kr, mcur);
+          pack_a_planned(kr, g.a, g.lda, g.trans_a, ic, pc, mcur, kc, main, apack);
           macro_kernel(kr, mcur, nc, kc, g.alpha, apack, bpack, beta_eff, g.c + ic * g.ldc + jc,
-                       g.ldc, tmp, last, g.ep, ic, jc);
+                       g.ldc, tmp, last, g.ep, ic, jc, main);
         }
 #pragma omp barrier
         continue;
@@ -336,9 +390,10 @@ void gemm_shared_b(const GemmKernel<T>& kr, const Problem<T>& g, std::int64_t kc
       if (jlo < jhi) {
         for (std::int64_t ic = r.m0; ic < r.m1; ic += mc) {
           const std::int64_t mcur = std::min(mc, r.m1 - ic);
-          kr.pack_a(g.a, g.lda, g.trans_a, ic, pc, mcur, kc, kr.mr, apack);
+          const std::int64_t main = plan_rows(kr, mcur);
+          pack_a_planned(kr, g.a, g.lda, g.trans_a, ic, pc, mcur, kc, main, apack);
           macro_kernel(kr, mcur, jhi - jlo, kc, g.alpha, apack, bpack + (jlo - jc) * kc,
-                       beta_eff, g.c + ic * g.ldc + jlo, g.ldc, tmp, last, g.ep, ic, jlo);
+                       beta_eff, g.c + ic * g.ldc + jlo, g.ldc, tmp, last, g.ep, ic, jlo, main);
         }
       }
 #pragma omp barrier

@@ -256,7 +256,9 @@ const GemmKernel<float>& sgemm_kernel_avx2() {
                                         &pack_a_block_avx2<float>,
                                         &pack_b_panel_avx2<float>,
                                         &sgemm_ukernel_avx2_6x16_a_rows,
-                                        &sgemm_ukernel_avx2_6x16_a_cols};
+                                        &sgemm_ukernel_avx2_6x16_a_cols,
+                                        4,
+                                        &sgemm_ukernel_avx2_4x16};
   return kernel;
 }
 

@@ -257,7 +257,9 @@ const GemmKernel<double>& dgemm_kernel_avx2() {
                                          &pack_a_block_avx2<double>,
                                          &pack_b_panel_avx2<double>,
                                          &dgemm_ukernel_avx2_6x8_a_rows,
-                                         &dgemm_ukernel_avx2_6x8_a_cols};
+                                         &dgemm_ukernel_avx2_6x8_a_cols,
+                                         4,
+                                         &dgemm_ukernel_avx2_4x8};
   return kernel;
 }
 

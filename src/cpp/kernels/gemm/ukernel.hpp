@@ -31,6 +31,12 @@
 //   a_cols:  op(A)[i, p] = a[p*lda + i]    (A stored transposed)
 // Same C contract; all MR rows of the tile must exist (the driver packs the
 // edge panel instead).
+//
+// An optional "tail" kernel of fewer rows (mr_tail x NR, A packed with
+// mr_tail rows per panel, same contract otherwise) covers the rows left
+// over when a block's height is not a multiple of MR, where a zero-padded
+// MR-row tile would do MR rows' worth of FMAs for fewer real rows (the
+// driver's plan_rows decides).
 #pragma once
 
 #include <cstdint>
@@ -60,6 +66,8 @@ struct GemmKernel {
   pack_b_fn<T> pack_b;
   gemm_ukernel_direct_fn<T> ukernel_a_rows = nullptr;
   gemm_ukernel_direct_fn<T> ukernel_a_cols = nullptr;
+  int mr_tail = 0;
+  gemm_ukernel_fn<T> ukernel_tail = nullptr;
 };
 
 // One per ISA and dtype; each defined in its own translation unit.
@@ -67,5 +75,11 @@ const GemmKernel<float>& sgemm_kernel_generic();
 const GemmKernel<double>& dgemm_kernel_generic();
 const GemmKernel<float>& sgemm_kernel_avx2();
 const GemmKernel<double>& dgemm_kernel_avx2();
+
+// The AVX2 tail kernels (gemm_ukernel_avx2_4rows.cpp).
+void sgemm_ukernel_avx2_4x16(std::int64_t k, float alpha, const float* a, const float* b,
+                             float beta, float* c, std::int64_t ldc);
+void dgemm_ukernel_avx2_4x8(std::int64_t k, double alpha, const double* a, const double* b,
+                            double beta, double* c, std::int64_t ldc);
 
 }  // namespace matnet::detail
