@@ -8,7 +8,10 @@
 //   - B panels (kc x nc, split into nr-wide micro-panels) are either packed
 //     by all threads together into one shared buffer (large products:
 //     gemm_shared_b, two barriers per K block) or by each thread for its own
-//     columns (small products: gemm_rect, no synchronisation at all);
+//     columns (small products: gemm_rect, no synchronisation at all); with
+//     a single block of A rows, each micro-panel is packed just before its
+//     tiles instead (it has no other A block to meet);
+//   - the last rows of a block may run on a shorter tail kernel (plan_rows);
 //   - K is never split across threads (no reduction of partial C tiles);
 //   - block lengths are evened out (k = 784 runs as 4 x 196, not 3 x 256 + 16).
 //
@@ -297,10 +300,26 @@ void gemm_rect(const GemmKernel<T>& kr, const Problem<T>& g, std::int64_t kc_blk
       const std::int64_t kc = std::min(kc_blk, g.k - pc);
       const bool last = pc + kc >= g.k;
       const T beta_eff = pc == 0 ? g.beta : T(1);
-      for (std::int64_t q = 0; q < panels; ++q) {
+      // With a single block of A rows each B micro-panel meets one A block
+      // only: it is packed right before its tiles, always into the start of
+      // bpack, which stays in L1. Packing the whole kc x nc panel first
+      // would write it out to L2/L3 and read it back (perf: packing was
+      // 7-9% of 128 x 256 x 784, W^T packing in 128 x 784 x 256).
+      const bool lazy_b = r.m1 - r.m0 <= mc;
+      auto pack_b_panel = [&](std::int64_t q, T* dst) {
         const int cols = static_cast<int>(std::min<std::int64_t>(nr, nc - q * nr));
-        kr.pack_b(g.b, g.ldb, g.trans_b, pc, jc + q * nr, kc, cols, nr, bpack + q * nr * kc);
+        kr.pack_b(g.b, g.ldb, g.trans_b, pc, jc + q * nr, kc, cols, nr, dst);
+      };
+      if (!lazy_b) {
+        for (std::int64_t q = 0; q < panels; ++q) pack_b_panel(q, bpack + q * nr * kc);
       }
+      // The packed B micro-panel for the tile at (ir, jr); ir == 0 is the
+      // first tile of column jr (macro_loop runs jr outer).
+      auto b_panel = [&](std::int64_t ir, std::int64_t jr) -> const T* {
+        if (!lazy_b) return bpack + jr * kc;
+        if (ir == 0) pack_b_panel(jr / nr, bpack);
+        return bpack;
+      };
       // Each A element meets `panels` B micro-panels: with few of them,
       // packing A would cost about what the multiply does.
       const bool direct = kr.ukernel_a_rows != nullptr && panels <= blocking::direct_a_max_panels;
@@ -310,8 +329,13 @@ void gemm_rect(const GemmKernel<T>& kr, const Problem<T>& g, std::int64_t kc_blk
         T* const cblk = g.c + ic * g.ldc + jc;
         if (!direct) {
           pack_a_planned(kr, g.a, g.lda, g.trans_a, ic, pc, mcur, kc, main, apack);
-          macro_kernel(kr, mcur, nc, kc, g.alpha, apack, bpack, beta_eff, cblk, g.ldc, tmp, last,
-                       g.ep, ic, jc, main);
+          macro_loop(kr.mr, kr.mr_tail, nr, main, mcur, nc, beta_eff, cblk, g.ldc, tmp, last,
+                     g.ep, ic, jc,
+                     [&](std::int64_t ir, int height, std::int64_t jr, T b, T* dst,
+                         std::int64_t ld) {
+                       const T* bp = b_panel(ir, jr);
+                       packed_kernel(kr, height)(kc, g.alpha, apack + ir * kc, bp, b, dst, ld);
+                     });
           continue;
         }
         // Full MR-row tiles read A in place; the rows after them (a padded
@@ -325,13 +349,14 @@ void gemm_rect(const GemmKernel<T>& kr, const Problem<T>& g, std::int64_t kc_blk
         macro_loop(kr.mr, kr.mr_tail, nr, main, mcur, nc, beta_eff, cblk, g.ldc, tmp, last, g.ep,
                    ic, jc,
                    [&](std::int64_t ir, int height, std::int64_t jr, T b, T* dst, std::int64_t ld) {
+                     const T* bp = b_panel(ir, jr);
                      if (ir < full) {
                        const T* at = g.trans_a ? g.a + pc * g.lda + ic + ir
                                                : g.a + (ic + ir) * g.lda + pc;
-                       ukd(kc, g.alpha, at, g.lda, bpack + jr * kc, b, dst, ld);
+                       ukd(kc, g.alpha, at, g.lda, bp, b, dst, ld);
                      } else {
-                       packed_kernel(kr, height)(kc, g.alpha, apack + (ir - full) * kc,
-                                                 bpack + jr * kc, b, dst, ld);
+                       packed_kernel(kr, height)(kc, g.alpha, apack + (ir - full) * kc, bp, b,
+                                                 dst, ld);
                      }
                    });
       }
