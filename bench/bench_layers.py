@@ -189,8 +189,7 @@ def main() -> None:
                         help="run one part only")
     parser.add_argument("--rounds", type=int, default=None,
                         help="round-robin rounds per case; the median is reported (default 3, quick 1)")
-    parser.add_argument("--stat", choices=["median", "min"], default="median",
-                        help="statistic over rounds (default median)")
+    harness.add_stat_arg(parser)
     args = parser.parse_args()
     if args.repeat is None:
         args.repeat = 5 if args.quick else 7

@@ -8,7 +8,8 @@ CPU when installed, in one process, on synthetic MNIST-shaped data
 Measured, for batch 32, 128 and 512 and each thread count:
   * one training step (forward, loss, backward, optimizer update) on a
     fixed batch: libraries timed in alternating rounds (``--repeat`` rounds,
-    default 7), median time and median of the per-round ratios; effective
+    default 7), median time and median of the per-round ratios (``--stat min``:
+    each library's best round and the ratio of the bests); effective
     GFLOP/s counts the GEMM work only (forward 3 products, backward 3 weight
     gradients + 2 input gradients; the first layer's input gradient is not
     needed);
@@ -233,34 +234,38 @@ def check_agreement(torch, opt, x, y):
                 raise SystemExit(f"{opt}: {name} parameter {i} differs from numpy after one step")
 
 
-def interleaved(fns, rounds, **timing):
-    """Median time per library, and per-round ratios, with libraries alternating.
+def interleaved(fns, rounds, stat="median", **timing):
+    """Time per library, and ratios to matnet, with libraries alternating.
 
     The machine is shared and its load drifts within seconds, so each round
-    times every library once (rotating which goes first) and the ratios are
-    taken within a round, where all saw the same load; the medians over
-    rounds are reported.
+    times every library once (rotating which goes first). With ``stat``
+    "median" the ratios are taken within a round, where all saw the same
+    load, and the medians over rounds are reported; with "min" each
+    library's best round is kept and the ratios are those of the bests.
     """
     names = list(fns)
     per = {name: [] for name in names}
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            harness.settle(0.1)
+            harness.settle()
             per[name].append(harness.time_median(fns[name], **timing))
+    if stat == "min":
+        times = {name: min(v) for name, v in per.items()}
+        return times, {name: times[name] / times["matnet"] for name in names}
     times = {name: statistics.median(v) for name, v in per.items()}
     ratios = {name: statistics.median(a / m for a, m in zip(per[name], per["matnet"]))
               for name in names}
     return times, ratios
 
 
-def time_steps(nets, x, y, rounds):
+def time_steps(nets, x, y, rounds, stat):
     fns = {name: (lambda net=net: net.step(x, y)) for name, net in nets.items()}
-    return interleaved(fns, rounds, repeat=3, warmup=1, min_time=0.02)
+    return interleaved(fns, rounds, stat, repeat=3, warmup=1, min_time=0.02)
 
 
-def time_epochs(nets, x, y, batch, rounds):
+def time_epochs(nets, x, y, batch, rounds, stat):
     fns = {name: (lambda net=net: net.epoch(x, y, batch, seed=1)) for name, net in nets.items()}
-    return interleaved(fns, rounds, repeat=1, warmup=0, min_time=0.0)
+    return interleaved(fns, rounds, stat, repeat=1, warmup=0, min_time=0.0)
 
 
 def profile_matnet(x, y, repeat):
@@ -308,6 +313,7 @@ def main(argv=None) -> int:
     parser.add_argument("--samples", type=int, default=None,
                         help="rows in the epoch measurement (default 10000; --quick 2048)")
     parser.add_argument("--no-epoch", action="store_true", help="time single steps only")
+    harness.add_stat_arg(parser)
     parser.add_argument("--profile", action="store_true",
                         help="add matnet's per-phase breakdown at batch 128")
     args = parser.parse_args(argv)
@@ -329,7 +335,7 @@ def main(argv=None) -> int:
                 for batch in batches:
                     xb, yb = x_all[:batch].copy(), y_all[:batch].copy()
                     nets = make_nets(torch, opt)
-                    step, ratio = time_steps(nets, xb, yb, repeat)
+                    step, ratio = time_steps(nets, xb, yb, repeat, args.stat)
                     row = {"optimizer": opt, "batch": batch, "threads": nt}
                     for lib in libs:
                         row[f"{lib}_step_ms"] = step[lib] * 1e3
@@ -339,7 +345,7 @@ def main(argv=None) -> int:
                         row["step_x_torch"] = ratio["torch"]
                     if not args.no_epoch:
                         ep, ratio = time_epochs(make_nets(torch, opt), x_all, y_all, batch,
-                                                max(3, repeat // 2))
+                                                max(3, repeat // 2), args.stat)
                         for lib in libs:
                             row[f"{lib}_epoch_s"] = ep[lib]
                         row["epoch_x_numpy"] = ratio["numpy"]
@@ -359,7 +365,8 @@ def main(argv=None) -> int:
     cols += [C("matnet_gflops", "matnet GF/s", ".1f"), C("step_x_numpy", "x numpy", ".2f")]
     if torch is not None:
         cols.append(C("step_x_torch", "x torch", ".2f"))
-    harness.print_table(rows, cols, title=f"\n== one training step ({SIZES}, float32) ==")
+    harness.print_table(rows, cols, title=f"\n== one training step ({SIZES}, float32, {args.stat} of "
+                                             f"{repeat} rounds) ==")
     if not args.no_epoch:
         cols = [C("optimizer", "opt"), C("batch"), C("threads", "thr"),
                 C("matnet_epoch_s", "matnet s", ".3f"), C("numpy_epoch_s", "numpy s", ".3f")]
@@ -384,7 +391,8 @@ def main(argv=None) -> int:
             harness.print_table(prow, [C("phase"), C("us", "us", ".1f")],
                                 title=f"\n== matnet step breakdown, batch 128, Adam, {nt} thread(s) ==")
 
-    harness.write_json(args.json, {"benchmark": "train", "sizes": SIZES, "samples": samples,
+    harness.write_json(args.json, {"benchmark": "train", "stat": args.stat, "sizes": SIZES,
+                                   "samples": samples,
                                    "results": rows, "profile": profile}, env=env)
     if args.plot:
         panels = []

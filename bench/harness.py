@@ -247,6 +247,14 @@ def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
+def add_stat_arg(parser: argparse.ArgumentParser) -> None:
+    """``--stat median|min``: the statistic kept over interleaved rounds."""
+    parser.add_argument(
+        "--stat", choices=["median", "min"], default="median",
+        help="statistic over rounds: median (default; what a user saw on the day) or min "
+             "(each library's best round: what the code does when it gets its cores)")
+
+
 def load_torch(args: Optional[argparse.Namespace] = None):
     """The torch module when installed (and not ``--no-torch``), else None."""
     if args is not None and getattr(args, "no_torch", False):
