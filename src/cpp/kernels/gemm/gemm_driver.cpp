@@ -209,15 +209,17 @@ gemm_ukernel_fn<T> packed_kernel(const GemmKernel<T>& kr, int height) {
   return height == kr.mr ? kr.ukernel : kr.ukernel_tail;
 }
 
-/// macro_loop over a packed A block (pack_a_planned) and packed B micro-panels.
-template <class T>
+/// macro_loop over a packed A block (pack_a_planned) and packed B
+/// micro-panels; b_at(ir, jr) returns the micro-panel for the tile at (ir, jr).
+template <class T, class BPanelFn>
 void macro_kernel(const GemmKernel<T>& kr, std::int64_t mc, std::int64_t nc, std::int64_t kc,
-                  T alpha, const T* apack, const T* bpack, T beta, T* c, std::int64_t ldc,
+                  T alpha, const T* apack, const BPanelFn& b_at, T beta, T* c, std::int64_t ldc,
                   T* tmp, bool last, const GemmTileEpilogue<T>* ep, std::int64_t i0,
                   std::int64_t j0, std::int64_t main) {
   macro_loop(kr.mr, kr.mr_tail, kr.nr, main, mc, nc, beta, c, ldc, tmp, last, ep, i0, j0,
              [&](std::int64_t ir, int height, std::int64_t jr, T b, T* dst, std::int64_t ld) {
-               packed_kernel(kr, height)(kc, alpha, apack + ir * kc, bpack + jr * kc, b, dst, ld);
+               const T* bp = b_at(ir, jr);  // first: it may pack the panel
+               packed_kernel(kr, height)(kc, alpha, apack + ir * kc, bp, b, dst, ld);
              });
 }
 
@@ -303,8 +305,8 @@ void gemm_rect(const GemmKernel<T>& kr, const Problem<T>& g, std::int64_t kc_blk
       // With a single block of A rows each B micro-panel meets one A block
       // only: it is packed right before its tiles, always into the start of
       // bpack, which stays in L1. Packing the whole kc x nc panel first
-      // would write it out to L2/L3 and read it back (perf: packing was
-      // 7-9% of 128 x 256 x 784, W^T packing in 128 x 784 x 256).
+      // would write it out to L2/L3 and read it back (same-process A/B:
+      // 128 x 784 x 256 with B^T +4-6%, batch-32 layer products +7-11%).
       const bool lazy_b = r.m1 - r.m0 <= mc;
       auto pack_b_panel = [&](std::int64_t q, T* dst) {
         const int cols = static_cast<int>(std::min<std::int64_t>(nr, nc - q * nr));
@@ -329,13 +331,8 @@ void gemm_rect(const GemmKernel<T>& kr, const Problem<T>& g, std::int64_t kc_blk
         T* const cblk = g.c + ic * g.ldc + jc;
         if (!direct) {
           pack_a_planned(kr, g.a, g.lda, g.trans_a, ic, pc, mcur, kc, main, apack);
-          macro_loop(kr.mr, kr.mr_tail, nr, main, mcur, nc, beta_eff, cblk, g.ldc, tmp, last,
-                     g.ep, ic, jc,
-                     [&](std::int64_t ir, int height, std::int64_t jr, T b, T* dst,
-                         std::int64_t ld) {
-                       const T* bp = b_panel(ir, jr);
-                       packed_kernel(kr, height)(kc, g.alpha, apack + ir * kc, bp, b, dst, ld);
-                     });
+          macro_kernel(kr, mcur, nc, kc, g.alpha, apack, b_panel, beta_eff, cblk, g.ldc, tmp,
+                       last, g.ep, ic, jc, main);
           continue;
         }
         // Full MR-row tiles read A in place; the rows after them (a padded
@@ -391,6 +388,7 @@ void gemm_shared_b(const GemmKernel<T>& kr, const Problem<T>& g, std::int64_t kc
       const std::int64_t kc = std::min(kc_blk, g.k - pc);
       const bool last = pc + kc >= g.k;
       const T beta_eff = pc == 0 ? g.beta : T(1);
+      auto b_at = [&](std::int64_t, std::int64_t jr) -> const T* { return bpack + jr * kc; };
 
 #pragma omp for schedule(dynamic, 4)
       for (std::int64_t q = 0; q < panels; ++q) {
@@ -405,7 +403,7 @@ void gemm_shared_b(const GemmKernel<T>& kr, const Problem<T>& g, std::int64_t kc
           const std::int64_t ic = blk * mc, mcur = std::min(mc, g.m - ic);
           const std::int64_t main = plan_rows(kr, mcur);
           pack_a_planned(kr, g.a, g.lda, g.trans_a, ic, pc, mcur, kc, main, apack);
-          macro_kernel(kr, mcur, nc, kc, g.alpha, apack, bpack, beta_eff, g.c + ic * g.ldc + jc,
+          macro_kernel(kr, mcur, nc, kc, g.alpha, apack, b_at, beta_eff, g.c + ic * g.ldc + jc,
                        g.ldc, tmp, last, g.ep, ic, jc, main);
         }
 #pragma omp barrier
@@ -417,7 +415,8 @@ void gemm_shared_b(const GemmKernel<T>& kr, const Problem<T>& g, std::int64_t kc
           const std::int64_t mcur = std::min(mc, r.m1 - ic);
           const std::int64_t main = plan_rows(kr, mcur);
           pack_a_planned(kr, g.a, g.lda, g.trans_a, ic, pc, mcur, kc, main, apack);
-          macro_kernel(kr, mcur, jhi - jlo, kc, g.alpha, apack, bpack + (jlo - jc) * kc,
+          macro_kernel(kr, mcur, jhi - jlo, kc, g.alpha, apack,
+                       [&](std::int64_t, std::int64_t jr) { return b_at(0, jlo - jc + jr); },
                        beta_eff, g.c + ic * g.ldc + jlo, g.ldc, tmp, last, g.ep, ic, jlo, main);
         }
       }
