@@ -3,7 +3,9 @@
 //   #include <matnet/matnet.hpp>      // namespace matnet, row-major throughout
 //
 // runtime.hpp      active_isa(), set_num_threads(), get_num_threads()
-// gemm.hpp         gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+// gemm.hpp         gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc),
+//                  gemm_batched (strided batches, stride 0 to share an operand)
+// gemv.hpp         gemv(trans, m, n, alpha, a, lda, x, incx, beta, y, incy)
 // activations.hpp  Activation, activation_forward/backward, softmax, log_softmax
 // dense.hpp        dense_forward / dense_backward (fused bias + activation)
 // losses.hpp       cross_entropy, mse, binary_cross_entropy (loss + gradient)
@@ -21,6 +23,7 @@
 #include "matnet/dense.hpp"
 #include "matnet/errors.hpp"
 #include "matnet/gemm.hpp"
+#include "matnet/gemv.hpp"
 #include "matnet/losses.hpp"
 #include "matnet/optim.hpp"
 #include "matnet/runtime.hpp"

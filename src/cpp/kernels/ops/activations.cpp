@@ -2,8 +2,8 @@
 // dispatch to the kernel table of the active ISA.
 #include "matnet/activations.hpp"
 
-#include "ops/common.hpp"
-#include "ops/eltwise.hpp"
+#include "core/checks.hpp"
+#include "runtime/registry.hpp"
 
 namespace matnet {
 
@@ -42,7 +42,7 @@ void forward_impl(T* y, const T* x, std::int64_t n, Activation act, T slope) {
   if (n == 0) return;
   detail::require_ptr(fn, "x", x);
   detail::require_ptr(fn, "y", y);
-  const auto& k = detail::eltwise_kernels<T>();
+  const auto& k = *detail::kernels<T>().eltwise;
   detail::parallel_ranges(n, [&](std::int64_t b, std::int64_t e) {
     k.forward(y + b, nullptr, x + b, nullptr, e - b, act, slope);
   });
@@ -57,7 +57,7 @@ void backward_impl(T* dx, const T* g, const T* x, std::int64_t n, Activation act
   detail::require_ptr(fn, "grad", g);
   detail::require_ptr(fn, "x", x);
   detail::require_ptr(fn, "dx", dx);
-  const auto& k = detail::eltwise_kernels<T>();
+  const auto& k = *detail::kernels<T>().eltwise;
   detail::parallel_ranges(n, [&](std::int64_t b, std::int64_t e) {
     k.backward(dx + b, nullptr, g + b, x + b, e - b, act, slope);
   });

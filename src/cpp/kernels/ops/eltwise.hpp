@@ -45,9 +45,5 @@ const EltwiseKernels<float>& eltwise_f32_generic();
 const EltwiseKernels<double>& eltwise_f64_generic();
 const EltwiseKernels<float>& eltwise_f32_avx2();
 
-/// The table for the active ISA (float64 always uses the generic, libm-based
-/// table: its accuracy is the point of float64 here).
-template <class T>
-const EltwiseKernels<T>& eltwise_kernels();
 
 }  // namespace matnet::detail

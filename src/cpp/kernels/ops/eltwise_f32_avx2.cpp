@@ -1,5 +1,5 @@
 // float32 element-wise kernels for AVX2+FMA (compiled with -mavx2 -mfma; only
-// reached through eltwise_kernels<float>() after the CPUID check). The math is
+// reached through the kernel registry after the CPUID check). The math is
 // in vmath_f32_avx2.hpp; this file is the loops: 8 lanes at a time, the tail
 // through masked loads/stores so no lane reads or writes past the arrays.
 #include <immintrin.h>

@@ -123,14 +123,4 @@ const EltwiseKernels<double>& eltwise_f64_generic() {
   return k;
 }
 
-template <>
-const EltwiseKernels<float>& eltwise_kernels<float>() {
-  return active_isa() == Isa::avx2 ? eltwise_f32_avx2() : eltwise_f32_generic();
-}
-
-template <>
-const EltwiseKernels<double>& eltwise_kernels<double>() {
-  return eltwise_f64_generic();
-}
-
 }  // namespace matnet::detail

@@ -5,26 +5,31 @@
 #include "matnet/losses.hpp"
 
 #include <cmath>
-#include <vector>
+#include <algorithm>
 
-#include "ops/common.hpp"
-#include "ops/eltwise.hpp"
+#include "core/checks.hpp"
+#include "core/workspace.hpp"
+#include "runtime/registry.hpp"
 
 namespace matnet {
 
 namespace {
 
 /// Runs body(begin, end) -> double over [0, n) split across threads when
-/// `work` pays for it, and returns the sum of the partial results.
+/// `work` pays for it, and returns the sum of the partial results in part
+/// order (so a given thread count gives bit-identical results).
 template <class F>
 double parallel_sum(std::int64_t n, std::int64_t work, std::int64_t align, F&& body) {
   const int nt = detail::threads_for(work);
-  std::vector<double> partial(static_cast<std::size_t>(nt) + 1, 0.0);
-  detail::parallel_split(n, nt, align, [&](std::int64_t b, std::int64_t e) {
-    partial[static_cast<std::size_t>(omp_get_thread_num() % nt)] = body(b, e);
+  detail::WorkspaceScope scope;
+  const int parts = detail::parts_for(n, nt);
+  double* partial = scope.alloc<double>(static_cast<std::size_t>(parts));
+  std::fill(partial, partial + parts, 0.0);
+  detail::parallel_parts(n, nt, align, [&](int part, std::int64_t b, std::int64_t e) {
+    partial[part] = body(b, e);
   });
   double total = 0.0;
-  for (double p : partial) total += p;
+  for (int p = 0; p < parts; ++p) total += partial[p];
   return total;
 }
 
@@ -46,7 +51,7 @@ double cross_entropy_impl(T* grad, const T* logits, const std::int64_t* labels,
                            " is outside [0, " + std::to_string(classes) + ")");
     }
   }
-  const auto& k = detail::eltwise_kernels<T>();
+  const auto& k = *detail::kernels<T>().eltwise;
   const double on = 1.0 - smoothing, off = smoothing / static_cast<double>(classes);
   const T inv_n = static_cast<T>(1.0 / static_cast<double>(batch));
   const double total = parallel_sum(batch, batch * classes, 1, [&](std::int64_t b, std::int64_t e) {

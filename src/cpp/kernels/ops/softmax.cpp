@@ -8,11 +8,11 @@
 // Threads: over `outer` when outer * len * inner is large enough.
 #include <cmath>
 #include <limits>
-#include <vector>
 
 #include "matnet/activations.hpp"
-#include "ops/common.hpp"
-#include "ops/eltwise.hpp"
+#include "core/checks.hpp"
+#include "core/workspace.hpp"
+#include "runtime/registry.hpp"
 
 namespace matnet {
 
@@ -33,15 +33,18 @@ void check(const char* fn, const void* out, const void* in, std::int64_t outer, 
 }
 
 /// Runs body(o) for every outer index o, threaded when the total pays; each
-/// thread gets `per_thread` scratch elements (for inner > 1 paths).
+/// part of the split gets `per_thread` scratch elements (for inner > 1
+/// paths), taken from the caller's workspace before the region.
 template <class T, class F>
 void for_each_outer(std::int64_t outer, std::int64_t len, std::int64_t inner,
                     std::int64_t per_thread, F&& body) {
   const int nt = detail::threads_for(outer * len * inner);
-  std::vector<T> scratch(static_cast<std::size_t>(per_thread) * nt);
-  detail::parallel_split(outer, nt, 1, [&](std::int64_t b, std::int64_t e) {
-    T* mine = scratch.empty() ? nullptr
-                              : scratch.data() + per_thread * (omp_get_thread_num() % nt);
+  detail::WorkspaceScope scope;
+  T* scratch = per_thread > 0 ? scope.alloc<T>(static_cast<std::size_t>(per_thread) *
+                                               detail::parts_for(outer, nt))
+                              : nullptr;
+  detail::parallel_parts(outer, nt, 1, [&](int part, std::int64_t b, std::int64_t e) {
+    T* mine = scratch != nullptr ? scratch + per_thread * part : nullptr;
     for (std::int64_t o = b; o < e; ++o) body(o, mine);
   });
 }
@@ -51,7 +54,7 @@ void softmax_impl(T* y, const T* x, std::int64_t outer, std::int64_t len, std::i
                   bool log) {
   check(log ? "log_softmax_forward" : "softmax_forward", y, x, outer, len, inner);
   if (outer == 0 || len == 0 || inner == 0) return;
-  const EltwiseKernels<T>& k = detail::eltwise_kernels<T>();
+  const EltwiseKernels<T>& k = *detail::kernels<T>().eltwise;
   if (inner == 1) {
     for_each_outer<T>(outer, len, 1, 0, [&](std::int64_t o, T*) {
       const T* xr = x + o * len;
@@ -110,7 +113,7 @@ void softmax_backward_impl(T* dx, const T* g, const T* y, std::int64_t outer, st
   check(fn, dx, g, outer, len, inner);
   if (outer == 0 || len == 0 || inner == 0) return;
   detail::require_ptr(fn, "y", y);
-  const EltwiseKernels<T>& k = detail::eltwise_kernels<T>();
+  const EltwiseKernels<T>& k = *detail::kernels<T>().eltwise;
   if (inner == 1) {
     for_each_outer<T>(outer, len, 1, 0, [&](std::int64_t o, T*) {
       const T* gr = g + o * len;

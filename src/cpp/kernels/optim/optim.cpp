@@ -7,8 +7,9 @@
 #include <cmath>
 #include <string>
 
-#include "ops/common.hpp"
+#include "core/checks.hpp"
 #include "optim/optim_loops.hpp"
+#include "runtime/registry.hpp"
 
 namespace matnet {
 
@@ -16,34 +17,20 @@ namespace {
 
 using detail::AdamScalars;
 
-/// The loops of the build the CPU runs: AVX2 when active, else portable.
 template <class T>
 const detail::OptimLoops<T>& loops() {
-  static constexpr detail::OptimLoops<T> generic = detail::make_optim_loops<T>();
-  if (active_isa() != Isa::avx2) return generic;
-  if constexpr (sizeof(T) == 4) return detail::optim_loops_avx2_f32();
-  else return detail::optim_loops_avx2_f64();
+  return *detail::kernels<T>().optim;
 }
 
 void require_param(const char* fn, const char* name, double v, bool ok) {
   if (!ok) detail::fail(fn, std::string("invalid ") + name + "=" + std::to_string(v));
 }
 
-/// Bytes moved by an update pass (elements x arrays read or written x size)
-/// from which it is split over threads. Measured on Zen 3, 2 threads, float32,
-/// portable (SSE2) loops, medians of 4 interleaved runs: with a 1 MiB threshold
-/// vs this 128 KiB one, Adam at n = 8192 / 32768 / 65536 ran 16.0 / 46.8 / 64.6
-/// us vs 10.6 / 29.7 / 49.2 us (its sqrt and divides make it partly
-/// compute-bound), SGD with momentum at n = 8192 (160 KiB) 7.6 vs 7.4 us, i.e.
-/// break-even there. With the AVX2 loops Adam at n = 32768 still gains from
-/// the second thread (23.5 -> 18.7 us).
-constexpr std::int64_t kOptimParallelMinBytes = std::int64_t{1} << 17;
-
 /// Threads for an update pass over n elements touching `streams` arrays
-/// (each read or written once): 1 below kOptimParallelMinBytes, where the
+/// (each read or written once): 1 below detail::thresholds::optim_parallel_min_bytes, where the
 /// fork/join (a few microseconds) costs more than a second core saves.
 int optim_threads(std::int64_t n, std::int64_t streams, std::size_t elem) {
-  return static_cast<std::int64_t>(elem) * n * streams < kOptimParallelMinBytes
+  return static_cast<std::int64_t>(elem) * n * streams < detail::thresholds::optim_parallel_min_bytes
              ? 1 : get_num_threads();
 }
 
@@ -162,5 +149,19 @@ void rmsprop_update(double* param, double* square_avg, double* momentum_buffer,
                     const RmspropOptions& opt) {
   rmsprop_impl(param, square_avg, momentum_buffer, grad_avg, grad, n, opt);
 }
+
+namespace detail {
+
+const OptimLoops<float>& optim_loops_generic_f32() {
+  static constexpr OptimLoops<float> loops = make_optim_loops<float>();
+  return loops;
+}
+
+const OptimLoops<double>& optim_loops_generic_f64() {
+  static constexpr OptimLoops<double> loops = make_optim_loops<double>();
+  return loops;
+}
+
+}  // namespace detail
 
 }  // namespace matnet

@@ -35,8 +35,10 @@ struct OptimLoops {
   RmspropRange<T> rmsprop[2][2][2];
 };
 
-/// The loops compiled for AVX2 (optim_avx2.cpp); call only when
-/// active_isa() == Isa::avx2.
+/// The portable loops (optim.cpp) and the loops compiled for AVX2
+/// (optim_avx2.cpp; reached only through the registry).
+const OptimLoops<float>& optim_loops_generic_f32();
+const OptimLoops<double>& optim_loops_generic_f64();
 const OptimLoops<float>& optim_loops_avx2_f32();
 const OptimLoops<double>& optim_loops_avx2_f64();
 

@@ -14,11 +14,11 @@
 
 #include <algorithm>
 #include <exception>
-#include <vector>
 
-#include "gemm/gemm_driver.hpp"
-#include "ops/common.hpp"
-#include "ops/eltwise.hpp"
+#include "blas3/gemm_driver.hpp"
+#include "core/checks.hpp"
+#include "core/workspace.hpp"
+#include "runtime/registry.hpp"
 
 namespace matnet {
 
@@ -85,19 +85,12 @@ void forward_impl(T* y, T* z, const T* x, const T* w, const T* b, std::int64_t n
       detail::fail(fn, std::string("y or z overlaps ") + names[i]);
   }
 
-  const BiasActContext<T> ctx{&detail::eltwise_kernels<T>(), b, z, m, act, slope};
+  const BiasActContext<T> ctx{detail::kernels<T>().eltwise, b, z, m, act, slope};
   const detail::GemmTileEpilogue<T> ep{&bias_act_tile<T>, &ctx};
   const bool need_epilogue = b != nullptr || z != nullptr || act != Activation::identity;
   detail::gemm_run<T>(false, false, n, m, k, T(1), x, std::max<std::int64_t>(1, k), w,
-                      std::max<std::int64_t>(1, m), T(0), y, m, need_epilogue ? &ep : nullptr);
-}
-
-/// Per calling thread, grown on demand: dZ and the per-thread db partials.
-template <class T>
-T* dz_scratch(std::size_t count) {
-  thread_local std::vector<T> buf;
-  if (buf.size() < count) buf.resize(count);
-  return buf.data();
+                      std::max<std::int64_t>(1, m), T(0), y, m, need_epilogue ? &ep : nullptr,
+                      get_num_threads());
 }
 
 template <class T>
@@ -129,23 +122,28 @@ void backward_impl(T* dx, T* dw, T* db, const T* gy, const T* x, const T* w, con
   }
 
   const std::int64_t ldk = std::max<std::int64_t>(1, k), ldm = std::max<std::int64_t>(1, m);
-  auto gemm_dw = [&](const T* dz) {  // dw (K, M) = x^T (K, N) . dZ (N, M), x read transposed
-    detail::gemm_run<T>(true, false, k, m, n, T(1), x, ldk, dz, ldm, T(0), dw, ldm, nullptr);
+  // Each GEMM is told its thread budget: all threads when it runs alone,
+  // one when the two run concurrently below.
+  auto gemm_dw = [&](const T* dz, int threads) {  // dw (K, M) = x^T (K, N) . dZ (N, M)
+    detail::gemm_run<T>(true, false, k, m, n, T(1), x, ldk, dz, ldm, T(0), dw, ldm, nullptr,
+                        threads);
   };
-  auto gemm_dx = [&](const T* dz) {  // dx (N, K) = dZ (N, M) . w^T (M, K), w read transposed
-    detail::gemm_run<T>(false, true, n, k, m, T(1), dz, ldm, w, ldm, T(0), dx, ldk, nullptr);
+  auto gemm_dx = [&](const T* dz, int threads) {  // dx (N, K) = dZ (N, M) . w^T (M, K)
+    detail::gemm_run<T>(false, true, n, k, m, T(1), dz, ldm, w, ldm, T(0), dx, ldk, nullptr,
+                        threads);
   };
 
   // dZ and db in one pass: rows split over threads, each thread sums its
   // rows' dZ into its own db partial; partials are added in thread order.
   const bool has_act = act != Activation::identity;
   const int max_threads = get_num_threads();
-  T* buf = dz_scratch<T>(static_cast<std::size_t>((has_act ? n * m : 0) + max_threads * m));
+  detail::WorkspaceScope scope;
+  T* buf = scope.alloc<T>(static_cast<std::size_t>((has_act ? n * m : 0) + max_threads * m));
   T* dzbuf = has_act ? buf : nullptr;
   T* partial = buf + (has_act ? n * m : 0);
   std::fill(partial, partial + max_threads * m, T(0));
   const T* dz = has_act ? dzbuf : gy;
-  const auto& kern = detail::eltwise_kernels<T>();
+  const auto& kern = *detail::kernels<T>().eltwise;
   // Rows are cut into one block per configured thread ("slot"); a slot's
   // partial db is the same whichever thread computes it, so db does not
   // depend on which path below runs.
@@ -172,17 +170,17 @@ void backward_impl(T* dx, T* dw, T* db, const T* gy, const T* x, const T* w, con
   // its own (single-threaded, so no barriers inside the GEMMs). That is one
   // fork/join instead of three, and no thread waits on the other mid-GEMM.
   const double flops = static_cast<double>(n) * static_cast<double>(k) * static_cast<double>(m);
-  if (max_threads == 2 && dx != nullptr && flops >= 2 * 96.0 * 96.0 * 96.0 && !omp_in_parallel()) {
+  if (max_threads == 2 && dx != nullptr && flops >= detail::thresholds::dense_concurrent_min_flops &&
+      !omp_in_parallel()) {
     std::exception_ptr errors[2];
 #pragma omp parallel num_threads(2)
     {
       const int t = omp_get_thread_num(), count = omp_get_num_threads();
       for (int slot = slots * t / count; slot < slots * (t + 1) / count; ++slot) dz_slot(slot);
 #pragma omp barrier
-      omp_set_num_threads(1);  // this thread's GEMM runs on this thread alone
-      try {
-        if (t == 0 || count == 1) gemm_dw(dz);
-        if (t == 1 || count == 1) gemm_dx(dz);
+      try {  // each thread's GEMM runs on that thread alone
+        if (t == 0 || count == 1) gemm_dw(dz, 1);
+        if (t == 1 || count == 1) gemm_dx(dz, 1);
       } catch (...) {
         errors[t] = std::current_exception();
       }
@@ -193,15 +191,15 @@ void backward_impl(T* dx, T* dw, T* db, const T* gy, const T* x, const T* w, con
     return;
   }
 
-  const int nt = detail::threads_for(n * m);
+  const int nt = detail::threads_for(n * m, max_threads);
   if (has_act || db != nullptr) {
     detail::parallel_split(slots, nt, 1, [&](std::int64_t s0, std::int64_t s1) {
       for (std::int64_t slot = s0; slot < s1; ++slot) dz_slot(static_cast<int>(slot));
     });
   }
   reduce_db();
-  gemm_dw(dz);
-  if (dx != nullptr) gemm_dx(dz);
+  gemm_dw(dz, max_threads);
+  if (dx != nullptr) gemm_dx(dz, max_threads);
 }
 
 }  // namespace

@@ -18,6 +18,17 @@ template <class T>
 void pack_b_panel(const T* b, std::int64_t ldb, bool trans_b, std::int64_t p0, std::int64_t j0,
                   std::int64_t kc, int nr_valid, int nr, T* dst);
 
+/// The same two layouts from an operand with any row stride rs and column
+/// stride cs (op(X)[i][j] = x[i*rs + j*cs]): neither row- nor column-major
+/// views (every other NumPy slice). Portable; the driver uses the ISA's
+/// packers whenever one of the strides is 1.
+template <class T>
+void pack_a_strided(const T* a, std::int64_t rs, std::int64_t cs, std::int64_t i0,
+                    std::int64_t p0, std::int64_t mc, std::int64_t kc, int mr, T* dst);
+template <class T>
+void pack_b_strided(const T* b, std::int64_t rs, std::int64_t cs, std::int64_t p0,
+                    std::int64_t j0, std::int64_t kc, int nr_valid, int nr, T* dst);
+
 /// AVX2 versions of the two functions above (pack_avx2.cpp; call only after
 /// the CPUID check). Same contract and results; full panels of the 6x16
 /// float / 6x8 double kernels are transposed in registers.

@@ -1,8 +1,8 @@
 // Portable GEMM microkernels (contract: ukernel.hpp), for CPUs without AVX2
 // or when MATNET_ISA=generic. Plain C++ over a small accumulator array; the
 // compiler vectorizes the NR loop with baseline SSE2.
-#include "gemm/blocking.hpp"
-#include "gemm/ukernel.hpp"
+#include "blas3/blocking.hpp"
+#include "blas3/ukernel.hpp"
 
 namespace matnet::detail {
 namespace {

@@ -16,8 +16,8 @@
 // The last two let small products skip packing A (see the driver).
 #include <immintrin.h>
 
-#include "gemm/blocking.hpp"
-#include "gemm/ukernel.hpp"
+#include "blas3/blocking.hpp"
+#include "blas3/ukernel.hpp"
 
 namespace matnet::detail {
 namespace {
@@ -258,7 +258,8 @@ const GemmKernel<float>& sgemm_kernel_avx2() {
                                         &sgemm_ukernel_avx2_6x16_a_rows,
                                         &sgemm_ukernel_avx2_6x16_a_cols,
                                         4,
-                                        &sgemm_ukernel_avx2_4x16};
+                                        &sgemm_ukernel_avx2_4x16,
+                                        sgemm_sup_avx2()};
   return kernel;
 }
 

@@ -16,8 +16,8 @@
 // The last two let small products skip packing A (see the driver).
 #include <immintrin.h>
 
-#include "gemm/blocking.hpp"
-#include "gemm/ukernel.hpp"
+#include "blas3/blocking.hpp"
+#include "blas3/ukernel.hpp"
 
 namespace matnet::detail {
 namespace {
@@ -259,7 +259,8 @@ const GemmKernel<double>& dgemm_kernel_avx2() {
                                          &dgemm_ukernel_avx2_6x8_a_rows,
                                          &dgemm_ukernel_avx2_6x8_a_cols,
                                          4,
-                                         &dgemm_ukernel_avx2_4x8};
+                                         &dgemm_ukernel_avx2_4x8,
+                                        dgemm_sup_avx2()};
   return kernel;
 }
 

@@ -23,62 +23,30 @@
 //        jr: own columns in steps of NR   (B micro-panel in L1)
 //          ir: rows of the block in steps of MR  -> microkernel
 //            (the epilogue, if any, runs on each tile after the last K block)
-#include "gemm/gemm_driver.hpp"
+#include "blas3/gemm_driver.hpp"
 
 #include <omp.h>
 
 #include <algorithm>
-#include <cstdlib>
-#include <new>
-#include <stdexcept>
+#include <exception>
 #include <string>
+#include <vector>
 
-#include "gemm/blocking.hpp"
-#include "gemm/pack.hpp"
-#include "gemm/ukernel.hpp"
+#include "blas2/gemv_driver.hpp"
+#include "blas3/pack.hpp"
+#include "blas3/ukernel.hpp"
+#include "core/parallel.hpp"
+#include "core/thresholds.hpp"
+#include "core/workspace.hpp"
 #include "matnet/errors.hpp"
-#include "matnet/runtime.hpp"
+#include "runtime/registry.hpp"
 
 namespace matnet::detail {
 
 namespace {
 
-template <class T>
-const GemmKernel<T>& kernel_for(Isa isa);
-
-template <>
-const GemmKernel<float>& kernel_for<float>(Isa isa) {
-  return isa == Isa::avx2 ? sgemm_kernel_avx2() : sgemm_kernel_generic();
-}
-
-template <>
-const GemmKernel<double>& kernel_for<double>(Isa isa) {
-  return isa == Isa::avx2 ? dgemm_kernel_avx2() : dgemm_kernel_generic();
-}
-
 inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
 inline std::int64_t round_up(std::int64_t a, std::int64_t b) { return ceil_div(a, b) * b; }
-
-/// A 64-byte aligned scratch buffer kept per calling thread and grown on
-/// demand, so repeated products allocate nothing.
-template <class T>
-T* scratch(std::size_t count) {
-  struct Buffer {
-    void* ptr = nullptr;
-    std::size_t bytes = 0;
-    ~Buffer() { std::free(ptr); }
-  };
-  thread_local Buffer buf;
-  const std::size_t need = round_up(static_cast<std::int64_t>(count * sizeof(T)), 64);
-  if (need > buf.bytes) {
-    void* p = std::aligned_alloc(64, need);
-    if (p == nullptr) throw std::bad_alloc();
-    std::free(buf.ptr);
-    buf.ptr = p;
-    buf.bytes = need;
-  }
-  return static_cast<T*>(buf.ptr);
-}
 
 struct Partition {
   int ways_m, ways_n;
@@ -112,6 +80,18 @@ inline std::int64_t split_point(std::int64_t len, int tile, int parts, int idx) 
   return std::min(start, len);
 }
 
+/// The epilogue over columns [j0, j1) of an m-row C, in mr x nr tiles, for
+/// the paths that compute C without the tile loop.
+template <class T>
+void apply_epilogue(const GemmTileEpilogue<T>* ep, T* c, std::int64_t ldc, std::int64_t m,
+                    std::int64_t j0, std::int64_t j1, int mr, int nr) {
+  if (ep == nullptr) return;
+  for (std::int64_t i = 0; i < m; i += mr)
+    for (std::int64_t j = j0; j < j1; j += nr)
+      ep->apply(ep->ctx, c + i * ldc + j, ldc, i, j, static_cast<int>(std::min<std::int64_t>(mr, m - i)),
+                static_cast<int>(std::min<std::int64_t>(nr, j1 - j)));
+}
+
 template <class T>
 void scale_c_and_finish(std::int64_t m, std::int64_t n, T beta, T* c, std::int64_t ldc,
                         const GemmTileEpilogue<T>* ep, int mr, int nr) {
@@ -123,11 +103,29 @@ void scale_c_and_finish(std::int64_t m, std::int64_t n, T beta, T* c, std::int64
       for (std::int64_t j = 0; j < n; ++j) ci[j] *= beta;
     }
   }
-  if (ep == nullptr) return;
-  for (std::int64_t i = 0; i < m; i += mr)
-    for (std::int64_t j = 0; j < n; j += nr)
-      ep->apply(ep->ctx, c + i * ldc + j, ldc, i, j, static_cast<int>(std::min<std::int64_t>(mr, m - i)),
-                static_cast<int>(std::min<std::int64_t>(nr, n - j)));
+  apply_epilogue(ep, c, ldc, m, 0, n, mr, nr);
+}
+
+/// Packs rows [i0, i0+rows) x columns [p0, p0+kc) of op(A) into mr-row
+/// panels: the operand's callback, the ISA's packer when A is row- or
+/// column-major, else the portable strided one.
+template <class T>
+void pack_a_op(const GemmKernel<T>& kr, const GemmOperand<T>& a, std::int64_t i0,
+               std::int64_t p0, std::int64_t rows, std::int64_t kc, int mr, T* dst) {
+  if (a.pack != nullptr) return a.pack(a.ctx, i0, p0, rows, kc, mr, dst);
+  if (a.cs == 1) return kr.pack_a(a.data, a.rs, false, i0, p0, rows, kc, mr, dst);
+  if (a.rs == 1) return kr.pack_a(a.data, a.cs, true, i0, p0, rows, kc, mr, dst);
+  pack_a_strided(a.data, a.rs, a.cs, i0, p0, rows, kc, mr, dst);
+}
+
+/// Packs the kc x cols (cols <= nr) micro-panel of op(B) at (p0, j0).
+template <class T>
+void pack_b_op(const GemmKernel<T>& kr, const GemmOperand<T>& b, std::int64_t p0,
+               std::int64_t j0, std::int64_t kc, int cols, T* dst) {
+  if (b.pack != nullptr) return b.pack(b.ctx, p0, j0, kc, cols, kr.nr, dst);
+  if (b.cs == 1) return kr.pack_b(b.data, b.rs, false, p0, j0, kc, cols, kr.nr, dst);
+  if (b.rs == 1) return kr.pack_b(b.data, b.cs, true, p0, j0, kc, cols, kr.nr, dst);
+  pack_b_strided(b.data, b.rs, b.cs, p0, j0, kc, cols, kr.nr, dst);
 }
 
 /// Rows [0, main) of a block of `rows` rows are covered by MR-row tiles (the
@@ -156,13 +154,11 @@ std::int64_t plan_rows(const GemmKernel<T>& kr, std::int64_t rows) {
 /// covers them: MR-row panels for the first `main` rows, mr_tail-row panels
 /// after. Either way the panel of the tile at row ir starts at dst + ir * kc.
 template <class T>
-void pack_a_planned(const GemmKernel<T>& kr, const T* a, std::int64_t lda, bool trans_a,
-                    std::int64_t i0, std::int64_t p0, std::int64_t rows, std::int64_t kc,
-                    std::int64_t main, T* dst) {
-  if (main > 0) kr.pack_a(a, lda, trans_a, i0, p0, main, kc, kr.mr, dst);
-  if (main < rows) {
-    kr.pack_a(a, lda, trans_a, i0 + main, p0, rows - main, kc, kr.mr_tail, dst + main * kc);
-  }
+void pack_a_planned(const GemmKernel<T>& kr, const GemmOperand<T>& a, std::int64_t i0,
+                    std::int64_t p0, std::int64_t rows, std::int64_t kc, std::int64_t main,
+                    T* dst) {
+  if (main > 0) pack_a_op(kr, a, i0, p0, main, kc, kr.mr, dst);
+  if (main < rows) pack_a_op(kr, a, i0 + main, p0, rows - main, kc, kr.mr_tail, dst + main * kc);
 }
 
 /// Walks an mc x nc block of C tile by tile (jr outer, so one packed B
@@ -223,37 +219,12 @@ void macro_kernel(const GemmKernel<T>& kr, std::int64_t mc, std::int64_t nc, std
              });
 }
 
-template <class T>
-void check_args(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k,
-                const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T* c,
-                std::int64_t ldc) {
-  auto fail = [](const std::string& what) { throw matnet::invalid_argument("matnet::gemm: " + what); };
-  if (m < 0 || n < 0 || k < 0) {
-    fail("sizes must be >= 0, got m=" + std::to_string(m) + " n=" + std::to_string(n) +
-         " k=" + std::to_string(k));
-  }
-  const std::int64_t a_cols = trans_a ? m : k, b_cols = trans_b ? k : n;
-  if (lda < std::max<std::int64_t>(1, a_cols))
-    fail("lda=" + std::to_string(lda) + " is smaller than the row length " + std::to_string(a_cols));
-  if (ldb < std::max<std::int64_t>(1, b_cols))
-    fail("ldb=" + std::to_string(ldb) + " is smaller than the row length " + std::to_string(b_cols));
-  if (ldc < std::max<std::int64_t>(1, n))
-    fail("ldc=" + std::to_string(ldc) + " is smaller than the row length " + std::to_string(n));
-  if (m > 0 && n > 0 && c == nullptr) fail("c is null");
-  if (m > 0 && n > 0 && k > 0 && (a == nullptr || b == nullptr)) fail("a or b is null");
-}
-
-
 /// The arguments of one gemm_run call.
 template <class T>
 struct Problem {
-  bool trans_a, trans_b;
   std::int64_t m, n, k;
   T alpha;
-  const T* a;
-  std::int64_t lda;
-  const T* b;
-  std::int64_t ldb;
+  GemmOperand<T> a, b;
   T beta;
   T* c;
   std::int64_t ldc;
@@ -310,7 +281,7 @@ void gemm_rect(const GemmKernel<T>& kr, const Problem<T>& g, std::int64_t kc_blk
       const bool lazy_b = r.m1 - r.m0 <= mc;
       auto pack_b_panel = [&](std::int64_t q, T* dst) {
         const int cols = static_cast<int>(std::min<std::int64_t>(nr, nc - q * nr));
-        kr.pack_b(g.b, g.ldb, g.trans_b, pc, jc + q * nr, kc, cols, nr, dst);
+        pack_b_op(kr, g.b, pc, jc + q * nr, kc, cols, dst);
       };
       if (!lazy_b) {
         for (std::int64_t q = 0; q < panels; ++q) pack_b_panel(q, bpack + q * nr * kc);
@@ -324,13 +295,17 @@ void gemm_rect(const GemmKernel<T>& kr, const Problem<T>& g, std::int64_t kc_blk
       };
       // Each A element meets `panels` B micro-panels: with few of them,
       // packing A would cost about what the multiply does.
-      const bool direct = kr.ukernel_a_rows != nullptr && panels <= blocking::direct_a_max_panels;
+      // A is read in place only when it is row- or column-major.
+      const bool a_rows = g.a.pack == nullptr && g.a.cs == 1;
+      const bool a_cols = g.a.pack == nullptr && !a_rows && g.a.rs == 1;
+      const bool direct = kr.ukernel_a_rows != nullptr && (a_rows || a_cols) &&
+                          panels <= thresholds::direct_a_max_panels;
       for (std::int64_t ic = r.m0; ic < r.m1; ic += mc) {
         const std::int64_t mcur = std::min(mc, r.m1 - ic);
         const std::int64_t main = plan_rows(kr, mcur);
         T* const cblk = g.c + ic * g.ldc + jc;
         if (!direct) {
-          pack_a_planned(kr, g.a, g.lda, g.trans_a, ic, pc, mcur, kc, main, apack);
+          pack_a_planned(kr, g.a, ic, pc, mcur, kc, main, apack);
           macro_kernel(kr, mcur, nc, kc, g.alpha, apack, b_panel, beta_eff, cblk, g.ldc, tmp,
                        last, g.ep, ic, jc, main);
           continue;
@@ -339,18 +314,17 @@ void gemm_rect(const GemmKernel<T>& kr, const Problem<T>& g, std::int64_t kc_blk
         // MR panel or mr_tail panels) are packed, from apack on.
         const std::int64_t full = std::min(main, mcur / kr.mr * kr.mr);
         if (full < mcur) {
-          pack_a_planned(kr, g.a, g.lda, g.trans_a, ic + full, pc, mcur - full, kc, main - full,
-                         apack);
+          pack_a_planned(kr, g.a, ic + full, pc, mcur - full, kc, main - full, apack);
         }
-        const auto ukd = g.trans_a ? kr.ukernel_a_cols : kr.ukernel_a_rows;
+        const auto ukd = a_cols ? kr.ukernel_a_cols : kr.ukernel_a_rows;
+        const std::int64_t lda = a_cols ? g.a.cs : g.a.rs;
         macro_loop(kr.mr, kr.mr_tail, nr, main, mcur, nc, beta_eff, cblk, g.ldc, tmp, last, g.ep,
                    ic, jc,
                    [&](std::int64_t ir, int height, std::int64_t jr, T b, T* dst, std::int64_t ld) {
                      const T* bp = b_panel(ir, jr);
                      if (ir < full) {
-                       const T* at = g.trans_a ? g.a + pc * g.lda + ic + ir
-                                               : g.a + (ic + ir) * g.lda + pc;
-                       ukd(kc, g.alpha, at, g.lda, bp, b, dst, ld);
+                       const T* at = g.a.data + (ic + ir) * g.a.rs + pc * g.a.cs;
+                       ukd(kc, g.alpha, at, lda, bp, b, dst, ld);
                      } else {
                        packed_kernel(kr, height)(kc, g.alpha, apack + (ir - full) * kc, bp, b,
                                                  dst, ld);
@@ -393,7 +367,7 @@ void gemm_shared_b(const GemmKernel<T>& kr, const Problem<T>& g, std::int64_t kc
 #pragma omp for schedule(dynamic, 4)
       for (std::int64_t q = 0; q < panels; ++q) {
         const int cols = static_cast<int>(std::min<std::int64_t>(nr, nc - q * nr));
-        kr.pack_b(g.b, g.ldb, g.trans_b, pc, jc + q * nr, kc, cols, nr, bpack + q * nr * kc);
+        pack_b_op(kr, g.b, pc, jc + q * nr, kc, cols, bpack + q * nr * kc);
       }
       // (implicit barrier: B is packed)
 
@@ -402,7 +376,7 @@ void gemm_shared_b(const GemmKernel<T>& kr, const Problem<T>& g, std::int64_t kc
         for (std::int64_t blk = 0; blk < row_blocks; ++blk) {
           const std::int64_t ic = blk * mc, mcur = std::min(mc, g.m - ic);
           const std::int64_t main = plan_rows(kr, mcur);
-          pack_a_planned(kr, g.a, g.lda, g.trans_a, ic, pc, mcur, kc, main, apack);
+          pack_a_planned(kr, g.a, ic, pc, mcur, kc, main, apack);
           macro_kernel(kr, mcur, nc, kc, g.alpha, apack, b_at, beta_eff, g.c + ic * g.ldc + jc,
                        g.ldc, tmp, last, g.ep, ic, jc, main);
         }
@@ -414,7 +388,7 @@ void gemm_shared_b(const GemmKernel<T>& kr, const Problem<T>& g, std::int64_t kc
         for (std::int64_t ic = r.m0; ic < r.m1; ic += mc) {
           const std::int64_t mcur = std::min(mc, r.m1 - ic);
           const std::int64_t main = plan_rows(kr, mcur);
-          pack_a_planned(kr, g.a, g.lda, g.trans_a, ic, pc, mcur, kc, main, apack);
+          pack_a_planned(kr, g.a, ic, pc, mcur, kc, main, apack);
           macro_kernel(kr, mcur, jhi - jlo, kc, g.alpha, apack,
                        [&](std::int64_t, std::int64_t jr) { return b_at(0, jlo - jc + jr); },
                        beta_eff, g.c + ic * g.ldc + jlo, g.ldc, tmp, last, g.ep, ic, jlo, main);
@@ -425,29 +399,111 @@ void gemm_shared_b(const GemmKernel<T>& kr, const Problem<T>& g, std::int64_t kc
   }
 }
 
+/// m == 1 or n == 1 as a GEMV (bandwidth-bound: nothing packed, the
+/// matrix read once). False when the operands' layout does not fit one.
+template <class T>
+bool gemv_route(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const GemmOperand<T>& a,
+                const GemmOperand<T>& b, T beta, T* c, std::int64_t ldc, int max_threads) {
+  if (m == 1) {  // c row = op(B)^T x, x = row 0 of op(A)
+    if (b.cs == 1 || n == 1) {  // op(B) is k x n row-major: y = B^T x
+      gemv_run(true, k, n, alpha, b.data, b.rs, a.data, a.cs, beta, c, 1, max_threads);
+    } else if (b.rs == 1) {  // op(B)^T is n x k row-major: y = (op(B)^T) x
+      gemv_run(false, n, k, alpha, b.data, b.cs, a.data, a.cs, beta, c, 1, max_threads);
+    } else {
+      return false;
+    }
+    return true;
+  }
+  if (n == 1) {  // c column = op(A) x, x = column 0 of op(B)
+    if (a.cs == 1 || k == 1) {
+      gemv_run(false, m, k, alpha, a.data, a.rs, b.data, b.rs, beta, c, ldc, max_threads);
+    } else if (a.rs == 1) {
+      gemv_run(true, k, m, alpha, a.data, a.cs, b.data, b.rs, beta, c, ldc, max_threads);
+    } else {
+      return false;
+    }
+    return true;
+  }
+  return false;
+}
+
+/// Few rows of op(A), B row-major: the ISA's sup kernel over column ranges
+/// (multiples of 2*NR) split across threads; each thread runs the epilogue
+/// on its columns while they are still in cache.
+template <class T>
+void sup_run(const GemmKernel<T>& kr, std::int64_t m, std::int64_t n, std::int64_t k, T alpha,
+             const GemmOperand<T>& a, const GemmOperand<T>& b, T beta, T* c, std::int64_t ldc,
+             const GemmTileEpilogue<T>* ep, int nt) {
+  const std::int64_t unit = 2 * kr.nr;
+  parallel_split(ceil_div(n, unit), nt, 1, [&](std::int64_t q0, std::int64_t q1) {
+    const std::int64_t j0 = q0 * unit, j1 = std::min(n, q1 * unit);
+    kr.sup(m, j1 - j0, k, alpha, a.data, a.rs, a.cs, b.data + j0, b.rs, beta, c + j0, ldc);
+    apply_epilogue(ep, c, ldc, m, j0, j1, kr.mr, kr.nr);
+  });
+}
+
 }  // namespace
+
+template <class T>
+void gemm_check_args(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k,
+                const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T* c,
+                std::int64_t ldc) {
+  auto fail = [](const std::string& what) { throw matnet::invalid_argument("matnet::gemm: " + what); };
+  if (m < 0 || n < 0 || k < 0) {
+    fail("sizes must be >= 0, got m=" + std::to_string(m) + " n=" + std::to_string(n) +
+         " k=" + std::to_string(k));
+  }
+  const std::int64_t a_cols = trans_a ? m : k, b_cols = trans_b ? k : n;
+  if (lda < std::max<std::int64_t>(1, a_cols))
+    fail("lda=" + std::to_string(lda) + " is smaller than the row length " + std::to_string(a_cols));
+  if (ldb < std::max<std::int64_t>(1, b_cols))
+    fail("ldb=" + std::to_string(ldb) + " is smaller than the row length " + std::to_string(b_cols));
+  if (ldc < std::max<std::int64_t>(1, n))
+    fail("ldc=" + std::to_string(ldc) + " is smaller than the row length " + std::to_string(n));
+  if (m > 0 && n > 0 && c == nullptr) fail("c is null");
+  if (m > 0 && n > 0 && k > 0 && (a == nullptr || b == nullptr)) fail("a or b is null");
+}
+
 
 template <class T>
 void gemm_run(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k,
               T alpha, const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T beta,
-              T* c, std::int64_t ldc, const GemmTileEpilogue<T>* ep) {
-  check_args(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc);
-  const GemmKernel<T>& kr = kernel_for<T>(active_isa());
+              T* c, std::int64_t ldc, const GemmTileEpilogue<T>* ep, int max_threads) {
+  gemm_check_args(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc);
+  gemm_operands(m, n, k, alpha, GemmOperand<T>::blas(a, lda, trans_a),
+                GemmOperand<T>::blas(b, ldb, trans_b), beta, c, ldc, ep, max_threads);
+}
+
+template <class T>
+void gemm_operands(std::int64_t m, std::int64_t n, std::int64_t k, T alpha,
+                   const GemmOperand<T>& a, const GemmOperand<T>& b, T beta, T* c,
+                   std::int64_t ldc, const GemmTileEpilogue<T>* ep, int max_threads) {
+  const GemmKernel<T>& kr = *kernels<T>().gemm;
   if (m == 0 || n == 0) return;
   if (k == 0 || alpha == T(0)) {
     scale_c_and_finish(m, n, beta, c, ldc, ep, kr.mr, kr.nr);
     return;
   }
-  const Problem<T> g{trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ep};
+  const double flops = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  int nt = flops < thresholds::parallel_min_flops ? 1 : std::max(max_threads, 1);
+  if (a.pack == nullptr && b.pack == nullptr) {
+    if (gemv_route(m, n, k, alpha, a, b, beta, c, ldc, nt)) {
+      apply_epilogue(ep, c, ldc, m, 0, n, kr.mr, kr.nr);
+      return;
+    }
+    if (kr.sup != nullptr && m <= thresholds::sup_max_m && b.cs == 1) {
+      sup_run(kr, m, n, k, alpha, a, b, beta, c, ldc, ep, nt);
+      return;
+    }
+  }
+  const Problem<T> g{m, n, k, alpha, a, b, beta, c, ldc, ep};
   const int mr = kr.mr, nr = kr.nr;
   // K blocks of even depth (784 = 4 x 196, not 3 x 256 + 16: a thin last
   // block pays the C update for little work), rounded to 8 for the packers.
   const std::int64_t kc = std::min<std::int64_t>(
       kr.kc, round_up(ceil_div(k, ceil_div(k, kr.kc)), 8));
 
-  const double flops = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
-  int nt = flops < blocking::parallel_min_flops ? 1 : get_num_threads();
-  const bool shared_b = nt > 1 && flops >= blocking::shared_b_min_flops;
+  const bool shared_b = nt > 1 && flops >= thresholds::shared_b_min_flops;
   // Enough A row blocks to deal out dynamically (see gemm_shared_b).
   const bool dynamic_rows = shared_b && ceil_div(m, kr.mc) >= 2 * nt;
   auto partition_for = [&](int threads) -> Partition {
@@ -457,15 +513,16 @@ void gemm_run(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::i
   const Partition part = partition_for(nt);
   nt = part.ways_m * part.ways_n;
 
-  // All scratch is allocated here, by the calling thread, before the
-  // parallel region: nothing inside the region may throw. Per thread: an A
-  // block and an edge tile; a B panel shared by all (shared_b) or one each.
+  // All scratch is taken here, by the calling thread, before the parallel
+  // region: nothing inside the region may throw. Per thread: an A block and
+  // an edge tile; a B panel shared by all (shared_b) or one each.
   const std::int64_t nc_cap = std::min<std::int64_t>(kr.nc, round_up(n, nr));
   const std::int64_t a_block = round_up(std::min<std::int64_t>(kr.mc, round_up(m, mr)), mr) * kc;
   const std::int64_t a_stride = round_up(a_block + static_cast<std::int64_t>(mr) * nr, 16);
   const std::int64_t b_size = round_up(nc_cap * kc, 16);
   const int b_count = shared_b ? 1 : nt;
-  T* const work = scratch<T>(static_cast<std::size_t>(b_count * b_size + nt * a_stride));
+  WorkspaceScope scope;
+  T* const work = scope.alloc<T>(static_cast<std::size_t>(b_count * b_size + nt * a_stride));
 
   if (nt == 1) {  // no OpenMP region at all: it costs ~0.3 us even when serialised
     gemm_rect(kr, g, kc, Rect{0, m, 0, n}, work, work + b_size, work + b_size + a_block);
@@ -495,25 +552,70 @@ void gemm_run(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::i
 }
 
 template <class T>
+void gemm_batch_run(std::int64_t m, std::int64_t n, std::int64_t k, T alpha,
+                    const GemmOperand<T>& a, const std::int64_t* a_offsets,
+                    const GemmOperand<T>& b, const std::int64_t* b_offsets, T beta, T* c,
+                    std::int64_t ldc, const std::int64_t* c_offsets, std::int64_t batch,
+                    int max_threads) {
+  if (batch <= 0 || m == 0 || n == 0) return;
+  auto one = [&](std::int64_t i, int threads) {
+    GemmOperand<T> ai = a, bi = b;
+    ai.data = a.data + a_offsets[i];
+    bi.data = b.data + b_offsets[i];
+    gemm_operands<T>(m, n, k, alpha, ai, bi, beta, c + c_offsets[i], ldc, nullptr, threads);
+  };
+  const double flops = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  const int nt = static_cast<int>(std::min<std::int64_t>(std::max(max_threads, 1), batch));
+  // Many small products: one per thread, each on its own thread (no
+  // fork/join inside). Large ones: each product on every thread.
+  if (nt <= 1 || flops >= thresholds::batch_per_thread_max_flops ||
+      flops * static_cast<double>(batch) < thresholds::parallel_min_flops) {
+    for (std::int64_t i = 0; i < batch; ++i) one(i, max_threads);
+    return;
+  }
+  // Each thread's products take scratch from its own workspace, which can
+  // fail; the first error is rethrown here, after the region.
+  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(nt));
+  parallel_parts(batch, nt, 1, [&](int part, std::int64_t i0, std::int64_t i1) {
+    try {
+      for (std::int64_t i = i0; i < i1; ++i) one(i, 1);
+    } catch (...) {
+      errors[static_cast<std::size_t>(part)] = std::current_exception();
+    }
+  });
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+template <class T>
 const char* gemm_kernel_name() {
-  return kernel_for<T>(active_isa()).name;
+  return kernels<T>().gemm->name;
 }
 
 template <class T>
 GemmBlocking gemm_blocking() {
-  const GemmKernel<T>& kr = kernel_for<T>(active_isa());
+  const GemmKernel<T>& kr = *kernels<T>().gemm;
   return {kr.mr, kr.nr, kr.mc, kr.kc, kr.nc};
 }
 
-template void gemm_run<float>(bool, bool, std::int64_t, std::int64_t, std::int64_t, float,
-                              const float*, std::int64_t, const float*, std::int64_t, float,
-                              float*, std::int64_t, const GemmTileEpilogue<float>*);
-template void gemm_run<double>(bool, bool, std::int64_t, std::int64_t, std::int64_t, double,
-                               const double*, std::int64_t, const double*, std::int64_t, double,
-                               double*, std::int64_t, const GemmTileEpilogue<double>*);
-template const char* gemm_kernel_name<float>();
-template const char* gemm_kernel_name<double>();
-template GemmBlocking gemm_blocking<float>();
-template GemmBlocking gemm_blocking<double>();
+#define MATNET_INSTANTIATE(T)                                                                   \
+  template void gemm_check_args<T>(bool, bool, std::int64_t, std::int64_t, std::int64_t,       \
+                                   const T*, std::int64_t, const T*, std::int64_t, T*,          \
+                                   std::int64_t);                                              \
+  template void gemm_run<T>(bool, bool, std::int64_t, std::int64_t, std::int64_t, T, const T*, \
+                            std::int64_t, const T*, std::int64_t, T, T*, std::int64_t,          \
+                            const GemmTileEpilogue<T>*, int);                                  \
+  template void gemm_operands<T>(std::int64_t, std::int64_t, std::int64_t, T,                  \
+                                 const GemmOperand<T>&, const GemmOperand<T>&, T, T*,           \
+                                 std::int64_t, const GemmTileEpilogue<T>*, int);               \
+  template void gemm_batch_run<T>(std::int64_t, std::int64_t, std::int64_t, T,                 \
+                                  const GemmOperand<T>&, const std::int64_t*,                   \
+                                  const GemmOperand<T>&, const std::int64_t*, T, T*,            \
+                                  std::int64_t, const std::int64_t*, std::int64_t, int);        \
+  template const char* gemm_kernel_name<T>();                                                  \
+  template GemmBlocking gemm_blocking<T>();
+MATNET_INSTANTIATE(float)
+MATNET_INSTANTIATE(double)
+#undef MATNET_INSTANTIATE
 
 }  // namespace matnet::detail

@@ -13,8 +13,8 @@
 #include <immintrin.h>
 
 
-#include "gemm/blocking.hpp"
-#include "gemm/pack.hpp"
+#include "blas3/blocking.hpp"
+#include "blas3/pack.hpp"
 
 namespace matnet::detail {
 

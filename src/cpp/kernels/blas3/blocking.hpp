@@ -28,25 +28,7 @@ inline constexpr Sizes f64_avx2{6, 8, 72, 256, 4080};
 inline constexpr Sizes f32_generic{4, 8, 64, 256, 2048};
 inline constexpr Sizes f64_generic{4, 4, 64, 128, 2048};
 
-// Below this many multiply-adds (m*n*k) a product runs on one thread: the
-// OpenMP fork/join (~1 us measured for an empty region on 2 threads) would
-// cost more than it saves. 64^3 is ~6 us of one-thread work. Measured
-// against 96^3 (same process, 2 threads): the 128->10 layer's products at
-// batch 512 (655k multiply-adds) 1.10-1.35x faster, batch 128 unchanged.
-inline constexpr double parallel_min_flops = 64.0 * 64.0 * 64.0;
-
-// A thread whose columns span at most this many NR-wide micro-panels reads
-// A in place (direct-A microkernels, where the ISA has them) instead of
-// packing it: each element of A would be used only that many times, and
-// the A block is re-read from L1/L2 just as a packed one would be.
-// Measured (f32, 1 thread, vs NumPy): 3-4 panels +5-10% over packing,
-// 8 panels (n = 128) about +5%, 16 panels no difference either way.
-inline constexpr int direct_a_max_panels = 8;
-
-// From this many multiply-adds on, threads share one packed B panel (packed
-// jointly, two barriers per K block); below it each thread packs what it
-// needs on its own and never waits (one duplicated operand costs less than
-// the barriers there). 2^26 is about 400^3.
-inline constexpr double shared_b_min_flops = 67108864.0;
+// The thresholds that pick a path (threads, direct A, shared B, sup) are in
+// core/thresholds.hpp.
 
 }  // namespace matnet::detail::blocking

@@ -13,7 +13,7 @@
 // leave GCC registers to spare (checked in objdump: no spills in the loop).
 #include <immintrin.h>
 
-#include "gemm/ukernel.hpp"
+#include "blas3/ukernel.hpp"
 
 namespace matnet::detail {
 namespace {

@@ -1,6 +1,6 @@
 // Packing routines (see pack.hpp). op(A)[i][p] is a[i*lda + p] or, transposed,
 // a[p*lda + i]; op(B)[p][j] is b[p*ldb + j] or, transposed, b[j*ldb + p].
-#include "gemm/pack.hpp"
+#include "blas3/pack.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -88,6 +88,38 @@ void pack_b_panel(const T* b, std::int64_t ldb, bool trans_b, std::int64_t p0, s
     for (std::int64_t p = 0; p < kc; ++p) dst[p * nr + j] = T(0);
 }
 
+template <class T>
+void pack_a_strided(const T* a, std::int64_t rs, std::int64_t cs, std::int64_t i0,
+                    std::int64_t p0, std::int64_t mc, std::int64_t kc, int mr, T* dst) {
+  for (std::int64_t i = 0; i < mc; i += mr) {
+    const int rows = static_cast<int>(std::min<std::int64_t>(mr, mc - i));
+    T* panel = dst + i * kc;
+    for (std::int64_t p = 0; p < kc; ++p) {
+      for (int r = 0; r < rows; ++r) panel[p * mr + r] = a[(i0 + i + r) * rs + (p0 + p) * cs];
+      for (int r = rows; r < mr; ++r) panel[p * mr + r] = T(0);
+    }
+  }
+}
+
+template <class T>
+void pack_b_strided(const T* b, std::int64_t rs, std::int64_t cs, std::int64_t p0,
+                    std::int64_t j0, std::int64_t kc, int nr_valid, int nr, T* dst) {
+  for (std::int64_t p = 0; p < kc; ++p) {
+    const T* src = b + (p0 + p) * rs + j0 * cs;
+    int j = 0;
+    for (; j < nr_valid; ++j) dst[p * nr + j] = src[j * cs];
+    for (; j < nr; ++j) dst[p * nr + j] = T(0);
+  }
+}
+
+template void pack_a_strided<float>(const float*, std::int64_t, std::int64_t, std::int64_t,
+                                    std::int64_t, std::int64_t, std::int64_t, int, float*);
+template void pack_a_strided<double>(const double*, std::int64_t, std::int64_t, std::int64_t,
+                                     std::int64_t, std::int64_t, std::int64_t, int, double*);
+template void pack_b_strided<float>(const float*, std::int64_t, std::int64_t, std::int64_t,
+                                    std::int64_t, std::int64_t, int, int, float*);
+template void pack_b_strided<double>(const double*, std::int64_t, std::int64_t, std::int64_t,
+                                     std::int64_t, std::int64_t, int, int, double*);
 template void pack_a_block<float>(const float*, std::int64_t, bool, std::int64_t, std::int64_t,
                                   std::int64_t, std::int64_t, int, float*);
 template void pack_a_block<double>(const double*, std::int64_t, bool, std::int64_t, std::int64_t,

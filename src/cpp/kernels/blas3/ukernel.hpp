@@ -37,17 +37,29 @@
 // over when a block's height is not a multiple of MR, where a zero-padded
 // MR-row tile would do MR rows' worth of FMAs for fewer real rows (the
 // driver's plan_rows decides).
+//
+// An optional "sup" kernel (BLIS's small/unpacked path) computes a whole
+// small product with nothing packed, for few rows of op(A) (the driver
+// decides, thresholds::sup_max_m) and B not transposed:
+//   C[0:m, 0:n] = alpha * A * B + beta * C,  A(i, p) = a[i*rsa + p*csa],
+//   B(p, j) = b[p*ldb + j] (unit column stride), C row-major (ldc);
+// any m, n >= 0 and k >= 1; same beta rule; no edges left to the driver.
 #pragma once
 
 #include <cstdint>
 
-#include "gemm/pack.hpp"
+#include "blas3/pack.hpp"
 
 namespace matnet::detail {
 
 template <class T>
 using gemm_ukernel_fn = void (*)(std::int64_t k, T alpha, const T* a, const T* b, T beta,
                                  T* c, std::int64_t ldc);
+
+template <class T>
+using gemm_sup_fn = void (*)(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
+                             std::int64_t rsa, std::int64_t csa, const T* b, std::int64_t ldb,
+                             T beta, T* c, std::int64_t ldc);
 
 template <class T>
 using gemm_ukernel_direct_fn = void (*)(std::int64_t k, T alpha, const T* a, std::int64_t lda,
@@ -68,6 +80,7 @@ struct GemmKernel {
   gemm_ukernel_direct_fn<T> ukernel_a_cols = nullptr;
   int mr_tail = 0;
   gemm_ukernel_fn<T> ukernel_tail = nullptr;
+  gemm_sup_fn<T> sup = nullptr;
 };
 
 // One per ISA and dtype; each defined in its own translation unit.
@@ -75,6 +88,10 @@ const GemmKernel<float>& sgemm_kernel_generic();
 const GemmKernel<double>& dgemm_kernel_generic();
 const GemmKernel<float>& sgemm_kernel_avx2();
 const GemmKernel<double>& dgemm_kernel_avx2();
+
+// The AVX2 sup kernels (gemm_sup_avx2.cpp).
+gemm_sup_fn<float> sgemm_sup_avx2();
+gemm_sup_fn<double> dgemm_sup_avx2();
 
 // The AVX2 tail kernels (gemm_ukernel_avx2_4rows.cpp).
 void sgemm_ukernel_avx2_4x16(std::int64_t k, float alpha, const float* a, const float* b,

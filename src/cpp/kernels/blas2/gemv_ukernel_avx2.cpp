@@ -1,0 +1,117 @@
+// AVX2 GEMV kernels, float and double (contract: gemv_kernels.hpp; compiled
+// with -mavx2 -mfma, reached only through the registry after the CPUID
+// check). Edges through masked loads/stores: nothing is read or written past
+// the arrays.
+#include <algorithm>
+
+#include "blas2/gemv_kernels.hpp"
+#include "simd/vec_avx2.hpp"
+
+namespace matnet::detail {
+namespace {
+
+using avx2::Vec;
+
+/// y[0..R) for R rows of A: R dot products with x, two accumulators each
+/// (an FMA has 4-5 cycles of latency; 2R chains keep both FMA pipes busy).
+template <class T, int R>
+void dot_rows(std::int64_t n, T alpha, const T* a, std::int64_t lda, const T* x, T beta, T* y) {
+  using S = Vec<T>;
+  constexpr int L = S::lanes;
+  typename S::V acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = S::zero();
+  std::int64_t j = 0;
+  for (; j + 2 * L <= n; j += 2 * L) {
+    const auto x0 = S::load(x + j), x1 = S::load(x + j + L);
+    for (int r = 0; r < R; ++r) {
+      acc[r][0] = S::fma(S::load(a + r * lda + j), x0, acc[r][0]);
+      acc[r][1] = S::fma(S::load(a + r * lda + j + L), x1, acc[r][1]);
+    }
+  }
+  for (; j < n; j += L) {
+    const auto m = S::mask(static_cast<int>(std::min<std::int64_t>(L, n - j)));
+    const auto x0 = S::load(x + j, m);
+    for (int r = 0; r < R; ++r) acc[r][0] = S::fma(S::load(a + r * lda + j, m), x0, acc[r][0]);
+  }
+  for (int r = 0; r < R; ++r) {
+    const T dot = S::hsum(S::add(acc[r][0], acc[r][1]));
+    y[r] = beta == T(0) ? alpha * dot : alpha * dot + beta * y[r];
+  }
+}
+
+template <class T>
+void gemv_n_avx2(std::int64_t m, std::int64_t n, T alpha, const T* a, std::int64_t lda,
+                 const T* x, T beta, T* y) {
+  std::int64_t i = 0;
+  for (; i + 4 <= m; i += 4) dot_rows<T, 4>(n, alpha, a + i * lda, lda, x, beta, y + i);
+  for (; i < m; ++i) dot_rows<T, 1>(n, alpha, a + i * lda, lda, x, beta, y + i);
+}
+
+/// y[0..cw) += sum over R rows r of xs[r] * A[r, 0..cw): one load and one
+/// store of y per R rows of A.
+template <class T, int R>
+void axpy_rows(std::int64_t cw, const T* xs, const T* a, std::int64_t lda, T* y) {
+  using S = Vec<T>;
+  constexpr int L = S::lanes;
+  typename S::V xv[R];
+  for (int r = 0; r < R; ++r) xv[r] = S::set1(xs[r]);
+  auto step = [&](auto load, auto store, std::int64_t j) {
+    auto p = S::mul(xv[0], load(a + j));
+    if constexpr (R > 1) p = S::fma(xv[1], load(a + lda + j), p);
+    if constexpr (R > 2) {
+      auto q = S::mul(xv[2], load(a + 2 * lda + j));
+      if constexpr (R > 3) q = S::fma(xv[3], load(a + 3 * lda + j), q);
+      p = S::add(p, q);
+    }
+    store(y + j, S::add(load(y + j), p));
+  };
+  std::int64_t j = 0;
+  for (; j + L <= cw; j += L) {
+    step([](const T* p) { return S::load(p); }, [](T* p, typename S::V v) { S::store(p, v); }, j);
+  }
+  if (j < cw) {
+    const auto m = S::mask(static_cast<int>(cw - j));
+    step([m](const T* p) { return S::load(p, m); },
+         [m](T* p, typename S::V v) { S::store(p, m, v); }, j);
+  }
+}
+
+template <class T>
+void gemv_t_avx2(std::int64_t m, std::int64_t n, T alpha, const T* a, std::int64_t lda,
+                 const T* x, T beta, T* y) {
+  // Columns in chunks whose slice of y (8 KiB) stays in L1 while every row
+  // of A streams past it, four rows at a time.
+  constexpr std::int64_t chunk = 8192 / sizeof(T);
+  for (std::int64_t j0 = 0; j0 < n; j0 += chunk) {
+    const std::int64_t cw = std::min(chunk, n - j0);
+    T* yj = y + j0;
+    if (beta == T(0)) {
+      std::fill(yj, yj + cw, T(0));
+    } else if (beta != T(1)) {
+      for (std::int64_t j = 0; j < cw; ++j) yj[j] *= beta;
+    }
+    std::int64_t i = 0;
+    for (; i + 4 <= m; i += 4) {
+      const T xs[4] = {alpha * x[i], alpha * x[i + 1], alpha * x[i + 2], alpha * x[i + 3]};
+      axpy_rows<T, 4>(cw, xs, a + i * lda + j0, lda, yj);
+    }
+    for (; i < m; ++i) {
+      const T xs[1] = {alpha * x[i]};
+      axpy_rows<T, 1>(cw, xs, a + i * lda + j0, lda, yj);
+    }
+  }
+}
+
+}  // namespace
+
+const GemvKernels<float>& sgemv_kernels_avx2() {
+  static const GemvKernels<float> k{&gemv_n_avx2<float>, &gemv_t_avx2<float>, "sgemv_avx2"};
+  return k;
+}
+
+const GemvKernels<double>& dgemv_kernels_avx2() {
+  static const GemvKernels<double> k{&gemv_n_avx2<double>, &gemv_t_avx2<double>, "dgemv_avx2"};
+  return k;
+}
+
+}  // namespace matnet::detail

@@ -1,0 +1,92 @@
+// Public GEMM entry points (matnet/gemm.hpp).
+#include "matnet/gemm.hpp"
+
+#include <algorithm>
+#include <string>
+
+#include "blas3/gemm_driver.hpp"
+#include "core/checks.hpp"
+#include "core/workspace.hpp"
+
+namespace matnet {
+
+namespace {
+
+template <class T>
+void gemm_impl(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k,
+               T alpha, const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c,
+               std::int64_t ldc) {
+  detail::gemm_run<T>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nullptr,
+                      get_num_threads());
+}
+
+template <class T>
+void gemm_batched_impl(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n,
+                       std::int64_t k, T alpha, const T* a, std::int64_t lda,
+                       std::int64_t stride_a, const T* b, std::int64_t ldb, std::int64_t stride_b,
+                       T beta, T* c, std::int64_t ldc, std::int64_t stride_c, std::int64_t batch) {
+  constexpr const char* fn = "gemm_batched";
+  detail::require_size(fn, "batch", batch);
+  if (stride_a < 0 || stride_b < 0)
+    detail::fail(fn, "stride_a and stride_b must be >= 0 (0 shares one operand)");
+  if (batch == 0) return;
+  detail::gemm_check_args(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc);
+  if (batch > 1 && m > 0 && n > 0) {
+    const std::int64_t c_span = (m - 1) * ldc + n;  // elements one output touches
+    if (stride_c < c_span) {
+      detail::fail(fn, "stride_c=" + std::to_string(stride_c) +
+                           " makes the outputs overlap: each spans " + std::to_string(c_span) +
+                           " elements");
+    }
+  }
+  detail::WorkspaceScope scope;
+  std::int64_t* off = scope.alloc<std::int64_t>(static_cast<std::size_t>(3 * batch));
+  for (std::int64_t i = 0; i < batch; ++i) {
+    off[i] = i * stride_a;
+    off[batch + i] = i * stride_b;
+    off[2 * batch + i] = i * stride_c;
+  }
+  detail::gemm_batch_run<T>(m, n, k, alpha, detail::GemmOperand<T>::blas(a, lda, trans_a), off,
+                            detail::GemmOperand<T>::blas(b, ldb, trans_b), off + batch, beta, c,
+                            ldc, off + 2 * batch, batch, get_num_threads());
+}
+
+}  // namespace
+
+void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
+          const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
+          std::int64_t ldc) {
+  gemm_impl(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, double alpha,
+          const double* a, std::int64_t lda, const double* b, std::int64_t ldb, double beta,
+          double* c, std::int64_t ldc) {
+  gemm_impl(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void gemm_batched(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k,
+                  float alpha, const float* a, std::int64_t lda, std::int64_t stride_a,
+                  const float* b, std::int64_t ldb, std::int64_t stride_b, float beta, float* c,
+                  std::int64_t ldc, std::int64_t stride_c, std::int64_t batch) {
+  gemm_batched_impl(trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c,
+                    ldc, stride_c, batch);
+}
+
+void gemm_batched(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k,
+                  double alpha, const double* a, std::int64_t lda, std::int64_t stride_a,
+                  const double* b, std::int64_t ldb, std::int64_t stride_b, double beta, double* c,
+                  std::int64_t ldc, std::int64_t stride_c, std::int64_t batch) {
+  gemm_batched_impl(trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c,
+                    ldc, stride_c, batch);
+}
+
+const char* gemm_kernel_name(bool double_precision) {
+  return double_precision ? detail::gemm_kernel_name<double>() : detail::gemm_kernel_name<float>();
+}
+
+GemmBlocking gemm_blocking(bool double_precision) {
+  return double_precision ? detail::gemm_blocking<double>() : detail::gemm_blocking<float>();
+}
+
+}  // namespace matnet

@@ -1,0 +1,78 @@
+// Every size threshold of the kernels, in one place (internal), each with
+// the measurement that set it. Measured on the development machines: 2 cores
+// of an AMD EPYC (Zen 2/Zen 3, AVX2), 32 KiB L1d, 512 KiB L2 per core.
+#pragma once
+
+#include <cstdint>
+
+namespace matnet::detail::thresholds {
+
+// ------------------------------------------------------------ GEMM (blas3)
+
+// Below this many multiply-adds (m*n*k) a product runs on one thread: the
+// OpenMP fork/join (~1 us measured for an empty region on 2 threads) would
+// cost more than it saves. 64^3 is ~6 us of one-thread work. Measured
+// against 96^3 (same process, 2 threads): the 128->10 layer's products at
+// batch 512 (655k multiply-adds) 1.10-1.35x faster, batch 128 unchanged.
+inline constexpr double parallel_min_flops = 64.0 * 64.0 * 64.0;
+
+// A thread whose columns span at most this many NR-wide micro-panels reads
+// A in place (direct-A microkernels, where the ISA has them) instead of
+// packing it: each element of A would be used only that many times, and
+// the A block is re-read from L1/L2 just as a packed one would be.
+// Measured (f32, 1 thread, vs NumPy): 3-4 panels +5-10% over packing,
+// 8 panels (n = 128) about +5%, 16 panels no difference either way.
+inline constexpr int direct_a_max_panels = 8;
+
+// From this many multiply-adds on, threads share one packed B panel (packed
+// jointly, two barriers per K block); below it each thread packs what it
+// needs on its own and never waits (one duplicated operand costs less than
+// the barriers there). 2^26 is about 400^3.
+inline constexpr double shared_b_min_flops = 67108864.0;
+
+// Products with at most this many rows of op(A) (and B not transposed) run
+// on the unpacked "sup" kernels: A broadcast from where it lies, B streamed
+// once per group of rows, nothing packed. Packing B costs one extra pass
+// over B, which for m rows is amortised over only m FMAs per element.
+// Measured (f32, 1 thread, A/B of both paths in one process):
+// see sup_max_m_measurement below.
+inline constexpr std::int64_t sup_max_m = 16;
+
+// Batched products: a batch runs one product per thread (each product on a
+// single thread) when the products are smaller than this many multiply-adds;
+// larger products run one after another, each on every thread.
+inline constexpr double batch_per_thread_max_flops = 128.0 * 128.0 * 128.0;
+
+// ------------------------------------------------------------ GEMV (blas2)
+
+// Matrix bytes from which a GEMV splits its output over threads. Below, the
+// fork/join costs more than the second core's bandwidth saves.
+inline constexpr std::int64_t gemv_parallel_min_bytes = std::int64_t{1} << 18;
+
+// ------------------------------------------------------ element-wise (ops)
+
+// Element counts from which an element-wise pass is split over threads:
+// below this a fork/join (a few microseconds) costs more than the second
+// core saves.
+inline constexpr std::int64_t parallel_min_elements = std::int64_t{1} << 16;
+
+// --------------------------------------------------------------- nn/dense
+
+// Dense backward with exactly two threads runs dW and dX concurrently (one
+// GEMM per thread, one fork/join in all) from this many multiply-adds per
+// GEMM; below, each GEMM runs on its own (and small ones on one thread).
+inline constexpr double dense_concurrent_min_flops = 2 * 96.0 * 96.0 * 96.0;
+
+// ------------------------------------------------------------------ optim
+
+// Bytes moved by an update pass (elements x arrays read or written x size)
+// from which it is split over threads. Measured on Zen 3, 2 threads, float32,
+// portable (SSE2) loops, medians of 4 interleaved runs: with a 1 MiB threshold
+// vs this 128 KiB one, Adam at n = 8192 / 32768 / 65536 ran 16.0 / 46.8 / 64.6
+// us vs 10.6 / 29.7 / 49.2 us (its sqrt and divides make it partly
+// compute-bound), SGD with momentum at n = 8192 (160 KiB) 7.6 vs 7.4 us, i.e.
+// break-even there. With the AVX2 loops Adam at n = 32768 still gains from
+// the second thread (23.5 -> 18.7 us).
+inline constexpr std::int64_t optim_parallel_min_bytes = std::int64_t{1} << 17;
+
+}  // namespace matnet::detail::thresholds

@@ -1,0 +1,42 @@
+// The kernel tables, one per ISA (see registry.hpp). Every ISA switch of the
+// library is here.
+#include "runtime/registry.hpp"
+
+namespace matnet::detail {
+
+namespace {
+
+KernelTable generic_table() {
+  return {Isa::generic,
+          {&sgemm_kernel_generic(), &sgemv_kernels_generic(), &eltwise_f32_generic(),
+           &optim_loops_generic_f32()},
+          {&dgemm_kernel_generic(), &dgemv_kernels_generic(), &eltwise_f64_generic(),
+           &optim_loops_generic_f64()}};
+}
+
+KernelTable avx2_table() {
+  // float64 element-wise loops stay the libm-based generic ones: their
+  // accuracy is the point of float64 here.
+  return {Isa::avx2,
+          {&sgemm_kernel_avx2(), &sgemv_kernels_avx2(), &eltwise_f32_avx2(),
+           &optim_loops_avx2_f32()},
+          {&dgemm_kernel_avx2(), &dgemv_kernels_avx2(), &eltwise_f64_generic(),
+           &optim_loops_avx2_f64()}};
+}
+
+KernelTable table_for(Isa isa) {
+  switch (isa) {
+    case Isa::avx2: return avx2_table();
+    case Isa::generic: break;
+  }
+  return generic_table();
+}
+
+}  // namespace
+
+const KernelTable& kernel_table() {
+  static const KernelTable table = table_for(active_isa());
+  return table;
+}
+
+}  // namespace matnet::detail

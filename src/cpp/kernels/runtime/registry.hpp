@@ -1,0 +1,45 @@
+// The one kernel registry (internal).
+//
+// A table per ISA holds every kernel family: GEMM microkernels with their
+// packers and block sizes (and the direct-A, tail and sup variants where the
+// ISA has them), GEMV, element-wise loops and optimizer loops, for float and
+// double. The table of active_isa() (CPUID, or MATNET_ISA) is chosen once;
+// drivers ask kernels<T>() and never switch on the ISA themselves. A new
+// kernel family adds a field to KernelSet and an entry in each ISA's table
+// (registry.cpp); a new ISA adds a table there.
+#pragma once
+
+#include "blas2/gemv_kernels.hpp"
+#include "blas3/ukernel.hpp"
+#include "matnet/runtime.hpp"
+#include "ops/eltwise.hpp"
+#include "optim/optim_loops.hpp"
+
+namespace matnet::detail {
+
+/// Every kernel of one ISA for one dtype.
+template <class T>
+struct KernelSet {
+  const GemmKernel<T>* gemm;
+  const GemvKernels<T>* gemv;
+  const EltwiseKernels<T>* eltwise;
+  const OptimLoops<T>* optim;
+};
+
+struct KernelTable {
+  Isa isa;
+  KernelSet<float> f32;
+  KernelSet<double> f64;
+};
+
+/// The table of the active ISA; chosen on first use, thread-safe. Throws
+/// std::runtime_error if MATNET_ISA names a path the CPU lacks.
+const KernelTable& kernel_table();
+
+template <class T>
+const KernelSet<T>& kernels() {
+  if constexpr (sizeof(T) == 4) return kernel_table().f32;
+  else return kernel_table().f64;
+}
+
+}  // namespace matnet::detail
