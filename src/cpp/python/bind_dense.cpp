@@ -55,9 +55,13 @@ T* mptr(py::array& a) {
   return static_cast<T*>(a.mutable_data());
 }
 
-py::tuple dense_forward_py(const py::object& x_obj, const py::object& w_obj,
-                           const py::object& b_obj, const py::object& act_obj, double slope) {
-  constexpr const char* fn = "dense_forward";
+/// y = act(x @ w + b); with keep_z also the pre-activation z (a second
+/// array unless the activation is identity). `out`, when given, receives y:
+/// a C-contiguous, writeable (N, M) array of the dtype, not overlapping x,
+/// w or b (inference reuses one buffer per layer this way).
+py::tuple dense_forward_common(const char* fn, const py::object& x_obj, const py::object& w_obj,
+                               const py::object& b_obj, const py::object& act_obj, double slope,
+                               bool keep_z, const py::object& out_obj) {
   const Activation act = dense_activation(act_obj, fn);
   py::array x = to_array(x_obj, fn, "x");
   py::array w = to_array(w_obj, fn, "w");
@@ -75,12 +79,22 @@ py::tuple dense_forward_py(const py::object& x_obj, const py::object& w_obj,
   x = c_contiguous(x);
   w = c_contiguous(w);
   if (has_b) b = c_contiguous(b);
-  py::array y = empty_array(dt, {n, m});
-  py::array z = act == Activation::identity ? y : empty_array(dt, {n, m});
+  py::array y;
+  if (out_obj.is_none()) {
+    y = empty_array(dt, {n, m});
+  } else {
+    if (!py::isinstance<py::array>(out_obj)) throw py::type_error(std::string(fn) + ": out must be a NumPy array");
+    y = py::reinterpret_borrow<py::array>(out_obj);
+    check_out(y, dt, {n, m}, fn);
+    if (may_overlap(y, x) || may_overlap(y, w) || (has_b && may_overlap(y, b)))
+      throw py::value_error(std::string(fn) + ": out overlaps an input");
+  }
+  const bool separate_z = keep_z && act != Activation::identity;
+  py::array z = separate_z ? empty_array(dt, {n, m}) : y;
   auto run = [&](auto tag) {
     using T = decltype(tag);
     T* yp = mptr<T>(y);
-    T* zp = act == Activation::identity ? nullptr : mptr<T>(z);
+    T* zp = separate_z ? mptr<T>(z) : nullptr;
     const T* xp = ptr<T>(x);
     const T* wp = ptr<T>(w);
     const T* bp = has_b ? ptr<T>(b) : nullptr;
@@ -90,6 +104,19 @@ py::tuple dense_forward_py(const py::object& x_obj, const py::object& w_obj,
   if (dt == DType::f32) run(float{});
   else run(double{});
   return py::make_tuple(y, z);
+}
+
+py::tuple dense_forward_py(const py::object& x_obj, const py::object& w_obj,
+                           const py::object& b_obj, const py::object& act_obj, double slope) {
+  return dense_forward_common("dense_forward", x_obj, w_obj, b_obj, act_obj, slope, true,
+                              py::none());
+}
+
+py::object dense_infer_py(const py::object& x_obj, const py::object& w_obj,
+                          const py::object& b_obj, const py::object& act_obj, double slope,
+                          const py::object& out_obj) {
+  return dense_forward_common("dense_infer", x_obj, w_obj, b_obj, act_obj, slope, false,
+                              out_obj)[0];
 }
 
 py::tuple dense_backward_py(const py::object& gy_obj, const py::object& x_obj,
@@ -151,6 +178,10 @@ void register_dense(py::module_& m) {
         py::arg("activation") = py::none(), py::arg("negative_slope") = 0.01,
         "(y, z): z = x @ w + b, y = act(z), bias and activation fused into the GEMM; z is y "
         "when the activation is None.");
+  m.def("dense_infer", &dense_infer_py, py::arg("x"), py::arg("w"), py::arg("b") = py::none(),
+        py::arg("activation") = py::none(), py::arg("negative_slope") = 0.01,
+        py::arg("out") = py::none(),
+        "y = act(x @ w + b) without the pre-activation (inference); into out when given.");
   m.def("dense_backward", &dense_backward_py, py::arg("grad_y"), py::arg("x"), py::arg("w"),
         py::arg("z"), py::arg("activation") = py::none(), py::arg("negative_slope") = 0.01,
         py::arg("need_dx") = true,

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Dict, Optional, Tuple
 
 import numpy as np
 
-from . import ops
+from . import _core, ops
 
 __all__ = [
     "Layer",
@@ -104,6 +104,10 @@ class Layer:
 
     #: True for layers that act differently in training (Dropout).
     has_training_mode: ClassVar[bool] = False
+    #: True when forward (in evaluation) always returns a new array, never
+    #: its input or a view of it; Sequential.predict reuses the buffers of
+    #: earlier layers only up to the last such layer.
+    returns_new_array: ClassVar[bool] = False
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """Output for the batch ``x``; keeps what ``backward`` needs."""
@@ -214,6 +218,8 @@ class Dense(Layer):
         After ``backward``: ``dW`` (K, M) and ``db`` (M,).
     """
 
+    returns_new_array: ClassVar[bool] = True
+
     def __init__(
         self,
         in_features: int,
@@ -258,6 +264,7 @@ class Dense(Layer):
         self.db: Optional[np.ndarray] = None
         self._x: Optional[np.ndarray] = None
         self._z: Optional[np.ndarray] = None
+        self._infer_buf: Optional[np.ndarray] = None
 
     @classmethod
     def config_param_shapes(cls, config: Dict[str, Any]) -> Dict[str, Shape]:
@@ -300,15 +307,43 @@ class Dense(Layer):
         return self._dtype
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        if not training:
+            # Inference: no pre-activation is written or kept. x is kept by
+            # reference only, so a backward after an evaluation forward still
+            # works (it recomputes z once).
+            y = _core.dense_infer(x, self.W, self.b, self.activation, self.negative_slope)
+            self._x, self._z = x, None
+            return y
         y, z = ops.dense_forward(
             x, self.W, self.b, self.activation, negative_slope=self.negative_slope
         )
         self._x, self._z = x, z
         return y
 
+    def infer(self, x: np.ndarray, reuse_output: bool = False) -> np.ndarray:
+        """``forward(x, training=False)`` for prediction: keeps nothing.
+
+        With ``reuse_output`` the result is written into a buffer the layer
+        keeps for the next call with the same batch size, so it is valid
+        only until then (``Sequential.predict`` uses this between layers).
+        """
+        if not reuse_output:
+            return _core.dense_infer(x, self.W, self.b, self.activation, self.negative_slope)
+        buf = self._infer_buf
+        rows = x.shape[0] if x.ndim == 2 else -1
+        if buf is None or buf.shape[0] != rows or buf.dtype != self._dtype:
+            buf = None
+        y = _core.dense_infer(x, self.W, self.b, self.activation, self.negative_slope, buf)
+        self._infer_buf = y
+        return y
+
     def backward(self, grad: np.ndarray, need_input_grad: bool = True) -> Optional[np.ndarray]:
         if self._x is None:
             raise RuntimeError("Dense.backward: call forward first")
+        if self._z is None:  # the last forward was an evaluation one
+            _, self._z = ops.dense_forward(
+                self._x, self.W, self.b, self.activation, negative_slope=self.negative_slope
+            )
         dx, self.dW, db = ops.dense_backward(
             grad,
             self._x,
@@ -360,6 +395,8 @@ class Dense(Layer):
 
 class _Elementwise(Layer):
     """An activation as its own layer: keeps its input for backward."""
+
+    returns_new_array: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self._x: Optional[np.ndarray] = None

@@ -391,10 +391,25 @@ class Sequential:
         """
         batch_size = self._check_batch_size(batch_size, "predict")
         x, out_shape = self._check_inputs(x, "x")
+        if len(x) <= batch_size and len(x) > 0:
+            # One batch (the serving case): no output copy, and every layer
+            # but the last writes into a buffer it reuses across calls.
+            return self._infer(x)
         out = np.empty((len(x),) + out_shape, dtype=self.dtype)
         for start in range(0, len(x), batch_size):
-            out[start:start + batch_size] = self.forward(x[start:start + batch_size])
+            out[start:start + batch_size] = self._infer(x[start:start + batch_size])
         return out
+
+    def _infer(self, x: np.ndarray) -> np.ndarray:
+        # A layer may write into a reused buffer when a later layer is sure
+        # to copy its result into a new array (not Dropout/Flatten, which
+        # pass their input through).
+        last_new = max((i for i, layer in enumerate(self.layers) if layer.returns_new_array),
+                       default=-1)
+        for i, layer in enumerate(self.layers):
+            infer = getattr(layer, "infer", None)
+            x = infer(x, i < last_new) if infer is not None else layer.forward(x, False)
+        return x
 
     # -------------------------------------------------------- persistence
 

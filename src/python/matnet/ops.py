@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _core
 
-__all__ = ["matmul", "gemm"]
+__all__ = ["matmul", "matvec", "gemm"]
 
 
 def matmul(
@@ -26,28 +26,71 @@ def matmul(
     trans_b: bool = False,
     out: Optional[np.ndarray] = None,
 ) -> np.ndarray:
-    """Matrix product ``op(a) @ op(b)`` where ``op(x)`` is ``x`` or ``x.T``.
+    """Matrix product ``op(a) @ op(b)`` with :func:`numpy.matmul` semantics.
+
+    ``op(x)`` is ``x``, or ``x`` with its last two axes swapped when the
+    ``trans_*`` flag is set (no copy is made).
 
     Args:
-        a: 2-D array, shape (m, k), or (k, m) when ``trans_a``.
-        b: 2-D array, shape (k, n), or (n, k) when ``trans_b``.
-        trans_a, trans_b: use the transpose of the operand (no copy is made).
-        out: optional C-contiguous, writeable (m, n) array of the same dtype to
-            write into; it may overlap the inputs (they are copied first).
+        a: array of shape (..., m, k), or (..., k, m) when ``trans_a``; a 1-D
+            ``a`` of shape (k,) is a single row whose axis is dropped from the
+            result, as in NumPy.
+        b: array of shape (..., k, n), or (..., n, k) when ``trans_b``; a 1-D
+            ``b`` is a single column, likewise.
+        trans_a, trans_b: transpose the last two axes (operands of >= 2 dims).
+        out: optional C-contiguous, writeable array of the result's shape and
+            dtype to write into; it may overlap the inputs (they are copied
+            first).
 
     Returns:
-        The (m, n) product (``out`` when given).
+        The product, of shape ``broadcast(a.shape[:-2], b.shape[:-2]) + (m, n)``
+        (less the axes of 1-D operands); ``out`` when given.
 
     Raises:
         TypeError: an operand is not float32/float64, or the dtypes differ.
-        ValueError: an operand is not 2-D, the inner dimensions differ, or
-            ``out`` has the wrong shape/dtype, is not C-contiguous or is
-            read-only.
+        ValueError: an operand is 0-d, the inner dimensions differ, the batch
+            dimensions do not broadcast, a ``trans_*`` flag is set on a 1-D
+            operand, or ``out`` has the wrong shape/dtype, is not C-contiguous
+            or is read-only.
 
-    Runs with the GIL released, on up to :func:`matnet.get_num_threads`
-    threads (one for small products).
+    Paths: m == 1 or n == 1 runs as a GEMV, few rows (m <= 16) on unpacked
+    kernels, everything else on the packed GEMM; a batch of small products
+    runs one product per thread, large products each on all threads. Runs
+    with the GIL released, on up to :func:`matnet.get_num_threads` threads.
     """
     return _core.matmul(a, b, trans_a=trans_a, trans_b=trans_b, out=out)
+
+
+def matvec(
+    a: np.ndarray,
+    x: np.ndarray,
+    *,
+    trans: bool = False,
+    out: Optional[np.ndarray] = None,
+) -> np.ndarray:
+    """Matrix-vector product ``a @ x``, or ``a.T @ x`` when ``trans`` (GEMV).
+
+    Bandwidth-bound: ``a`` is read once, in place, whatever its strides
+    (row-major, Fortran-ordered or a sliced view; other layouts are copied
+    once), and the output is split over threads when ``a`` is large.
+
+    Args:
+        a: 2-D array (m, n), float32 or float64.
+        x: 1-D array of n elements (m when ``trans``), same dtype; any stride,
+            negative included.
+        trans: multiply by the transpose of ``a``.
+        out: optional writeable 1-D array of the result's length and dtype
+            (any non-zero stride) to write into; returned.
+
+    Returns:
+        The (m,) product (``(n,)`` when ``trans``).
+
+    Raises:
+        TypeError: an operand is not float32/float64, or the dtypes differ.
+        ValueError: wrong number of dimensions, lengths that do not fit, or a
+            bad ``out``.
+    """
+    return _core.matvec(a, x, trans=trans, out=out)
 
 
 def gemm(

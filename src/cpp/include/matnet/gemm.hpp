@@ -58,6 +58,20 @@ MATNET_API void gemm_batched(bool trans_a, bool trans_b, std::int64_t m, std::in
                              std::int64_t stride_b, double beta, double* c, std::int64_t ldc,
                              std::int64_t stride_c, std::int64_t batch);
 
+/// The same with one pointer per product (a[i], b[i], c[i]), as
+/// cublasSgemmBatched: for batches that no single stride describes (NumPy
+/// broadcasting of leading dimensions). Pointers may repeat for A and B; the
+/// outputs must be disjoint (not checked).
+MATNET_API void gemm_batched(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n,
+                             std::int64_t k, float alpha, const float* const* a, std::int64_t lda,
+                             const float* const* b, std::int64_t ldb, float beta,
+                             float* const* c, std::int64_t ldc, std::int64_t batch);
+
+MATNET_API void gemm_batched(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n,
+                             std::int64_t k, double alpha, const double* const* a,
+                             std::int64_t lda, const double* const* b, std::int64_t ldb,
+                             double beta, double* const* c, std::int64_t ldc, std::int64_t batch);
+
 /// Name of the GEMM microkernel the active ISA uses, for float32
 /// (double_precision = false) or float64, e.g. "sgemm_ukernel_avx2_6x16".
 MATNET_API const char* gemm_kernel_name(bool double_precision);

@@ -40,15 +40,34 @@ void gemm_batched_impl(bool trans_a, bool trans_b, std::int64_t m, std::int64_t 
     }
   }
   detail::WorkspaceScope scope;
-  std::int64_t* off = scope.alloc<std::int64_t>(static_cast<std::size_t>(3 * batch));
+  const T** ptrs = scope.alloc<const T*>(static_cast<std::size_t>(2 * batch));
+  T** cptrs = scope.alloc<T*>(static_cast<std::size_t>(batch));
   for (std::int64_t i = 0; i < batch; ++i) {
-    off[i] = i * stride_a;
-    off[batch + i] = i * stride_b;
-    off[2 * batch + i] = i * stride_c;
+    ptrs[i] = a != nullptr ? a + i * stride_a : nullptr;
+    ptrs[batch + i] = b != nullptr ? b + i * stride_b : nullptr;
+    cptrs[i] = c != nullptr ? c + i * stride_c : nullptr;
   }
-  detail::gemm_batch_run<T>(m, n, k, alpha, detail::GemmOperand<T>::blas(a, lda, trans_a), off,
-                            detail::GemmOperand<T>::blas(b, ldb, trans_b), off + batch, beta, c,
-                            ldc, off + 2 * batch, batch, get_num_threads());
+  detail::gemm_batch_run<T>(m, n, k, alpha, detail::GemmOperand<T>::blas(a, lda, trans_a), ptrs,
+                            detail::GemmOperand<T>::blas(b, ldb, trans_b), ptrs + batch, beta,
+                            cptrs, ldc, batch, get_num_threads());
+}
+
+template <class T>
+void gemm_batched_ptrs_impl(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n,
+                            std::int64_t k, T alpha, const T* const* a, std::int64_t lda,
+                            const T* const* b, std::int64_t ldb, T beta, T* const* c,
+                            std::int64_t ldc, std::int64_t batch) {
+  constexpr const char* fn = "gemm_batched";
+  detail::require_size(fn, "batch", batch);
+  if (batch == 0) return;
+  detail::require_ptr(fn, "a", a);
+  detail::require_ptr(fn, "b", b);
+  detail::require_ptr(fn, "c", c);
+  for (std::int64_t i = 0; i < batch; ++i)
+    detail::gemm_check_args(trans_a, trans_b, m, n, k, a[i], lda, b[i], ldb, c[i], ldc);
+  detail::gemm_batch_run<T>(m, n, k, alpha, detail::GemmOperand<T>::blas(nullptr, lda, trans_a), a,
+                            detail::GemmOperand<T>::blas(nullptr, ldb, trans_b), b, beta, c, ldc,
+                            batch, get_num_threads());
 }
 
 }  // namespace
@@ -79,6 +98,20 @@ void gemm_batched(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, st
                   std::int64_t ldc, std::int64_t stride_c, std::int64_t batch) {
   gemm_batched_impl(trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c,
                     ldc, stride_c, batch);
+}
+
+void gemm_batched(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k,
+                  float alpha, const float* const* a, std::int64_t lda, const float* const* b,
+                  std::int64_t ldb, float beta, float* const* c, std::int64_t ldc,
+                  std::int64_t batch) {
+  gemm_batched_ptrs_impl(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, batch);
+}
+
+void gemm_batched(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k,
+                  double alpha, const double* const* a, std::int64_t lda, const double* const* b,
+                  std::int64_t ldb, double beta, double* const* c, std::int64_t ldc,
+                  std::int64_t batch) {
+  gemm_batched_ptrs_impl(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, batch);
 }
 
 const char* gemm_kernel_name(bool double_precision) {

@@ -553,16 +553,15 @@ void gemm_operands(std::int64_t m, std::int64_t n, std::int64_t k, T alpha,
 
 template <class T>
 void gemm_batch_run(std::int64_t m, std::int64_t n, std::int64_t k, T alpha,
-                    const GemmOperand<T>& a, const std::int64_t* a_offsets,
-                    const GemmOperand<T>& b, const std::int64_t* b_offsets, T beta, T* c,
-                    std::int64_t ldc, const std::int64_t* c_offsets, std::int64_t batch,
-                    int max_threads) {
+                    const GemmOperand<T>& a, const T* const* a_ptrs, const GemmOperand<T>& b,
+                    const T* const* b_ptrs, T beta, T* const* c_ptrs, std::int64_t ldc,
+                    std::int64_t batch, int max_threads) {
   if (batch <= 0 || m == 0 || n == 0) return;
   auto one = [&](std::int64_t i, int threads) {
     GemmOperand<T> ai = a, bi = b;
-    ai.data = a.data + a_offsets[i];
-    bi.data = b.data + b_offsets[i];
-    gemm_operands<T>(m, n, k, alpha, ai, bi, beta, c + c_offsets[i], ldc, nullptr, threads);
+    ai.data = a_ptrs[i];
+    bi.data = b_ptrs[i];
+    gemm_operands<T>(m, n, k, alpha, ai, bi, beta, c_ptrs[i], ldc, nullptr, threads);
   };
   const double flops = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
   const int nt = static_cast<int>(std::min<std::int64_t>(std::max(max_threads, 1), batch));
@@ -609,9 +608,9 @@ GemmBlocking gemm_blocking() {
                                  const GemmOperand<T>&, const GemmOperand<T>&, T, T*,           \
                                  std::int64_t, const GemmTileEpilogue<T>*, int);               \
   template void gemm_batch_run<T>(std::int64_t, std::int64_t, std::int64_t, T,                 \
-                                  const GemmOperand<T>&, const std::int64_t*,                   \
-                                  const GemmOperand<T>&, const std::int64_t*, T, T*,            \
-                                  std::int64_t, const std::int64_t*, std::int64_t, int);        \
+                                  const GemmOperand<T>&, const T* const*, const GemmOperand<T>&, \
+                                  const T* const*, T, T* const*, std::int64_t, std::int64_t,   \
+                                  int);                                                        \
   template const char* gemm_kernel_name<T>();                                                  \
   template GemmBlocking gemm_blocking<T>();
 MATNET_INSTANTIATE(float)

@@ -76,16 +76,16 @@ void gemm_operands(std::int64_t m, std::int64_t n, std::int64_t k, T alpha,
                    const GemmOperand<T>& a, const GemmOperand<T>& b, T beta, T* c,
                    std::int64_t ldc, const GemmTileEpilogue<T>* epilogue, int max_threads);
 
-/// `batch` products C_i = alpha*op(A_i)*op(B_i) + beta*C_i, where X_i is
-/// the operand x with data offset by x_offsets[i] elements (and C_i starts
-/// at c + c_offsets[i]). Small products run one per thread, larger ones one
-/// after another on all threads. Outputs must be disjoint (not checked).
+/// `batch` products C_i = alpha*op(A_i)*op(B_i) + beta*C_i, where A_i is
+/// the operand a with data a_ptrs[i] (likewise B_i), and C_i starts at
+/// c_ptrs[i] (leading dimension ldc). Small products run one per thread,
+/// larger ones one after another on all threads. Outputs must be disjoint
+/// (not checked).
 template <class T>
 void gemm_batch_run(std::int64_t m, std::int64_t n, std::int64_t k, T alpha,
-                    const GemmOperand<T>& a, const std::int64_t* a_offsets,
-                    const GemmOperand<T>& b, const std::int64_t* b_offsets, T beta, T* c,
-                    std::int64_t ldc, const std::int64_t* c_offsets, std::int64_t batch,
-                    int max_threads);
+                    const GemmOperand<T>& a, const T* const* a_ptrs, const GemmOperand<T>& b,
+                    const T* const* b_ptrs, T beta, T* const* c_ptrs, std::int64_t ldc,
+                    std::int64_t batch, int max_threads);
 
 /// Name of the microkernel gemm_run uses for T (e.g. "sgemm_ukernel_avx2_6x16").
 template <class T>
