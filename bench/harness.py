@@ -33,8 +33,12 @@ Helpers:
   gflops(flop, s)        flop / s / 1e9.
   settle(seconds)        sleep so other libraries' spinning worker threads
                          go idle before the next library is timed.
+  interleaved(fns, ...)  time several libraries in rounds (order rotating,
+                         settling between them): median (or best) times and
+                         median per-round ratios to a reference library.
   sanity_report()        dict (and stderr lines) describing the environment.
   add_common_args(p)     the common command-line options.
+  add_stat_arg(p)        --stat median|min, the statistic kept over rounds.
   load_torch(args)       torch if installed and not --no-torch, else None.
   threads(n, torch)      context manager running everything on n threads.
   print_table(rows, cols) fixed-width table of dict rows.
@@ -59,8 +63,10 @@ __all__ = [
     "OPENBLAS_OVERRIDES",
     "Column",
     "add_common_args",
+    "add_stat_arg",
     "clean_openblas_env",
     "gflops",
+    "interleaved",
     "load_torch",
     "plot_panels",
     "print_table",
@@ -147,6 +153,56 @@ def settle(seconds: float = 0.25) -> None:
     measures A's spinning, not B. A short sleep lets them go to sleep.
     """
     time.sleep(seconds)
+
+
+def interleaved(
+    fns: dict[str, Callable[[], Any]],
+    rounds: int,
+    *,
+    stat: str = "median",
+    ref: Optional[str] = None,
+    settle_s: float = 0.3,
+    **timing: Any,
+) -> tuple[dict[str, float], dict[str, float], dict[str, list[float]]]:
+    """Time several contenders (label -> fn) in interleaved rounds.
+
+    Each round times every contender once, as one block (``time_median(fn,
+    **timing)``: all its repeats back to back), sleeping ``settle_s`` before
+    each block so the previous library's spinning worker threads go idle;
+    the order rotates from round to round, so no library always runs first
+    or always follows the same one. Load on a shared machine drifts within
+    seconds; interleaving makes it hit all contenders alike.
+
+    ``stat="median"``: times are the medians over rounds and the ratios the
+    medians of the per-round ratios ``time[name] / time[ref]`` (two
+    measurements taken back to back, under the same load). ``stat="min"``:
+    each contender's best round, and the ratios of the bests. Ratios (> 1:
+    ``ref`` faster) are returned for every contender but ``ref``, and only
+    when ``ref`` is one of them.
+
+    Returns ``(times, ratios, samples)``: seconds per call, ratios, and the
+    per-round seconds of each contender.
+    """
+    if stat not in ("median", "min"):
+        raise ValueError(f"interleaved: stat must be 'median' or 'min', got {stat!r}")
+    if rounds < 1:
+        raise ValueError(f"interleaved: rounds must be >= 1, got {rounds}")
+    names = list(fns)
+    per: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        k = r % len(names) if names else 0
+        for name in names[k:] + names[:k]:
+            settle(settle_s)
+            per[name].append(time_median(fns[name], **timing))
+    others = [name for name in names if ref in per and name != ref]
+    if stat == "min":
+        times = {name: min(v) for name, v in per.items()}
+        ratios = {name: times[name] / times[ref] for name in others}
+    else:
+        times = {name: statistics.median(v) for name, v in per.items()}
+        ratios = {name: statistics.median(a / b for a, b in zip(per[name], per[ref]))
+                  for name in others}
+    return times, ratios, per
 
 
 def gflops(flop: float, seconds: float) -> float:

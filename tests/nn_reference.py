@@ -1,8 +1,10 @@
-"""float64 references and error bounds for the NN-kernel tests (test_activations,
-test_dense, test_losses). Written the plain way in NumPy, no matnet calls."""
+"""float64 references and error bounds for the kernel tests (test_activations,
+test_dense, test_losses; the matrix products of test_gemm, test_gemm_skinny,
+test_gemv, test_matmul_batched). Written the plain way in NumPy, no matnet calls."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -118,3 +120,167 @@ def central_diff(f, x: np.ndarray, h: float) -> np.ndarray:
         flat[i] = old
         gf[i] = (fp - fm) / (2 * h)
     return g
+
+
+# ------------------------------------------------------------- matrix products
+#
+# Error bound of every product check (derivation)
+# -----------------------------------------------
+# For C = alpha * op(A) @ op(B) + beta * C0 computed in a dtype with unit
+# roundoff u = eps / 2, each element is a sum of k products. Whatever the
+# order of summation (blocked over KC, split into SIMD lanes or over threads,
+# FMA-chained, the partial sum stored to C and reloaded between KC blocks),
+# the standard result (Higham, *Accuracy and Stability of Numerical
+# Algorithms*, 2nd ed., sec. 3.1) gives |fl(sum) - sum| <= gamma_k * sum_p
+# |a_ip| |b_pj| with gamma_k = k u / (1 - k u). Scaling by alpha, multiplying
+# beta * C0 and the final addition add at most three more roundings, so
+#
+#     |C - C_exact|_ij <= gamma_{k+3} * M_ij,
+#     M = |alpha| * |op(A)| @ |op(B)| + |beta| * |C0|.
+#
+# A matrix-vector product is the n == 1 (or m == 1) case; a batched product is
+# this bound for each product of the batch. The reference is computed in
+# float64 from the very same (exactly converted) inputs, so it has error
+# <= gamma_{k+3}(float64) * M. For float64 results the two bounds add up to
+# (k + 3) * 2 u = (k + 3) * eps (to first order); for float32 the float64
+# reference error is ~1e-9 of the allowance. Hence the check
+# |C - C_ref| <= (k + 3) * eps * M * (1 + 1e-3) + tiny, where the 1e-3 covers
+# the second-order 1/(1 - k u) factor (k u < 1e-3 while k < 16700 in float32;
+# the longest sums in the tests have k = 8191, k u = 4.9e-4) and ``tiny``
+# keeps exact zeros (M = 0) comparable. A wrong, missing or doubled block
+# changes C by O(M), orders of magnitude above this; a single wrong term in a
+# long float32 sum may hide in it, which is what exact_operand() is for.
+
+DTYPES = [np.float32, np.float64]
+TRANS = list(itertools.product([False, True], [False, True]))
+
+
+def make_operands(rng, m, n, k, dtype, trans_a, trans_b):
+    """A, B stored so that op(A) is m x k and op(B) is k x n."""
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+    return a, b
+
+
+def op64(x, trans):
+    """x in float64, its last two axes swapped when trans (np.matmul's layout)."""
+    x64 = np.asarray(x, dtype=np.float64)
+    if trans:
+        assert x64.ndim >= 2, "a transpose flag needs an operand with ndim >= 2"
+        return np.swapaxes(x64, -1, -2)
+    return x64
+
+
+def _reference(got, a, b, trans_a, trans_b, alpha, beta, c0, case):
+    """(alpha op(a) @ op(b) + beta c0, its magnitude M, k, dtype) in float64 by
+    np.matmul's shape rules, after asserting got's type, dtype and shape. got
+    must be an ndarray (0-d for two 1-D operands) of the operands' common
+    dtype: a float32 product returned as float64 would otherwise pass against
+    the looser float32 bound and hide a wrong kernel path."""
+    A, B = op64(a, trans_a), op64(b, trans_b)
+    dtype = np.promote_types(np.asarray(a).dtype, np.asarray(b).dtype)
+    assert isinstance(got, np.ndarray), f"{case}: got a {type(got).__name__}, not an ndarray"
+    assert got.dtype == dtype, f"{case}: dtype {got.dtype} != {dtype}"
+    ref = alpha * np.matmul(A, B)
+    mag = abs(alpha) * np.matmul(np.abs(A), np.abs(B))
+    assert got.shape == np.shape(ref), f"{case}: shape {got.shape} != {np.shape(ref)}"
+    if c0 is not None and beta != 0.0:
+        c064 = np.asarray(c0, dtype=np.float64)
+        ref = ref + beta * c064
+        mag = mag + abs(beta) * np.abs(c064)
+    return ref, mag, A.shape[-1], dtype
+
+
+def check_result(got, a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c0=None,
+                 case=""):
+    """Assert got == alpha op(a) @ op(b) + beta c0 within the bound derived
+    above. Shapes follow np.matmul: N-D operands broadcast their leading axes,
+    a 1-D a (b) is a row (column) whose axis is dropped from the result, so a
+    matrix-vector product is checked as check_result(y, a, x)."""
+    ref, mag, k, dtype = _reference(got, a, b, trans_a, trans_b, alpha, beta, c0, case)
+    eps = np.finfo(dtype).eps
+    bound = (k + 3) * eps * mag * (1 + 1e-3) + np.finfo(dtype).tiny
+    err = np.abs(got.astype(np.float64) - ref)
+    bad = ~(err <= bound)  # NaN in got counts as bad
+    if bad.any():
+        at = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise AssertionError(
+            f"{case}: {int(bad.sum())} of {bad.size} elements off; first at {at}: "
+            f"got {got[at]!r}, want {np.asarray(ref)[at]!r}, |err| {err[at]:.3g} > bound "
+            f"{np.asarray(bound)[at]:.3g}"
+        )
+
+
+def check_exact(got, a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c0=None,
+                case=""):
+    """Assert got == alpha op(a) @ op(b) + beta c0 bit for bit: for operands
+    from exact_operand with alpha, beta in {+-0.75, +-0.5, 0, 1}, where no
+    summation order rounds. Shape rules and checks as check_result."""
+    ref, _, _, _ = _reference(got, a, b, trans_a, trans_b, alpha, beta, c0, case)
+    np.testing.assert_array_equal(got, ref, err_msg=case)
+
+
+def exact_operand(rng, shape, dtype):
+    """Random multiples of 1/8 in [-1, 1]: every product of two is a multiple of
+    1/64 of magnitude <= 1, so every partial sum of k of them (times alpha =
+    +-0.75, plus beta * c0 with beta = +-0.5 and c0 of this kind) is a multiple
+    of 1/256 below k + 1 in magnitude - exact in float32 (24 bits) while
+    (k + 1) * 256 <= 2**24, i.e. k < 65535. Products of such operands are exact
+    in any summation order, so the result must equal the float64 reference bit
+    for bit; a single dropped, doubled or misplaced term shows, which the
+    rounding bound of check_result cannot promise for long float32 sums."""
+    return (rng.integers(-8, 9, size=shape) / 8).astype(dtype)
+
+
+def misaligned(x):
+    """A C-ordered copy of x whose data starts one element past a 64-byte
+    boundary: kernels that assume aligned rows or peel a loop to reach
+    alignment see the awkward case (NumPy's own buffers are 16- or 64-byte
+    aligned, so a plain copy never tests it)."""
+    x = np.asarray(x)
+    item = x.dtype.itemsize
+    buf = np.empty(x.size + 64 // item + 1, dtype=x.dtype)
+    start = (-buf.ctypes.data % 64) // item + 1
+    out = buf[start:start + x.size].reshape(x.shape)
+    out[...] = x
+    assert out.ctypes.data % 64 == item
+    return out
+
+
+def strided_copy(x, step):
+    """Same values as x, stored every |step|-th element along each axis (in
+    reverse when step < 0) inside a NaN-filled buffer: reading a gap between
+    elements shows as NaN in the result."""
+    x = np.asarray(x)
+    big = np.full(tuple(abs(step) * s + 1 for s in x.shape), np.nan, dtype=x.dtype)
+    view = big[tuple(slice(1, 1 + abs(step) * s, abs(step)) for s in x.shape)]
+    if step < 0:
+        view = view[(slice(None, None, -1),) * x.ndim]
+    view[...] = x
+    return view
+
+
+def layouts(x) -> dict:
+    """name -> an array equal to x stored another way: C order, Fortran order
+    (for N-D: the batch axis fastest), every second element, reversed along
+    every axis, reversed with step 3, off a 64-byte boundary, byte-swapped.
+    The kernels read strided operands through their strides or copy them; each
+    layout takes another branch of that choice."""
+    x = np.asarray(x)
+    return {
+        "C": np.ascontiguousarray(x),
+        "F": np.asfortranarray(x),
+        "step2": strided_copy(x, 2),
+        "neg": strided_copy(x, -1),
+        "neg-step3": strided_copy(x, -3),
+        "unaligned": misaligned(x),
+        "byteswapped": x.astype(x.dtype.newbyteorder("S")),
+    }
+
+
+def one_operand_varied(a, b, views=layouts):
+    """(name, a', b') for every view of a with b as it is, then every view of b
+    with a as it is: each layout of each operand, the other plain, so a
+    failure names the one unusual operand."""
+    pairs = [(f"a {name}", view, b) for name, view in views(a).items()]
+    return pairs + [(f"b {name}", a, view) for name, view in views(b).items()]

@@ -1,27 +1,11 @@
-"""Tests of matnet.ops.matmul / matnet.ops.gemm against a float64 NumPy reference.
+"""Tests of matnet.ops.matmul / matnet.ops.gemm on 2-D operands against a
+float64 NumPy reference.
 
-Error bound used everywhere (derivation)
-----------------------------------------
-For C = alpha * op(A) @ op(B) + beta * C0 computed in a dtype with unit
-roundoff u = eps / 2, each element is a sum of k products. Whatever the
-order of summation (blocked over KC, split into SIMD lanes, FMA-chained, the
-partial sum stored to C and reloaded between KC blocks), the standard result
-(Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., sec. 3.1)
-gives |fl(sum) - sum| <= gamma_k * sum_p |a_ip| |b_pj| with
-gamma_k = k u / (1 - k u). Scaling by alpha, multiplying beta * C0 and the
-final addition add at most three more roundings, so
-
-    |C - C_exact|_ij <= gamma_{k+3} * M_ij,
-    M = |alpha| * |op(A)| @ |op(B)| + |beta| * |C0|.
-
-The reference is computed in float64 from the very same (exactly converted)
-inputs, so it has error <= gamma_{k+3}(float64) * M. For float64 results the
-two bounds add up to (k + 3) * 2 u = (k + 3) * eps (to first order); for
-float32 the float64 reference error is ~1e-9 of the allowance. Hence the
-check below, |C - C_ref| <= (k + 3) * eps * M * (1 + 1e-3) + tiny, where the
-1e-3 covers the second-order 1/(1 - k u) factor (k u < 1e-3 for every k
-used here) and ``tiny`` keeps exact zeros (M = 0) comparable. A wrong,
-missing or doubled block changes C by O(M), orders of magnitude above this.
+Every result is checked with nn_reference.check_result: |C - C_ref| <=
+(k + 3) * eps * (|alpha| |op(A)| @ |op(B)| + |beta| |C0|), the worst-case
+rounding bound of a k-term sum in any order, derived in nn_reference.py.
+The skinny products (the GEMV and small-m paths) are swept in
+test_gemm_skinny.py, N-D and 1-D operands in test_matmul_batched.py.
 """
 
 from __future__ import annotations
@@ -37,52 +21,14 @@ import pytest
 
 import matnet as mn
 from matnet import _core
+from nn_reference import DTYPES, TRANS, check_result, make_operands
 
-DTYPES = [np.float32, np.float64]
-TRANS = list(itertools.product([False, True], [False, True]))
+pytestmark = pytest.mark.usefixtures("single_thread_blas")
 
 
 def blocking(dtype) -> dict[str, int]:
     """Block sizes of the active kernel for dtype (mr, nr, mc, kc, nc)."""
     return dict(_core._gemm_blocking(np.dtype(dtype).name))
-
-
-def make_operands(rng, m, n, k, dtype, trans_a, trans_b):
-    """A, B stored so that op(A) is m x k and op(B) is k x n."""
-    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
-    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
-    return a, b
-
-
-def op64(x, trans):
-    x64 = np.asarray(x, dtype=np.float64)
-    return x64.T if trans else x64
-
-
-def check_result(got, a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c0=None,
-                 case=""):
-    """Assert got == alpha op(a) op(b) + beta c0 within the derived bound."""
-    A, B = op64(a, trans_a), op64(b, trans_b)
-    m, k = A.shape
-    n = B.shape[1]
-    dtype = got.dtype
-    assert got.shape == (m, n), f"{case}: shape {got.shape} != {(m, n)}"
-    ref = alpha * (A @ B)
-    mag = abs(alpha) * (np.abs(A) @ np.abs(B))
-    if c0 is not None and beta != 0.0:
-        c064 = np.asarray(c0, dtype=np.float64)
-        ref = ref + beta * c064
-        mag = mag + abs(beta) * np.abs(c064)
-    eps = np.finfo(dtype).eps
-    bound = (k + 3) * eps * mag * (1 + 1e-3) + np.finfo(dtype).tiny
-    err = np.abs(got.astype(np.float64) - ref)
-    bad = ~(err <= bound)  # NaN in got counts as bad
-    if bad.any():
-        i, j = np.argwhere(bad)[0]
-        raise AssertionError(
-            f"{case}: {int(bad.sum())} of {bad.size} elements off; first at ({i}, {j}): "
-            f"got {got[i, j]!r}, want {ref[i, j]!r}, |err| {err[i, j]:.3g} > bound {bound[i, j]:.3g}"
-        )
 
 
 def boundary_shapes(blk: dict[str, int]) -> list[tuple[int, int, int]]:
@@ -379,12 +325,14 @@ def test_non_array_raises_type_error():
 
 
 @pytest.mark.parametrize("shape", [(3,), (2, 3, 3), ()], ids=["1d", "3d", "0d"])
-def test_wrong_ndim_raises_value_error(shape):
+def test_gemm_wrong_ndim_raises_value_error(shape):
+    """gemm stays 2-D; matmul follows np.matmul for 1-D and N-D operands and
+    refuses only 0-d ones (test_matmul_batched.py)."""
     bad = np.ones(shape, np.float32)
     good = np.ones((3, 3), np.float32)
     shape_text = str(shape).replace(" ", "").replace(",", ", ").replace(", )", ",)")
     with pytest.raises(ValueError, match=r"2-D.*" + re.escape(shape_text)):
-        mn.ops.matmul(bad, good)
+        mn.ops.gemm(bad, good)
     with pytest.raises(ValueError, match="2-D"):
         mn.ops.gemm(good, bad)
 
@@ -434,15 +382,12 @@ def test_bad_gemm_c_raises_value_error():
 # ----------------------------------------------------------------- ISA paths
 
 
-def _sweep_in_subprocess(isa: str) -> str:
+@pytest.mark.parametrize("isa", ["generic", "avx2"])
+def test_every_isa_path(isa, isa_subprocess):
     """Compact correctness sweep (every boundary shape, all transposes, both
-    dtypes, 1 and 2 threads) in a fresh interpreter with MATNET_ISA=isa."""
-    code = (
-        "import sys, importlib.util, numpy as np\n"
-        f"spec = importlib.util.spec_from_file_location('tg', {__file__!r})\n"
-        "tg = importlib.util.module_from_spec(spec); spec.loader.exec_module(tg)\n"
-        "import matnet as mn\n"
-        f"assert mn.cpu_info()['isa'] == {isa!r}, mn.cpu_info()\n"
+    dtypes, 1 and 2 threads) on each kernel path the CPU has."""
+    out = isa_subprocess(isa, (
+        "import numpy as np, test_gemm as tg\n"
         "rng = np.random.default_rng(7); n = 0\n"
         "for nt in (1, 2):\n"
         "    mn.set_num_threads(nt)\n"
@@ -450,18 +395,6 @@ def _sweep_in_subprocess(isa: str) -> str:
         "        for ta, tb in tg.TRANS:\n"
         "            n += tg.run_sweep(dt, ta, tb, rng, with_beta=(nt == 1))\n"
         "print('cases', n, mn.cpu_info()['gemm_kernel_float32'], mn.cpu_info()['gemm_kernel_float64'])\n"
-    )
-    env = dict(os.environ, MATNET_ISA=isa)
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, f"MATNET_ISA={isa} sweep failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout
-
-
-@pytest.mark.parametrize("isa", ["generic", "avx2"])
-def test_every_isa_path(isa):
-    if not mn.cpu_info()["supported_isas"][isa]:
-        pytest.skip(f"this CPU does not support {isa}")
-    out = _sweep_in_subprocess(isa)
+    ))
     assert "cases" in out
     assert ("ref" in out) == (isa == "generic"), out

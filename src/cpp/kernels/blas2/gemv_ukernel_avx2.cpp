@@ -48,31 +48,34 @@ void gemv_n_avx2(std::int64_t m, std::int64_t n, T alpha, const T* a, std::int64
 }
 
 /// y[0..cw) += sum over R rows r of xs[r] * A[r, 0..cw): one load and one
-/// store of y per R rows of A.
+/// store of y per R rows of A (two FMA chains per vector of y).
 template <class T, int R>
 void axpy_rows(std::int64_t cw, const T* xs, const T* a, std::int64_t lda, T* y) {
   using S = Vec<T>;
+  using V = typename S::V;
   constexpr int L = S::lanes;
-  typename S::V xv[R];
+  V xv[R];
   for (int r = 0; r < R; ++r) xv[r] = S::set1(xs[r]);
   auto step = [&](auto load, auto store, std::int64_t j) {
-    auto p = S::mul(xv[0], load(a + j));
-    if constexpr (R > 1) p = S::fma(xv[1], load(a + lda + j), p);
-    if constexpr (R > 2) {
-      auto q = S::mul(xv[2], load(a + 2 * lda + j));
-      if constexpr (R > 3) q = S::fma(xv[3], load(a + 3 * lda + j), q);
-      p = S::add(p, q);
+    V p = S::mul(xv[0], load(a + j));
+    if constexpr (R == 1) {
+      store(y + j, S::add(load(y + j), p));
+    } else {
+      V q = S::mul(xv[1], load(a + lda + j));
+      for (int r = 2; r < R; r += 2) {
+        p = S::fma(xv[r], load(a + r * lda + j), p);
+        q = S::fma(xv[r + 1], load(a + (r + 1) * lda + j), q);
+      }
+      store(y + j, S::add(load(y + j), S::add(p, q)));
     }
-    store(y + j, S::add(load(y + j), p));
   };
   std::int64_t j = 0;
   for (; j + L <= cw; j += L) {
-    step([](const T* p) { return S::load(p); }, [](T* p, typename S::V v) { S::store(p, v); }, j);
+    step([](const T* p) { return S::load(p); }, [](T* p, V v) { S::store(p, v); }, j);
   }
   if (j < cw) {
     const auto m = S::mask(static_cast<int>(cw - j));
-    step([m](const T* p) { return S::load(p, m); },
-         [m](T* p, typename S::V v) { S::store(p, m, v); }, j);
+    step([m](const T* p) { return S::load(p, m); }, [m](T* p, V v) { S::store(p, m, v); }, j);
   }
 }
 
@@ -80,7 +83,8 @@ template <class T>
 void gemv_t_avx2(std::int64_t m, std::int64_t n, T alpha, const T* a, std::int64_t lda,
                  const T* x, T beta, T* y) {
   // Columns in chunks whose slice of y (8 KiB) stays in L1 while every row
-  // of A streams past it, four rows at a time.
+  // of A streams past it, eight rows at a time (measured on 4096 x 4096
+  // float, 1 thread: 23 GB/s with four rows at a time).
   constexpr std::int64_t chunk = 8192 / sizeof(T);
   for (std::int64_t j0 = 0; j0 < n; j0 += chunk) {
     const std::int64_t cw = std::min(chunk, n - j0);
@@ -91,9 +95,14 @@ void gemv_t_avx2(std::int64_t m, std::int64_t n, T alpha, const T* a, std::int64
       for (std::int64_t j = 0; j < cw; ++j) yj[j] *= beta;
     }
     std::int64_t i = 0;
-    for (; i + 4 <= m; i += 4) {
-      const T xs[4] = {alpha * x[i], alpha * x[i + 1], alpha * x[i + 2], alpha * x[i + 3]};
-      axpy_rows<T, 4>(cw, xs, a + i * lda + j0, lda, yj);
+    for (; i + 8 <= m; i += 8) {
+      T xs[8];
+      for (int r = 0; r < 8; ++r) xs[r] = alpha * x[i + r];
+      axpy_rows<T, 8>(cw, xs, a + i * lda + j0, lda, yj);
+    }
+    for (; i + 2 <= m; i += 2) {
+      const T xs[2] = {alpha * x[i], alpha * x[i + 1]};
+      axpy_rows<T, 2>(cw, xs, a + i * lda + j0, lda, yj);
     }
     for (; i < m; ++i) {
       const T xs[1] = {alpha * x[i]};

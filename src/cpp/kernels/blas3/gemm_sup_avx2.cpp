@@ -7,12 +7,13 @@
 // over the whole k loop. Columns go in chunks of 4 vectors (32 floats, two
 // cache lines per row of B); one row group of up to 3 rows takes a chunk
 // whole, larger groups (4-6 rows) take it in two halves so that their 6 x 2
-// accumulators still fit in 16 ymm registers. With more than one row group,
-// k is blocked so a chunk of B (kb x 32) is read from memory once and again
-// from L2 for the next groups.
+// accumulators still fit in 16 ymm registers. For a B too big for the
+// caches, k is blocked (kb rows of B at a time, all columns) so B's rows
+// stream from memory left to right.
 #include <algorithm>
 
 #include "blas3/ukernel.hpp"
+#include "core/thresholds.hpp"
 #include "simd/vec_avx2.hpp"
 
 namespace matnet::detail {
@@ -91,13 +92,18 @@ void gemm_sup_avx2(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, cons
                    std::int64_t rsa, std::int64_t csa, const T* b, std::int64_t ldb, T beta, T* c,
                    std::int64_t ldc) {
   constexpr int L = Vec<T>::lanes, W = 4 * L;
-  // kb x W elements of B: 128 KiB, a quarter of L2.
-  const std::int64_t kb = m <= 3 ? k : std::int64_t{131072} / (W * sizeof(T));
-  for (std::int64_t j0 = 0; j0 < n; j0 += W) {
-    const int cols = static_cast<int>(std::min<std::int64_t>(W, n - j0));
-    for (std::int64_t p0 = 0; p0 < k; p0 += kb) {
-      const std::int64_t kc = std::min(kb, k - p0);
-      const T beta_eff = p0 == 0 ? beta : T(1);
+  // A B that streams from memory is taken thin k blocks at a time, so each
+  // block's rows are read left to right (sequential streams the hardware
+  // prefetches) and reused from L1 by the next row group; a B that lives in
+  // cache is taken whole (no C round trips). thresholds::sup_stream_min_bytes.
+  const bool streams = static_cast<double>(k) * static_cast<double>(ldb) * sizeof(T) >=
+                       static_cast<double>(thresholds::sup_stream_min_bytes);
+  const std::int64_t kb = streams ? thresholds::sup_stream_kb : k;
+  for (std::int64_t p0 = 0; p0 < k; p0 += kb) {
+    const std::int64_t kc = std::min(kb, k - p0);
+    const T beta_eff = p0 == 0 ? beta : T(1);
+    for (std::int64_t j0 = 0; j0 < n; j0 += W) {
+      const int cols = static_cast<int>(std::min<std::int64_t>(W, n - j0));
       const T* bp = b + p0 * ldb + j0;
       for (std::int64_t i0 = 0; i0 < m;) {
         const std::int64_t left = m - i0;
