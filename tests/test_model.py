@@ -272,3 +272,77 @@ def test_training_does_not_need_tqdm_when_quiet(rng, monkeypatch, capsys):
     model.fit(x, y, epochs=1, verbose=0)
     model.fit(x, y, epochs=1, verbose=1)  # falls back to epoch lines
     assert capsys.readouterr().out.startswith("epoch 1/1")
+
+
+# ---------------------------------------------------------------- inference path
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows", [1, 3, 8, 300])
+def test_predict_matches_training_forward(dtype, rows, rng):
+    """predict (one C++ call through the Dense chain, or layer by layer with
+    reused buffers) gives what the training forward gives."""
+    layer_sets = [
+        [mn.layers.Dense(20, 16, activation="relu", seed=0, dtype=dtype),
+         mn.layers.Dropout(0.5, seed=0),
+         mn.layers.Dense(16, 8, activation="tanh", seed=1, dtype=dtype),
+         mn.layers.Dense(8, 3, seed=2, dtype=dtype)],
+        [mn.layers.Dense(20, 16, seed=0, dtype=dtype), mn.layers.ReLU(),
+         mn.layers.Dense(16, 3, seed=1, dtype=dtype), mn.layers.Dropout(0.1)],
+    ]
+    x = rng.standard_normal((rows, 20)).astype(dtype)
+    for layers in layer_sets:
+        model = mn.Sequential(layers)
+        want = x
+        for layer in model.layers:
+            want = want if isinstance(layer, mn.layers.Dropout) else layer.forward(want, True)
+        first = model.predict(x, batch_size=256)
+        second = model.predict(x + 1, batch_size=256)  # reuses every buffer
+        np.testing.assert_array_equal(first, model.predict(x, batch_size=256))
+        np.testing.assert_allclose(first, want, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                                   atol=1e-5 if dtype == np.float32 else 1e-12)
+        assert first.dtype == dtype and first.shape == (rows, 3)
+        assert not np.shares_memory(first, second)
+
+
+def test_predict_follows_replaced_weights(rng):
+    model = mn.Sequential([mn.layers.Dense(4, 3, seed=0), mn.layers.Dense(3, 2, seed=1)])
+    x = rng.standard_normal((2, 4)).astype(np.float32)
+    before = model.predict(x)
+    model.layers[1].set_params({"W": np.zeros((3, 2), np.float32), "b": np.ones(2, np.float32)})
+    np.testing.assert_array_equal(model.predict(x), np.ones((2, 2), np.float32))
+    assert not np.array_equal(before, model.predict(x))
+
+
+def test_backward_after_evaluation_forward(rng):
+    """forward(training=False) keeps no pre-activation; backward recomputes it."""
+    layer = mn.layers.Dense(5, 4, activation="gelu", seed=0, dtype=np.float64)
+    x = rng.standard_normal((3, 5))
+    g = rng.standard_normal((3, 4))
+    layer.forward(x)
+    dx_eval = layer.backward(g)
+    dw_eval = layer.dW.copy()
+    layer.forward(x, training=True)
+    np.testing.assert_array_equal(layer.backward(g), dx_eval)
+    np.testing.assert_array_equal(layer.dW, dw_eval)
+
+
+def test_dense_chain_rejects_bad_plans():
+    from matnet import _core
+
+    x = np.ones((2, 3), np.float32)
+    w = np.ones((3, 4), np.float32)
+    with pytest.raises(ValueError):
+        _core.dense_chain(x, [])
+    with pytest.raises(ValueError):
+        _core.dense_chain(x, [(np.ones((5, 4), np.float32), None, None, 0.0)])
+    with pytest.raises(TypeError):
+        _core.dense_chain(x, [(w.astype(np.float64), None, None, 0.0)])
+    with pytest.raises(TypeError):
+        _core.dense_chain(x, [("w", None, None, 0.0)])
+    with pytest.raises(ValueError):
+        _core.dense_chain(x, [(w, np.ones(3, np.float32), None, 0.0)])
+    with pytest.raises(ValueError):
+        _core.dense_chain(x, [(w, None, "softplus", 0.0)])
+    np.testing.assert_array_equal(_core.dense_chain(x, [(w, None, "relu", 0.0)]),
+                                  np.full((2, 4), 3, np.float32))

@@ -1,5 +1,6 @@
 // Bindings: the fused dense layer, forward and backward.
 #include <string>
+#include <vector>
 
 #include "bind_common.hpp"
 #include "bindings.hpp"
@@ -171,6 +172,76 @@ py::tuple dense_backward_py(const py::object& gy_obj, const py::object& x_obj,
   return py::make_tuple(dx_obj, dw, db);
 }
 
+/// y = the chain of dense layers applied to x (inference). `layers` is a
+/// sequence of (w, b or None, activation or None, negative_slope); every
+/// array must already be C-contiguous of x's dtype (Sequential builds this
+/// plan once from its layers).
+py::array dense_chain_py(const py::object& x_obj, const py::sequence& layers) {
+  constexpr const char* fn = "dense_chain";
+  py::array x = to_array(x_obj, fn, "x");
+  const DType dt = float_dtype(x, fn, "x");
+  require_ndim(x, 2, fn, "x");
+  x = c_contiguous(x);
+  const std::size_t count = layers.size();
+  if (count == 0) throw py::value_error(std::string(fn) + ": no layers");
+  std::vector<py::array> keep;
+  keep.reserve(2 * count);
+  struct Raw {
+    const void* w;
+    const void* b;
+    std::int64_t in, out;
+    Activation act;
+    double slope;
+  };
+  std::vector<Raw> raw(count);
+  std::int64_t features = x.shape(1);
+  auto plain = [&](const py::handle& h, const char* name, int ndim) {
+    if (!py::isinstance<py::array>(h))
+      throw py::type_error(std::string(fn) + ": " + name + " must be a NumPy array");
+    py::array a = py::reinterpret_borrow<py::array>(h);
+    if (float_dtype(a, fn, name) != dt)
+      throw py::type_error(std::string(fn) + ": " + name + " must have the dtype of x");
+    require_ndim(a, ndim, fn, name);
+    keep.push_back(c_contiguous(a));
+    return keep.back();
+  };
+  for (std::size_t i = 0; i < count; ++i) {
+    const py::tuple spec = layers[i].cast<py::tuple>();
+    if (spec.size() != 4) throw py::value_error(std::string(fn) + ": each layer is (w, b, activation, slope)");
+    const py::array w = plain(spec[0], "w", 2);
+    if (w.shape(0) != features) {
+      throw py::value_error(std::string(fn) + ": layer " + std::to_string(i) + " takes " +
+                            std::to_string(w.shape(0)) + " features, its input has " +
+                            std::to_string(features));
+    }
+    const void* bp = nullptr;
+    if (!spec[1].is_none()) {
+      const py::array b = plain(spec[1], "b", 1);
+      if (b.shape(0) != w.shape(1)) throw py::value_error(std::string(fn) + ": b does not match w");
+      bp = b.data();
+    }
+    raw[i] = {w.data(), bp, w.shape(0), w.shape(1), dense_activation(spec[2], fn),
+              spec[3].cast<double>()};
+    features = w.shape(1);
+  }
+  py::array y = empty_array(dt, {x.shape(0), features});
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    std::vector<DenseLayerRef<T>> refs(count);
+    for (std::size_t i = 0; i < count; ++i) {
+      refs[i] = {static_cast<const T*>(raw[i].w), static_cast<const T*>(raw[i].b), raw[i].in,
+                 raw[i].out, raw[i].act, static_cast<T>(raw[i].slope)};
+    }
+    const T* xp = ptr<T>(x);
+    T* yp = mptr<T>(y);
+    py::gil_scoped_release release;
+    dense_chain_forward(refs.data(), static_cast<std::int64_t>(count), xp, x.shape(0), yp);
+  };
+  if (dt == DType::f32) run(float{});
+  else run(double{});
+  return y;
+}
+
 }  // namespace
 
 void register_dense(py::module_& m) {
@@ -182,6 +253,8 @@ void register_dense(py::module_& m) {
         py::arg("activation") = py::none(), py::arg("negative_slope") = 0.01,
         py::arg("out") = py::none(),
         "y = act(x @ w + b) without the pre-activation (inference); into out when given.");
+  m.def("dense_chain", &dense_chain_py, py::arg("x"), py::arg("layers"),
+        "Inference through dense layers [(w, b, activation, slope), ...] in one call.");
   m.def("dense_backward", &dense_backward_py, py::arg("grad_y"), py::arg("x"), py::arg("w"),
         py::arg("z"), py::arg("activation") = py::none(), py::arg("negative_slope") = 0.01,
         py::arg("need_dx") = true,

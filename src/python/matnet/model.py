@@ -18,7 +18,8 @@ import numpy as np
 
 from . import optim as _optim
 from .callbacks import Callback, History
-from .layers import LAYER_TYPES, Dense, Layer
+from . import _core
+from .layers import LAYER_TYPES, Dense, Dropout, Layer
 from .metrics import LOSSES, METRICS, check_targets, correct_count
 
 __all__ = ["Sequential"]
@@ -400,7 +401,25 @@ class Sequential:
             out[start:start + batch_size] = self._infer(x[start:start + batch_size])
         return out
 
+    def _dense_plan(self) -> Optional[tuple]:
+        """(w, b, activation, slope) per Dense layer when the model is Dense
+        layers only (Dropout is the identity in inference), else None.
+        Rebuilt only when a layer's arrays were replaced."""
+        dense = [layer for layer in self.layers if not isinstance(layer, Dropout)]
+        if not dense or not all(type(layer) is Dense for layer in dense):
+            return None
+        cached = getattr(self, "_plan_cache", None)
+        if cached is not None and len(cached) == len(dense) and all(
+                spec[0] is layer.W and spec[1] is layer.b for spec, layer in zip(cached, dense)):
+            return cached
+        plan = tuple((layer.W, layer.b, layer.activation, layer.negative_slope) for layer in dense)
+        self._plan_cache = plan
+        return plan
+
     def _infer(self, x: np.ndarray) -> np.ndarray:
+        plan = self._dense_plan()
+        if plan is not None:  # one C++ call for the whole network
+            return _core.dense_chain(x, plan)
         # A layer may write into a reused buffer when a later layer is sure
         # to copy its result into a new array (not Dropout/Flatten, which
         # pass their input through).

@@ -64,4 +64,26 @@ MATNET_API void dense_backward(double* dx, double* dw, double* db, const double*
                                std::int64_t out_features, Activation act,
                                double negative_slope = 0.01);
 
+/// One layer of a dense_chain_forward: y = act(x . w + b), w (in, out)
+/// row-major, b (out,) or null.
+template <class T>
+struct DenseLayerRef {
+  const T* w;
+  const T* b;
+  std::int64_t in_features, out_features;
+  Activation act;
+  T negative_slope;
+};
+
+/// Inference through `count` dense layers in a row: y = L_{count-1}(...L_0(x)),
+/// x (N, layers[0].in_features), y (N, layers[count-1].out_features). No
+/// pre-activation is kept; the intermediate activations live in per-thread
+/// workspace reused from call to call, so serving one request allocates
+/// nothing. Each layer's in_features must equal the previous out_features.
+/// count == 0 is an error. y must not overlap x or any weight.
+MATNET_API void dense_chain_forward(const DenseLayerRef<float>* layers, std::int64_t count,
+                                    const float* x, std::int64_t batch, float* y);
+MATNET_API void dense_chain_forward(const DenseLayerRef<double>* layers, std::int64_t count,
+                                    const double* x, std::int64_t batch, double* y);
+
 }  // namespace matnet

@@ -487,7 +487,8 @@ void gemm_operands(std::int64_t m, std::int64_t n, std::int64_t k, T alpha,
   const double flops = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
   int nt = flops < thresholds::parallel_min_flops ? 1 : std::max(max_threads, 1);
   if (a.pack == nullptr && b.pack == nullptr) {
-    if (gemv_route(m, n, k, alpha, a, b, beta, c, ldc, nt)) {
+    // The GEMV decides its own threads (by bytes: it is bandwidth-bound).
+    if (gemv_route(m, n, k, alpha, a, b, beta, c, ldc, std::max(max_threads, 1))) {
       apply_epilogue(ep, c, ldc, m, 0, n, kr.mr, kr.nr);
       return;
     }
