@@ -63,8 +63,13 @@ void gemm_batched_ptrs_impl(bool trans_a, bool trans_b, std::int64_t m, std::int
   detail::require_ptr(fn, "a", a);
   detail::require_ptr(fn, "b", b);
   detail::require_ptr(fn, "c", c);
-  for (std::int64_t i = 0; i < batch; ++i)
-    detail::gemm_check_args(trans_a, trans_b, m, n, k, a[i], lda, b[i], ldb, c[i], ldc);
+  // Sizes and leading dimensions once; then only the pointers per product.
+  detail::gemm_check_args(trans_a, trans_b, m, n, k, a[0], lda, b[0], ldb, c[0], ldc);
+  const bool need_c = m > 0 && n > 0, need_ab = need_c && k > 0;
+  for (std::int64_t i = 1; i < batch; ++i) {
+    if ((need_c && c[i] == nullptr) || (need_ab && (a[i] == nullptr || b[i] == nullptr)))
+      detail::fail(fn, "a null pointer for product " + std::to_string(i));
+  }
   detail::gemm_batch_run<T>(m, n, k, alpha, detail::GemmOperand<T>::blas(nullptr, lda, trans_a), a,
                             detail::GemmOperand<T>::blas(nullptr, ldb, trans_b), b, beta, c, ldc,
                             batch, get_num_threads());

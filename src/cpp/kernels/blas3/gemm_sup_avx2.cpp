@@ -109,12 +109,24 @@ void gemm_sup_avx2(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, cons
         const std::int64_t left = m - i0;
         const T* ap = a + i0 * rsa + p0 * csa;
         T* cp = c + i0 * ldc + j0;
+        // As many vectors as the columns need (narrow products: batched 8 x 8).
+        const int vecs = (cols + L - 1) / L;
         if (left <= 3) {
-          sup_rows<T, 4>(static_cast<int>(left), kc, alpha, ap, rsa, csa, bp, ldb, beta_eff, cp,
-                         ldc, cols);
+          const int r = static_cast<int>(left);
+          switch (vecs) {
+            case 1: sup_rows<T, 1>(r, kc, alpha, ap, rsa, csa, bp, ldb, beta_eff, cp, ldc, cols); break;
+            case 2: sup_rows<T, 2>(r, kc, alpha, ap, rsa, csa, bp, ldb, beta_eff, cp, ldc, cols); break;
+            case 3: sup_rows<T, 3>(r, kc, alpha, ap, rsa, csa, bp, ldb, beta_eff, cp, ldc, cols); break;
+            default: sup_rows<T, 4>(r, kc, alpha, ap, rsa, csa, bp, ldb, beta_eff, cp, ldc, cols);
+          }
           break;
         }
         const int rows = static_cast<int>(std::min<std::int64_t>(6, left));
+        if (vecs == 1) {
+          sup_rows<T, 1>(rows, kc, alpha, ap, rsa, csa, bp, ldb, beta_eff, cp, ldc, cols);
+          i0 += rows;
+          continue;
+        }
         sup_rows<T, 2>(rows, kc, alpha, ap, rsa, csa, bp, ldb, beta_eff, cp, ldc,
                        std::min(cols, 2 * L));
         if (cols > 2 * L) {
