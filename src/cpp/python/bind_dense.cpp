@@ -1,5 +1,7 @@
 // Bindings: the fused dense layer, forward and backward.
+#include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "bind_common.hpp"
@@ -176,7 +178,26 @@ py::tuple dense_backward_py(const py::object& gy_obj, const py::object& x_obj,
 /// sequence of (w, b or None, activation or None, negative_slope); every
 /// array must already be C-contiguous of x's dtype (Sequential builds this
 /// plan once from its layers).
-py::array dense_chain_py(const py::object& x_obj, const py::sequence& layers) {
+/// Index of the first row of a C-contiguous (rows, cols) array holding NaN
+/// or Inf, or -1. An exponent of all ones is what NaN and Inf share; an
+/// integer OR over the row vectorises (a float compare chain would not).
+template <class T>
+std::int64_t first_nonfinite_row(const T* x, std::int64_t rows, std::int64_t cols) {
+  using U = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  constexpr U exponent = sizeof(T) == 4 ? U(0x7f800000u) : U(0x7ff0000000000000ull);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    U bad = 0;
+    for (std::int64_t j = 0; j < cols; ++j) {
+      U bits;
+      std::memcpy(&bits, x + r * cols + j, sizeof(T));
+      bad |= static_cast<U>((bits & exponent) == exponent);
+    }
+    if (bad != 0) return r;
+  }
+  return -1;
+}
+
+py::array dense_chain_py(const py::object& x_obj, const py::sequence& layers, bool check_finite) {
   constexpr const char* fn = "dense_chain";
   py::array x = to_array(x_obj, fn, "x");
   const DType dt = float_dtype(x, fn, "x");
@@ -227,6 +248,12 @@ py::array dense_chain_py(const py::object& x_obj, const py::sequence& layers) {
   py::array y = empty_array(dt, {x.shape(0), features});
   auto run = [&](auto tag) {
     using T = decltype(tag);
+    if (check_finite) {
+      const std::int64_t bad = first_nonfinite_row(ptr<T>(x), x.shape(0), x.shape(1));
+      if (bad >= 0) {
+        throw py::value_error("x contains NaN or Inf (first in row " + std::to_string(bad) + ")");
+      }
+    }
     std::vector<DenseLayerRef<T>> refs(count);
     for (std::size_t i = 0; i < count; ++i) {
       refs[i] = {static_cast<const T*>(raw[i].w), static_cast<const T*>(raw[i].b), raw[i].in,
@@ -254,7 +281,9 @@ void register_dense(py::module_& m) {
         py::arg("out") = py::none(),
         "y = act(x @ w + b) without the pre-activation (inference); into out when given.");
   m.def("dense_chain", &dense_chain_py, py::arg("x"), py::arg("layers"),
-        "Inference through dense layers [(w, b, activation, slope), ...] in one call.");
+        py::arg("check_finite") = false,
+        "Inference through dense layers [(w, b, activation, slope), ...] in one call; with "
+        "check_finite, NaN or Inf in x is a ValueError naming the first such row.");
   m.def("dense_backward", &dense_backward_py, py::arg("grad_y"), py::arg("x"), py::arg("w"),
         py::arg("z"), py::arg("activation") = py::none(), py::arg("negative_slope") = 0.01,
         py::arg("need_dx") = true,

@@ -391,6 +391,13 @@ class Sequential:
             An array (n, outputs...) of the model dtype; n may be 0.
         """
         batch_size = self._check_batch_size(batch_size, "predict")
+        plan = self._dense_plan()
+        if (plan is not None and type(x) is np.ndarray and x.ndim == 2 and 0 < len(x) <= batch_size
+                and x.dtype == self.dtype and x.shape[1] == plan[0][0].shape[0]
+                and x.flags.c_contiguous):
+            # The serving case: one C++ call checks x for NaN/Inf and runs
+            # every layer, with nothing allocated but the result.
+            return _core.dense_chain(x, plan, True)
         x, out_shape = self._check_inputs(x, "x")
         if len(x) <= batch_size and len(x) > 0:
             # One batch (the serving case): no output copy, and every layer
