@@ -305,6 +305,40 @@ def test_predict_matches_training_forward(dtype, rows, rng):
         assert not np.shares_memory(first, second)
 
 
+@pytest.mark.parametrize("nthreads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows", [1, 2, 7, 16, 17])
+def test_predict_large_layers_every_path(dtype, rows, nthreads, rng, threads):
+    """Weights large enough (>= 256 KiB) that one-request inference on two
+    threads runs every layer in one parallel region (features split over
+    threads, partial outputs summed). Exact arithmetic makes the check exact
+    whatever the order of additions: x, W and b are integers in [-1, 1] and
+    the slope is 0.5, so layer 1 gives multiples of 1/2 up to 701, layer 2
+    (relu) up to 100 * 701 + 1, layer 3 up to 100 * 70101 + 1 = 7.0e6, all
+    multiples of 1/2 below 2**23: every partial sum is exact in float32."""
+    mn.set_num_threads(nthreads)
+    model = mn.Sequential([
+        mn.layers.Dense(700, 100, activation="leaky_relu", negative_slope=0.5, seed=0,
+                        dtype=dtype),
+        mn.layers.Dense(100, 100, activation="relu", seed=1, dtype=dtype),
+        mn.layers.Dense(100, 10, seed=2, dtype=dtype),
+    ])
+    for layer in model.layers:
+        layer.set_params({"W": rng.integers(-1, 2, layer.W.shape).astype(dtype),
+                          "b": rng.integers(-1, 2, layer.b.shape).astype(dtype)})
+    x = rng.integers(-1, 2, (rows, 700)).astype(dtype)
+    want = x.astype(np.float64)
+    for layer, act in zip(model.layers, ("leaky", "relu", None)):
+        want = want @ layer.W.astype(np.float64) + layer.b
+        if act == "leaky":
+            want = np.where(want > 0, want, 0.5 * want)
+        elif act == "relu":
+            want = np.maximum(want, 0)
+    got = model.predict(x)
+    assert got.shape == (rows, 10) and got.dtype == dtype
+    np.testing.assert_array_equal(got, want.astype(dtype))
+
+
 def test_predict_follows_replaced_weights(rng):
     model = mn.Sequential([mn.layers.Dense(4, 3, seed=0), mn.layers.Dense(3, 2, seed=1)])
     x = rng.standard_normal((2, 4)).astype(np.float32)

@@ -411,13 +411,14 @@ class Sequential:
     def _dense_plan(self) -> Optional[tuple]:
         """(w, b, activation, slope) per Dense layer when the model is Dense
         layers only (Dropout is the identity in inference), else None.
-        Rebuilt only when a layer's arrays were replaced."""
+        Rebuilt when a layer's arrays or activation changed."""
         dense = [layer for layer in self.layers if not isinstance(layer, Dropout)]
         if not dense or not all(type(layer) is Dense for layer in dense):
             return None
         cached = getattr(self, "_plan_cache", None)
         if cached is not None and len(cached) == len(dense) and all(
-                spec[0] is layer.W and spec[1] is layer.b for spec, layer in zip(cached, dense)):
+                spec[0] is layer.W and spec[1] is layer.b and spec[2] == layer.activation
+                and spec[3] == layer.negative_slope for spec, layer in zip(cached, dense)):
             return cached
         plan = tuple((layer.W, layer.b, layer.activation, layer.negative_slope) for layer in dense)
         self._plan_cache = plan

@@ -1,15 +1,72 @@
 // Inference through a chain of dense layers (matnet/dense.hpp): one call per
 // request instead of one per layer, intermediates in the workspace.
+#include <omp.h>
+
 #include <algorithm>
 #include <string>
 
 #include "core/checks.hpp"
+#include "core/thresholds.hpp"
 #include "core/workspace.hpp"
 #include "matnet/dense.hpp"
+#include "runtime/registry.hpp"
 
 namespace matnet {
 
 namespace {
+
+/// A few rows through every layer inside ONE parallel region: each thread
+/// multiplies its block of input features (rows of W) into its own partial
+/// output, then each thread sums the partials of its block of output
+/// columns and applies bias and activation; two barriers per layer instead
+/// of a fork/join per layer. A thread reads the same rows of every W on
+/// every call, so with a private L2 per core its share of the weights stays
+/// there between requests. Allocation-free inside the region (the sup or
+/// GEMV kernels, never the driver).
+template <class T>
+void chain_one_region(const DenseLayerRef<T>* layers, std::int64_t count, const T* x,
+                      std::int64_t batch, T* y, T* act_buf, std::int64_t act_stride, T* partial,
+                      std::int64_t widest_out, int nt) {
+  const auto& ks = detail::kernels<T>();
+  const detail::GemmKernel<T>& gk = *ks.gemm;
+#pragma omp parallel num_threads(nt)
+  {
+    const int t = omp_get_thread_num(), team = omp_get_num_threads();
+    const T* in = x;
+    for (std::int64_t l = 0; l < count; ++l) {
+      const DenseLayerRef<T>& L = layers[l];
+      const std::int64_t K = L.in_features, M = L.out_features;
+      T* out = l + 1 == count ? y : act_buf + (l % 2) * act_stride;
+      // Features split in blocks of 8 (whole cache lines of W per thread).
+      const std::int64_t k0 = std::min(K, (K * t / team + 7) / 8 * 8);
+      const std::int64_t k1 = t == team - 1 ? K : std::min(K, (K * (t + 1) / team + 7) / 8 * 8);
+      T* mine = partial + static_cast<std::int64_t>(t) * batch * widest_out;
+      if (k0 >= k1) {
+        std::fill(mine, mine + batch * M, T(0));
+      } else if (gk.sup != nullptr && batch > 1) {
+        gk.sup(batch, M, k1 - k0, T(1), in + k0, K, 1, L.w + k0 * M, M, T(0), mine, M);
+      } else {
+        for (std::int64_t r = 0; r < batch; ++r)
+          ks.gemv->t(k1 - k0, M, T(1), L.w + k0 * M, M, in + r * K + k0, T(0), mine + r * M);
+      }
+#pragma omp barrier
+      const std::int64_t j0 = std::min(M, (M * t / team + 15) / 16 * 16);
+      const std::int64_t j1 = t == team - 1 ? M : std::min(M, (M * (t + 1) / team + 15) / 16 * 16);
+      for (std::int64_t r = 0; r < batch && j0 < j1; ++r) {
+        T* o = out + r * M;
+        for (std::int64_t j = j0; j < j1; ++j) {
+          T v = partial[r * M + j];
+          for (int q = 1; q < team; ++q) v += partial[q * batch * widest_out + r * M + j];
+          o[j] = v;
+        }
+        ks.eltwise->forward(o + j0, nullptr, o + j0, L.b != nullptr ? L.b + j0 : nullptr, j1 - j0,
+                            L.act, L.negative_slope);
+      }
+#pragma omp barrier
+      in = out;
+    }
+  }
+}
 
 template <class T>
 void chain_impl(const DenseLayerRef<T>* layers, std::int64_t count, const T* x,
@@ -27,9 +84,34 @@ void chain_impl(const DenseLayerRef<T>* layers, std::int64_t count, const T* x,
     }
   }
   if (batch == 0) return;
-  std::int64_t widest = 0;
-  for (std::int64_t i = 0; i + 1 < count; ++i) widest = std::max(widest, layers[i].out_features);
+  std::int64_t widest = 0, widest_all = 0;
+  double weight_bytes = 0;
+  for (std::int64_t i = 0; i < count; ++i) {
+    if (i + 1 < count) widest = std::max(widest, layers[i].out_features);
+    widest_all = std::max(widest_all, layers[i].out_features);
+    weight_bytes += static_cast<double>(layers[i].in_features) *
+                    static_cast<double>(layers[i].out_features) * sizeof(T);
+  }
+  for (std::int64_t i = 0; i < count; ++i) {
+    detail::require_size(fn, "in_features", layers[i].in_features);
+    detail::require_size(fn, "out_features", layers[i].out_features);
+    detail::require_activation(fn, layers[i].act);
+    if (layers[i].in_features > 0 && layers[i].out_features > 0)
+      detail::require_ptr(fn, "w", layers[i].w);
+  }
+  detail::require_ptr(fn, "x", x);
+  detail::require_ptr(fn, "y", y);
   detail::WorkspaceScope scope;
+  const int budget = get_num_threads();
+  if (budget > 1 && batch <= detail::thresholds::sup_max_m &&
+      weight_bytes >= static_cast<double>(detail::thresholds::gemv_parallel_min_bytes)) {
+    const int nt = budget;
+    T* act_buf = scope.alloc<T>(static_cast<std::size_t>(2 * batch * std::max<std::int64_t>(widest, 1)));
+    T* partial = scope.alloc<T>(static_cast<std::size_t>(nt * batch * widest_all));
+    chain_one_region(layers, count, x, batch, y, act_buf, batch * std::max<std::int64_t>(widest, 1),
+                     partial, widest_all, nt);
+    return;
+  }
   // Two ping-pong buffers for the intermediate activations.
   T* buf[2] = {nullptr, nullptr};
   if (count > 1) {
