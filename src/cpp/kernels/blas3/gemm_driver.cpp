@@ -427,19 +427,42 @@ bool gemv_route(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const G
   return false;
 }
 
-/// Few rows of op(A), B row-major: the ISA's sup kernel over column ranges
-/// (multiples of 2*NR) split across threads; each thread runs the epilogue
-/// on its columns while they are still in cache.
+/// Few rows of op(A), B row-major: the ISA's sup kernel. On several threads
+/// each takes a contiguous block of k (whole rows of B, which it streams
+/// start to end) into its own partial C, summed in thread order; splitting
+/// the columns instead would have each thread read part of every row of B
+/// while the prefetchers fetch the rest too (measured 784x256 B, m = 2, 2
+/// threads: 42 GFLOP/s by columns, 72 by k). The epilogue runs after.
 template <class T>
 void sup_run(const GemmKernel<T>& kr, std::int64_t m, std::int64_t n, std::int64_t k, T alpha,
              const GemmOperand<T>& a, const GemmOperand<T>& b, T beta, T* c, std::int64_t ldc,
              const GemmTileEpilogue<T>* ep, int nt) {
-  const std::int64_t unit = 2 * kr.nr;
-  parallel_split(ceil_div(n, unit), nt, 1, [&](std::int64_t q0, std::int64_t q1) {
-    const std::int64_t j0 = q0 * unit, j1 = std::min(n, q1 * unit);
-    kr.sup(m, j1 - j0, k, alpha, a.data, a.rs, a.cs, b.data + j0, b.rs, beta, c + j0, ldc);
-    apply_epilogue(ep, c, ldc, m, j0, j1, kr.mr, kr.nr);
-  });
+  const int parts = parts_for(ceil_div(k, 8), nt);
+  if (parts <= 1) {
+    kr.sup(m, n, k, alpha, a.data, a.rs, a.cs, b.data, b.rs, beta, c, ldc);
+  } else {
+    WorkspaceScope scope;
+    const std::int64_t mn = m * n;
+    T* partial = scope.alloc<T>(static_cast<std::size_t>((parts - 1) * mn));
+    // Zeroed: the team may run fewer parts than asked for.
+    std::fill(partial, partial + (parts - 1) * mn, T(0));
+    parallel_parts(ceil_div(k, 8), nt, 1, [&](int part, std::int64_t q0, std::int64_t q1) {
+      const std::int64_t p0 = q0 * 8, p1 = std::min(k, q1 * 8);
+      if (part == 0) {
+        kr.sup(m, n, p1 - p0, alpha, a.data + p0 * a.cs, a.rs, a.cs, b.data + p0 * b.rs, b.rs,
+               beta, c, ldc);
+      } else {
+        kr.sup(m, n, p1 - p0, alpha, a.data + p0 * a.cs, a.rs, a.cs, b.data + p0 * b.rs, b.rs,
+               T(0), partial + (part - 1) * mn, n);
+      }
+    });
+    for (int part = 1; part < parts; ++part) {
+      const T* src = partial + (part - 1) * mn;
+      for (std::int64_t i = 0; i < m; ++i)
+        for (std::int64_t j = 0; j < n; ++j) c[i * ldc + j] += src[i * n + j];
+    }
+  }
+  apply_epilogue(ep, c, ldc, m, 0, n, kr.mr, kr.nr);
 }
 
 }  // namespace

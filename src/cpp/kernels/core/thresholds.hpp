@@ -31,23 +31,12 @@ inline constexpr int direct_a_max_panels = 8;
 inline constexpr double shared_b_min_flops = 67108864.0;
 
 // Products with at most this many rows of op(A) (and B not transposed) run
-// on the unpacked "sup" kernels: A broadcast from where it lies, B streamed
-// once per group of rows, nothing packed. Packing B costs one extra pass
-// over B, which for m rows is amortised over only m FMAs per element.
-// Measured (f32, 1 thread, GFLOP/s, sup vs packed, same build):
-// 784x256 B: m=2 41 vs 20, m=4 65 vs 43, m=8 71 vs 61, m=16 85 vs 79,
-// m=32 packed 91; 4096x4096 B: m=2 23 vs 8, m=4 40 vs 15, m=8 36 vs 27,
-// m=16 42 vs 43.
+// on the unpacked "sup" kernels (gemm_sup_avx2.cpp: B read once, row by
+// row, nothing packed). Measured (f32, 1 thread, GFLOP/s, sup vs packed,
+// same process): 784x256 B: m=2 55 vs 20, m=4 73 vs 43, m=8 83 vs 61,
+// m=16 88 vs 79, m=32 packed 91; 4096x4096 B: m=4 26 vs 15, m=8 33 vs 27,
+// m=16 42 vs 43, m=32 packed 59.
 inline constexpr std::int64_t sup_max_m = 16;
-
-// The sup kernels block k (sup_stream_kb rows of B at a time) when B has at
-// least this many bytes: then B comes from memory, and a k block swept over
-// all columns reads each row of B sequentially. Below, B is in cache and is
-// taken whole. Measured (f32, 1 thread, GFLOP/s, kb = 8 / 16 / 64 / whole):
-// 4096x4096 B, m=4: 40 / 25 / 13 / 8, m=16: 42 / 38 / 30 / 18;
-// 784x256 B (800 KiB), m=8: 48 / 53 / 53 / 71, m=16: 54 / 70 / 82 / 85.
-inline constexpr std::int64_t sup_stream_min_bytes = std::int64_t{4} << 20;
-inline constexpr std::int64_t sup_stream_kb = 8;
 
 // Batched products: a batch runs one product per thread (each product on a
 // single thread) when the products are smaller than this many multiply-adds;
