@@ -9,6 +9,7 @@ batches and keeps the books.
 from __future__ import annotations
 
 import math
+import operator
 import os
 import sys
 import time
@@ -390,7 +391,8 @@ class Sequential:
         Returns:
             An array (n, outputs...) of the model dtype; n may be 0.
         """
-        batch_size = self._check_batch_size(batch_size, "predict")
+        if type(batch_size) is not int or batch_size < 1:
+            batch_size = self._check_batch_size(batch_size, "predict")
         plan = self._dense_plan()
         if (plan is not None and type(x) is np.ndarray and x.ndim == 2 and 0 < len(x) <= batch_size
                 and x.dtype == self.dtype and x.shape[1] == plan[0][0].shape[0]
@@ -411,17 +413,24 @@ class Sequential:
     def _dense_plan(self) -> Optional[tuple]:
         """(w, b, activation, slope) per Dense layer when the model is Dense
         layers only (Dropout is the identity in inference), else None.
-        Rebuilt when a layer's arrays or activation changed."""
+        Rebuilt when the layer list, a layer's arrays or its activation
+        changed (one identity check per layer on the serving path)."""
+        cached = self.__dict__.get("_plan_cache")
+        if cached is not None:
+            plan, layers, dense = cached
+            if len(layers) == len(self.layers) and all(map(operator.is_, layers, self.layers)):
+                for spec, layer in zip(plan, dense):
+                    if (spec[0] is not layer.W or spec[1] is not layer.b
+                            or spec[2] != layer.activation or spec[3] != layer.negative_slope):
+                        break
+                else:
+                    return plan
         dense = [layer for layer in self.layers if not isinstance(layer, Dropout)]
         if not dense or not all(type(layer) is Dense for layer in dense):
+            self._plan_cache = None
             return None
-        cached = getattr(self, "_plan_cache", None)
-        if cached is not None and len(cached) == len(dense) and all(
-                spec[0] is layer.W and spec[1] is layer.b and spec[2] == layer.activation
-                and spec[3] == layer.negative_slope for spec, layer in zip(cached, dense)):
-            return cached
         plan = tuple((layer.W, layer.b, layer.activation, layer.negative_slope) for layer in dense)
-        self._plan_cache = plan
+        self._plan_cache = (plan, tuple(self.layers), dense)
         return plan
 
     def _infer(self, x: np.ndarray) -> np.ndarray:
