@@ -305,10 +305,11 @@ def test_predict_matches_training_forward(dtype, rows, rng):
         assert not np.shares_memory(first, second)
 
 
+@pytest.mark.parametrize("last_out", [10, 100])  # the output layer alone, or split too
 @pytest.mark.parametrize("nthreads", [1, 2])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("rows", [1, 2, 7, 16, 17])
-def test_predict_large_layers_every_path(dtype, rows, nthreads, rng, threads):
+def test_predict_large_layers_every_path(dtype, rows, nthreads, last_out, rng, threads):
     """Weights large enough (>= 256 KiB) that one-request inference on two
     threads runs every layer in one parallel region (features split over
     threads, partial outputs summed). Exact arithmetic makes the check exact
@@ -321,7 +322,7 @@ def test_predict_large_layers_every_path(dtype, rows, nthreads, rng, threads):
         mn.layers.Dense(700, 100, activation="leaky_relu", negative_slope=0.5, seed=0,
                         dtype=dtype),
         mn.layers.Dense(100, 100, activation="relu", seed=1, dtype=dtype),
-        mn.layers.Dense(100, 10, seed=2, dtype=dtype),
+        mn.layers.Dense(100, last_out, seed=2, dtype=dtype),
     ])
     for layer in model.layers:
         layer.set_params({"W": rng.integers(-1, 2, layer.W.shape).astype(dtype),
@@ -335,7 +336,7 @@ def test_predict_large_layers_every_path(dtype, rows, nthreads, rng, threads):
         elif act == "relu":
             want = np.maximum(want, 0)
     got = model.predict(x)
-    assert got.shape == (rows, 10) and got.dtype == dtype
+    assert got.shape == (rows, last_out) and got.dtype == dtype
     np.testing.assert_array_equal(got, want.astype(dtype))
 
 

@@ -15,6 +15,10 @@ namespace matnet {
 
 namespace {
 
+/// Output layers with fewer weight bytes than this run on one thread at the
+/// end of the region (4 KiB-ish layers: the split's two barriers cost more).
+constexpr double kSmallLastLayerBytes = 32768;
+
 /// A few rows through every layer inside ONE parallel region: each thread
 /// multiplies its block of input features (rows of W) into its own partial
 /// output, then each thread sums the partials of its block of output
@@ -37,6 +41,22 @@ void chain_one_region(const DenseLayerRef<T>* layers, std::int64_t count, const 
       const DenseLayerRef<T>& L = layers[l];
       const std::int64_t K = L.in_features, M = L.out_features;
       T* out = l + 1 == count ? y : act_buf + (l % 2) * act_stride;
+      if (l + 1 == count &&
+          static_cast<double>(K) * static_cast<double>(M) * sizeof(T) < kSmallLastLayerBytes) {
+        // A small output layer (128 -> 10) costs less than the two barriers
+        // of a split: the first thread does it alone, the others are done.
+        if (t == 0) {
+          if (gk.sup != nullptr && batch > 1) {
+            gk.sup(batch, M, K, T(1), in, K, 1, L.w, M, T(0), out, M);
+          } else {
+            for (std::int64_t r = 0; r < batch; ++r)
+              ks.gemv->t(K, M, T(1), L.w, M, in + r * K, T(0), out + r * M);
+          }
+          for (std::int64_t r = 0; r < batch; ++r)
+            ks.eltwise->forward(out + r * M, nullptr, out + r * M, L.b, M, L.act, L.negative_slope);
+        }
+        break;
+      }
       // Features split in blocks of 8 (whole cache lines of W per thread).
       const std::int64_t k0 = std::min(K, (K * t / team + 7) / 8 * 8);
       const std::int64_t k1 = t == team - 1 ? K : std::min(K, (K * (t + 1) / team + 7) / 8 * 8);
@@ -62,6 +82,7 @@ void chain_one_region(const DenseLayerRef<T>* layers, std::int64_t count, const 
         ks.eltwise->forward(o + j0, nullptr, o + j0, L.b != nullptr ? L.b + j0 : nullptr, j1 - j0,
                             L.act, L.negative_slope);
       }
+      if (l + 1 == count) break;  // the end of the region is the barrier
 #pragma omp barrier
       in = out;
     }
