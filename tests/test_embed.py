@@ -365,3 +365,31 @@ def test_cpp_api_unit_tests(tmp_path: Path) -> None:
     ctest = Path(CMAKE).with_name("ctest")
     result = _run([str(ctest) if ctest.exists() else "ctest", "--output-on-failure"], cwd=build)
     assert "100% tests passed" in result.stdout, result.stdout
+
+
+# ------------------------------------------------------------ kernel internals
+
+
+@pytest.fixture(scope="module")
+def internal_program(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/cpp/internal, built from the kernel sources by the repository's own
+    CMake build (-DMATNET_BUILD_EXAMPLES=ON): the driver's operand callbacks,
+    strided operands, thread budget and workspace are not exported by
+    libmatnet, so no installed-package build can reach them."""
+    build = tmp_path_factory.mktemp("internal-build")
+    _run([CMAKE, "-S", str(REPO), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
+          "-DMATNET_BUILD_EXAMPLES=ON", "-DMATNET_BUILD_PYTHON=OFF",
+          f"-DCMAKE_CXX_COMPILER={CXX}"])
+    _run([CMAKE, "--build", str(build), "--target", "matnet_internal_tests", "-j", "2"])
+    program = build / "matnet_internal_tests"
+    assert program.is_file()
+    return program
+
+
+@needs_toolchain
+@pytest.mark.parametrize("isa", ["generic", "avx2"])
+def test_kernel_internals(internal_program: Path, isa: str) -> None:
+    if isa not in _supported_isas():
+        pytest.skip(f"this CPU lacks {isa}")
+    out = _run([str(internal_program)], env=dict(os.environ, MATNET_ISA=isa)).stdout
+    assert f"isa: {isa}" in out and "all internal checks passed" in out

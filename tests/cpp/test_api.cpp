@@ -25,22 +25,14 @@
 
 #include <matnet/matnet.hpp>
 
+#include "check.hpp"
+
 // Without OpenMP the parallel-region tests would run serially and prove nothing.
 #ifndef _OPENMP
 #error "tests/cpp/test_api.cpp needs OpenMP (CMakeLists.txt links OpenMP::OpenMP_CXX)"
 #endif
 
 namespace {
-
-int g_failures = 0;
-
-#define CHECK(cond)                                                                 \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      ++g_failures;                                                                 \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-    }                                                                               \
-  } while (0)
 
 // True when f() throws Ex (or a type derived from it); false for no exception
 // or another type.

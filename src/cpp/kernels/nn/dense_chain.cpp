@@ -15,10 +15,6 @@ namespace matnet {
 
 namespace {
 
-/// Output layers with fewer weight bytes than this run on one thread at the
-/// end of the region (4 KiB-ish layers: the split's two barriers cost more).
-constexpr double kSmallLastLayerBytes = 32768;
-
 /// A few rows through every layer inside ONE parallel region: each thread
 /// multiplies its block of input features (rows of W) into its own partial
 /// output, then each thread sums the partials of its block of output
@@ -41,8 +37,8 @@ void chain_one_region(const DenseLayerRef<T>* layers, std::int64_t count, const 
       const DenseLayerRef<T>& L = layers[l];
       const std::int64_t K = L.in_features, M = L.out_features;
       T* out = l + 1 == count ? y : act_buf + (l % 2) * act_stride;
-      if (l + 1 == count &&
-          static_cast<double>(K) * static_cast<double>(M) * sizeof(T) < kSmallLastLayerBytes) {
+      if (l + 1 == count && static_cast<double>(K) * static_cast<double>(M) * sizeof(T) <
+                                static_cast<double>(detail::thresholds::chain_split_last_min_bytes)) {
         // A small output layer (128 -> 10) costs less than the two barriers
         // of a split: the first thread does it alone, the others are done.
         if (t == 0) {
