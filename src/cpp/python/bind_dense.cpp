@@ -197,25 +197,14 @@ std::int64_t first_nonfinite_row(const T* x, std::int64_t rows, std::int64_t col
   return -1;
 }
 
-py::array dense_chain_py(const py::object& x_obj, const py::sequence& layers, bool check_finite) {
+/// The layers of a dense_chain call as the kernel's DenseLayerRef<T>, each
+/// array checked (dtype of x, ndim, shapes that chain) and made C-contiguous
+/// (`keep` owns any copy). `features` comes in as x's width and leaves as
+/// the output width.
+template <class T>
+std::vector<DenseLayerRef<T>> chain_layers(const py::sequence& layers, DType dt,
+                                           std::int64_t& features, std::vector<py::array>& keep) {
   constexpr const char* fn = "dense_chain";
-  py::array x = to_array(x_obj, fn, "x");
-  const DType dt = float_dtype(x, fn, "x");
-  require_ndim(x, 2, fn, "x");
-  x = c_contiguous(x);
-  const std::size_t count = layers.size();
-  if (count == 0) throw py::value_error(std::string(fn) + ": no layers");
-  std::vector<py::array> keep;
-  keep.reserve(2 * count);
-  struct Raw {
-    const void* w;
-    const void* b;
-    std::int64_t in, out;
-    Activation act;
-    double slope;
-  };
-  std::vector<Raw> raw(count);
-  std::int64_t features = x.shape(1);
   auto plain = [&](const py::handle& h, const char* name, int ndim) {
     if (!py::isinstance<py::array>(h))
       throw py::type_error(std::string(fn) + ": " + name + " must be a NumPy array");
@@ -226,47 +215,60 @@ py::array dense_chain_py(const py::object& x_obj, const py::sequence& layers, bo
     keep.push_back(c_contiguous(a));
     return keep.back();
   };
-  for (std::size_t i = 0; i < count; ++i) {
+  std::vector<DenseLayerRef<T>> refs;
+  refs.reserve(layers.size());
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    if (!py::isinstance<py::tuple>(layers[i]) || py::len(layers[i]) != 4)
+      throw py::type_error(std::string(fn) + ": each layer is a tuple (w, b, activation, slope)");
     const py::tuple spec = layers[i].cast<py::tuple>();
-    if (spec.size() != 4) throw py::value_error(std::string(fn) + ": each layer is (w, b, activation, slope)");
     const py::array w = plain(spec[0], "w", 2);
     if (w.shape(0) != features) {
       throw py::value_error(std::string(fn) + ": layer " + std::to_string(i) + " takes " +
                             std::to_string(w.shape(0)) + " features, its input has " +
                             std::to_string(features));
     }
-    const void* bp = nullptr;
+    const T* bp = nullptr;
     if (!spec[1].is_none()) {
       const py::array b = plain(spec[1], "b", 1);
       if (b.shape(0) != w.shape(1)) throw py::value_error(std::string(fn) + ": b does not match w");
-      bp = b.data();
+      bp = ptr<T>(b);
     }
-    raw[i] = {w.data(), bp, w.shape(0), w.shape(1), dense_activation(spec[2], fn),
-              spec[3].cast<double>()};
+    refs.push_back({ptr<T>(w), bp, w.shape(0), w.shape(1), dense_activation(spec[2], fn),
+                    static_cast<T>(spec[3].cast<double>())});
     features = w.shape(1);
   }
-  py::array y = empty_array(dt, {x.shape(0), features});
+  return refs;
+}
+
+py::array dense_chain_py(const py::object& x_obj, const py::sequence& layers, bool check_finite) {
+  constexpr const char* fn = "dense_chain";
+  py::array x = to_array(x_obj, fn, "x");
+  const DType dt = float_dtype(x, fn, "x");
+  require_ndim(x, 2, fn, "x");
+  x = c_contiguous(x);
+  if (layers.size() == 0) throw py::value_error(std::string(fn) + ": no layers");
+  std::vector<py::array> keep;
+  keep.reserve(2 * layers.size());
   auto run = [&](auto tag) {
     using T = decltype(tag);
+    std::int64_t features = x.shape(1);
+    const std::vector<DenseLayerRef<T>> refs = chain_layers<T>(layers, dt, features, keep);
     if (check_finite) {
       const std::int64_t bad = first_nonfinite_row(ptr<T>(x), x.shape(0), x.shape(1));
       if (bad >= 0) {
         throw py::value_error("x contains NaN or Inf (first in row " + std::to_string(bad) + ")");
       }
     }
-    std::vector<DenseLayerRef<T>> refs(count);
-    for (std::size_t i = 0; i < count; ++i) {
-      refs[i] = {static_cast<const T*>(raw[i].w), static_cast<const T*>(raw[i].b), raw[i].in,
-                 raw[i].out, raw[i].act, static_cast<T>(raw[i].slope)};
-    }
+    py::array y = empty_array(dt, {x.shape(0), features});
     const T* xp = ptr<T>(x);
     T* yp = mptr<T>(y);
-    py::gil_scoped_release release;
-    dense_chain_forward(refs.data(), static_cast<std::int64_t>(count), xp, x.shape(0), yp);
+    {
+      py::gil_scoped_release release;
+      dense_chain_forward(refs.data(), static_cast<std::int64_t>(refs.size()), xp, x.shape(0), yp);
+    }
+    return y;
   };
-  if (dt == DType::f32) run(float{});
-  else run(double{});
-  return y;
+  return dt == DType::f32 ? run(float{}) : run(double{});
 }
 
 }  // namespace
