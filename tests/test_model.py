@@ -368,16 +368,25 @@ def test_dense_chain_rejects_bad_plans():
     x = np.ones((2, 3), np.float32)
     w = np.ones((3, 4), np.float32)
     with pytest.raises(ValueError):
-        _core.dense_chain(x, [])
-    with pytest.raises(ValueError):
-        _core.dense_chain(x, [(np.ones((5, 4), np.float32), None, None, 0.0)])
+        _core.DenseChain([])
     with pytest.raises(TypeError):
-        _core.dense_chain(x, [(w.astype(np.float64), None, None, 0.0)])
+        _core.DenseChain([(w, None)])
     with pytest.raises(TypeError):
-        _core.dense_chain(x, [("w", None, None, 0.0)])
+        _core.DenseChain([("w", None, None, 0.0)])
+    with pytest.raises(TypeError):
+        _core.DenseChain([(w, None, None, 0.0), (np.ones((4, 2)), None, None, 0.0)])
     with pytest.raises(ValueError):
-        _core.dense_chain(x, [(w, np.ones(3, np.float32), None, 0.0)])
+        _core.DenseChain([(w, None, None, 0.0), (np.ones((5, 2), np.float32), None, None, 0.0)])
     with pytest.raises(ValueError):
-        _core.dense_chain(x, [(w, None, "softplus", 0.0)])
-    np.testing.assert_array_equal(_core.dense_chain(x, [(w, None, "relu", 0.0)]),
-                                  np.full((2, 4), 3, np.float32))
+        _core.DenseChain([(w, np.ones(3, np.float32), None, 0.0)])
+    with pytest.raises(ValueError):
+        _core.DenseChain([(w, None, "softplus", 0.0)])
+    chain = _core.DenseChain([(w, None, "relu", 0.0)])
+    with pytest.raises(ValueError):
+        chain(np.ones((2, 5), np.float32))
+    with pytest.raises(TypeError):
+        chain(x.astype(np.float64))
+    with pytest.raises(ValueError, match="row 1"):
+        chain(np.array([[1, 2, 3], [1, np.nan, 3]], np.float32), True)
+    np.testing.assert_array_equal(chain(x), np.full((2, 4), 3, np.float32))
+    np.testing.assert_array_equal(chain(x[:, ::-1]), np.full((2, 4), 3, np.float32))

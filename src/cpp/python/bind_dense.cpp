@@ -197,79 +197,103 @@ std::int64_t first_nonfinite_row(const T* x, std::int64_t rows, std::int64_t col
   return -1;
 }
 
-/// The layers of a dense_chain call as the kernel's DenseLayerRef<T>, each
-/// array checked (dtype of x, ndim, shapes that chain) and made C-contiguous
-/// (`keep` owns any copy). `features` comes in as x's width and leaves as
-/// the output width.
-template <class T>
-std::vector<DenseLayerRef<T>> chain_layers(const py::sequence& layers, DType dt,
-                                           std::int64_t& features, std::vector<py::array>& keep) {
-  constexpr const char* fn = "dense_chain";
-  auto plain = [&](const py::handle& h, const char* name, int ndim) {
+/// A Dense stack ready for inference: the layers' arrays checked once (one
+/// float dtype, 2-D weights whose shapes chain, 1-D biases, known
+/// activations), kept alive here, and handed to dense_chain_forward on every
+/// call with no further parsing. Sequential.predict builds one per set of
+/// weights and reuses it.
+class DenseChain {
+ public:
+  explicit DenseChain(const py::sequence& layers) {
+    constexpr const char* fn = "DenseChain";
+    if (layers.size() == 0) throw py::value_error(std::string(fn) + ": no layers");
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+      if (!py::isinstance<py::tuple>(layers[i]) || py::len(layers[i]) != 4)
+        throw py::type_error(std::string(fn) + ": each layer is a tuple (w, b, activation, slope)");
+    }
+    const py::tuple first = layers[0].cast<py::tuple>();
+    if (!py::isinstance<py::array>(first[0]))
+      throw py::type_error(std::string(fn) + ": w must be a NumPy array");
+    dt_ = float_dtype(py::reinterpret_borrow<py::array>(first[0]), fn, "w");
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+      const py::tuple spec = layers[i].cast<py::tuple>();
+      const py::array w = keep(spec[0], "w", 2);
+      if (i > 0 && w.shape(0) != out_) {
+        throw py::value_error(std::string(fn) + ": layer " + std::to_string(i) + " takes " +
+                              std::to_string(w.shape(0)) + " features, layer " +
+                              std::to_string(i - 1) + " gives " + std::to_string(out_));
+      }
+      if (i == 0) in_ = w.shape(0);
+      out_ = w.shape(1);
+      const void* bp = nullptr;
+      if (!spec[1].is_none()) {
+        const py::array b = keep(spec[1], "b", 1);
+        if (b.shape(0) != w.shape(1)) throw py::value_error(std::string(fn) + ": b does not match w");
+        bp = b.data();
+      }
+      const Activation act = dense_activation(spec[2], fn);
+      const double slope = spec[3].cast<double>();
+      if (dt_ == DType::f32) {
+        f32_.push_back({static_cast<const float*>(w.data()), static_cast<const float*>(bp),
+                        w.shape(0), w.shape(1), act, static_cast<float>(slope)});
+      } else {
+        f64_.push_back({static_cast<const double*>(w.data()), static_cast<const double*>(bp),
+                        w.shape(0), w.shape(1), act, slope});
+      }
+    }
+  }
+
+  /// y = the stack applied to x (N, in_features) of the plan's dtype; with
+  /// check_finite, NaN or Inf in x is a ValueError naming the first such row.
+  py::array run(const py::object& x_obj, bool check_finite) const {
+    constexpr const char* fn = "DenseChain";
+    py::array x = to_array(x_obj, fn, "x");
+    if (float_dtype(x, fn, "x") != dt_)
+      throw py::type_error(std::string(fn) + ": x must have the dtype of the weights");
+    require_ndim(x, 2, fn, "x");
+    if (x.shape(1) != in_) {
+      throw py::value_error(std::string(fn) + ": x has " + std::to_string(x.shape(1)) +
+                            " features, the first layer takes " + std::to_string(in_));
+    }
+    x = c_contiguous(x);
+    py::array y = empty_array(dt_, {x.shape(0), out_});
+    auto go = [&](const auto& refs) {
+      using T = std::remove_const_t<std::remove_pointer_t<decltype(refs.front().w)>>;
+      if (check_finite) {
+        const std::int64_t bad = first_nonfinite_row(ptr<T>(x), x.shape(0), x.shape(1));
+        if (bad >= 0)
+          throw py::value_error("x contains NaN or Inf (first in row " + std::to_string(bad) + ")");
+      }
+      const T* xp = ptr<T>(x);
+      T* yp = mptr<T>(y);
+      py::gil_scoped_release release;
+      dense_chain_forward(refs.data(), static_cast<std::int64_t>(refs.size()), xp, x.shape(0), yp);
+    };
+    if (dt_ == DType::f32) go(f32_);
+    else go(f64_);
+    return y;
+  }
+
+ private:
+  py::array keep(const py::handle& h, const char* name, int ndim) {
+    constexpr const char* fn = "DenseChain";
     if (!py::isinstance<py::array>(h))
       throw py::type_error(std::string(fn) + ": " + name + " must be a NumPy array");
     py::array a = py::reinterpret_borrow<py::array>(h);
-    if (float_dtype(a, fn, name) != dt)
-      throw py::type_error(std::string(fn) + ": " + name + " must have the dtype of x");
+    if (float_dtype(a, fn, name) != dt_)
+      throw py::type_error(std::string(fn) + ": every " + name + " must have the first w's dtype");
     require_ndim(a, ndim, fn, name);
-    keep.push_back(c_contiguous(a));
-    return keep.back();
-  };
-  std::vector<DenseLayerRef<T>> refs;
-  refs.reserve(layers.size());
-  for (std::size_t i = 0; i < layers.size(); ++i) {
-    if (!py::isinstance<py::tuple>(layers[i]) || py::len(layers[i]) != 4)
-      throw py::type_error(std::string(fn) + ": each layer is a tuple (w, b, activation, slope)");
-    const py::tuple spec = layers[i].cast<py::tuple>();
-    const py::array w = plain(spec[0], "w", 2);
-    if (w.shape(0) != features) {
-      throw py::value_error(std::string(fn) + ": layer " + std::to_string(i) + " takes " +
-                            std::to_string(w.shape(0)) + " features, its input has " +
-                            std::to_string(features));
-    }
-    const T* bp = nullptr;
-    if (!spec[1].is_none()) {
-      const py::array b = plain(spec[1], "b", 1);
-      if (b.shape(0) != w.shape(1)) throw py::value_error(std::string(fn) + ": b does not match w");
-      bp = ptr<T>(b);
-    }
-    refs.push_back({ptr<T>(w), bp, w.shape(0), w.shape(1), dense_activation(spec[2], fn),
-                    static_cast<T>(spec[3].cast<double>())});
-    features = w.shape(1);
+    arrays_.push_back(c_contiguous(a));
+    return arrays_.back();
   }
-  return refs;
-}
 
-py::array dense_chain_py(const py::object& x_obj, const py::sequence& layers, bool check_finite) {
-  constexpr const char* fn = "dense_chain";
-  py::array x = to_array(x_obj, fn, "x");
-  const DType dt = float_dtype(x, fn, "x");
-  require_ndim(x, 2, fn, "x");
-  x = c_contiguous(x);
-  if (layers.size() == 0) throw py::value_error(std::string(fn) + ": no layers");
-  std::vector<py::array> keep;
-  keep.reserve(2 * layers.size());
-  auto run = [&](auto tag) {
-    using T = decltype(tag);
-    std::int64_t features = x.shape(1);
-    const std::vector<DenseLayerRef<T>> refs = chain_layers<T>(layers, dt, features, keep);
-    if (check_finite) {
-      const std::int64_t bad = first_nonfinite_row(ptr<T>(x), x.shape(0), x.shape(1));
-      if (bad >= 0) {
-        throw py::value_error("x contains NaN or Inf (first in row " + std::to_string(bad) + ")");
-      }
-    }
-    py::array y = empty_array(dt, {x.shape(0), features});
-    const T* xp = ptr<T>(x);
-    T* yp = mptr<T>(y);
-    {
-      py::gil_scoped_release release;
-      dense_chain_forward(refs.data(), static_cast<std::int64_t>(refs.size()), xp, x.shape(0), yp);
-    }
-    return y;
-  };
-  return dt == DType::f32 ? run(float{}) : run(double{});
-}
+  DType dt_ = DType::f32;
+  std::int64_t in_ = 0, out_ = 0;
+  std::vector<py::array> arrays_;  // owns what the pointers below point into
+  // The layers in the plan's dtype (the other vector stays empty).
+  std::vector<DenseLayerRef<float>> f32_;
+  std::vector<DenseLayerRef<double>> f64_;
+};
 
 }  // namespace
 
@@ -282,10 +306,12 @@ void register_dense(py::module_& m) {
         py::arg("activation") = py::none(), py::arg("negative_slope") = 0.01,
         py::arg("out") = py::none(),
         "y = act(x @ w + b) without the pre-activation (inference); into out when given.");
-  m.def("dense_chain", &dense_chain_py, py::arg("x"), py::arg("layers"),
-        py::arg("check_finite") = false,
-        "Inference through dense layers [(w, b, activation, slope), ...] in one call; with "
-        "check_finite, NaN or Inf in x is a ValueError naming the first such row.");
+  py::class_<DenseChain>(m, "DenseChain",
+                         "Inference through dense layers [(w, b, activation, slope), ...], "
+                         "checked once; call it on x.")
+      .def(py::init<const py::sequence&>(), py::arg("layers"))
+      .def("__call__", &DenseChain::run, py::arg("x"), py::arg("check_finite") = false,
+           "y for x (N, in_features); with check_finite, NaN or Inf in x is a ValueError.");
   m.def("dense_backward", &dense_backward_py, py::arg("grad_y"), py::arg("x"), py::arg("w"),
         py::arg("z"), py::arg("activation") = py::none(), py::arg("negative_slope") = 0.01,
         py::arg("need_dx") = true,

@@ -395,11 +395,11 @@ class Sequential:
             batch_size = self._check_batch_size(batch_size, "predict")
         plan = self._dense_plan()
         if (plan is not None and type(x) is np.ndarray and x.ndim == 2 and 0 < len(x) <= batch_size
-                and x.dtype == self.dtype and x.shape[1] == plan[0][0].shape[0]
+                and x.dtype == self.dtype and x.shape[1] == self._plan_cache[3][0].in_features
                 and x.flags.c_contiguous):
             # The serving case: one C++ call checks x for NaN/Inf and runs
             # every layer, with nothing allocated but the result.
-            return _core.dense_chain(x, plan, True)
+            return plan(x, True)
         x, out_shape = self._check_inputs(x, "x")
         if len(x) <= batch_size and len(x) > 0:
             # One batch (the serving case): no output copy, and every layer
@@ -410,33 +410,34 @@ class Sequential:
             out[start:start + batch_size] = self._infer(x[start:start + batch_size])
         return out
 
-    def _dense_plan(self) -> Optional[tuple]:
-        """(w, b, activation, slope) per Dense layer when the model is Dense
-        layers only (Dropout is the identity in inference), else None.
-        Rebuilt when the layer list, a layer's arrays or its activation
+    def _dense_plan(self) -> Optional["_core.DenseChain"]:
+        """The model as one C++ inference call (``_core.DenseChain``) when it
+        is Dense layers only (Dropout is the identity in inference), else
+        None. Rebuilt when the layer list, a layer's arrays or its activation
         changed (one identity check per layer on the serving path)."""
         cached = self.__dict__.get("_plan_cache")
         if cached is not None:
-            plan, layers, dense = cached
+            chain, specs, layers, dense = cached
             if len(layers) == len(self.layers) and all(map(operator.is_, layers, self.layers)):
-                for spec, layer in zip(plan, dense):
+                for spec, layer in zip(specs, dense):
                     if (spec[0] is not layer.W or spec[1] is not layer.b
                             or spec[2] != layer.activation or spec[3] != layer.negative_slope):
                         break
                 else:
-                    return plan
+                    return chain
         dense = [layer for layer in self.layers if not isinstance(layer, Dropout)]
         if not dense or not all(type(layer) is Dense for layer in dense):
             self._plan_cache = None
             return None
-        plan = tuple((layer.W, layer.b, layer.activation, layer.negative_slope) for layer in dense)
-        self._plan_cache = (plan, tuple(self.layers), dense)
-        return plan
+        specs = tuple((layer.W, layer.b, layer.activation, layer.negative_slope) for layer in dense)
+        chain = _core.DenseChain(specs)
+        self._plan_cache = (chain, specs, tuple(self.layers), dense)
+        return chain
 
     def _infer(self, x: np.ndarray) -> np.ndarray:
         plan = self._dense_plan()
         if plan is not None:  # one C++ call for the whole network
-            return _core.dense_chain(x, plan)
+            return plan(x)
         # A layer may write into a reused buffer when a later layer is sure
         # to copy its result into a new array (not Dropout/Flatten, which
         # pass their input through).
