@@ -390,6 +390,93 @@ void test_gemm_batched_bad_arguments_throw_and_write_nothing() {
   CHECK(c[n] == 7.0f && c[ldc + n + 1] == 7.0f && c[2 * tight] == 7.0f);
 }
 
+// The pointer-per-product form: products in any order in memory, A shared
+// by every other product (pointers repeat), against naive_gemm on each.
+template <typename T>
+void test_gemm_batched_pointers() {
+  const std::int64_t m = 7, n = 9, k = 5, batch = 6;
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  std::vector<std::vector<T>> as, bs, cs;
+  for (std::int64_t i = 0; i < batch; ++i) {
+    as.push_back(exact_vector<T>(50 + i, static_cast<std::size_t>(m * k)));
+    bs.push_back(exact_vector<T>(70 + i, static_cast<std::size_t>(k * n)));
+    cs.emplace_back(static_cast<std::size_t>(m * n), nan);
+  }
+  std::vector<const T*> a(batch), b(batch);
+  std::vector<T*> c(batch);
+  for (std::int64_t i = 0; i < batch; ++i) {
+    a[i] = as[i % 2 == 0 ? 0 : i].data();  // A shared by the even products
+    b[i] = bs[batch - 1 - i].data();       // B in reverse order
+    c[i] = cs[i].data();
+  }
+  matnet::gemm_batched(false, false, m, n, k, T(0.5), a.data(), k, b.data(), n, T(0), c.data(), n,
+                       batch);
+  bool ok = true;
+  for (std::int64_t i = 0; i < batch; ++i) {
+    std::vector<T> want(static_cast<std::size_t>(m * n), nan);
+    naive_gemm(false, false, m, n, k, T(0.5), a[i], k, b[i], n, T(0), want.data(), n);
+    ok = ok && same_values(cs[i], want);
+  }
+  CHECK(ok);
+  // A null pointer among the products is an error, and nothing is written.
+  std::vector<T> before = cs[0];
+  c[batch - 1] = nullptr;
+  CHECK(throws<matnet::invalid_argument>([&] {
+    matnet::gemm_batched(false, false, m, n, k, T(1), a.data(), k, b.data(), n, T(0), c.data(), n,
+                         batch);
+  }));
+  CHECK(same_values(cs[0], before));
+  CHECK(throws<matnet::invalid_argument>([&] {
+    matnet::gemm_batched(false, false, m, n, k, T(1), a.data(), k - 1, b.data(), n, T(0),
+                         c.data(), n, batch);
+  }));
+}
+
+// ------------------------------------------------------------ dense chain
+
+// dense_chain_forward against dense_forward layer by layer (bit for bit: the
+// same kernels on exact data), for 1, 3 and 20 rows; and its errors.
+template <typename T>
+void test_dense_chain_matches_layers() {
+  const std::int64_t widths[] = {13, 40, 17, 5};
+  std::vector<std::vector<T>> w, b;
+  std::vector<matnet::DenseLayerRef<T>> layers;
+  const matnet::Activation acts[] = {matnet::Activation::relu, matnet::Activation::leaky_relu,
+                                     matnet::Activation::identity};
+  for (int l = 0; l < 3; ++l) {
+    w.push_back(exact_vector<T>(200 + l, static_cast<std::size_t>(widths[l] * widths[l + 1])));
+    b.push_back(exact_vector<T>(300 + l, static_cast<std::size_t>(widths[l + 1])));
+  }
+  for (int l = 0; l < 3; ++l)
+    layers.push_back({w[l].data(), b[l].data(), widths[l], widths[l + 1], acts[l], T(0.25)});
+  for (std::int64_t rows : {1, 3, 20}) {
+    const std::vector<T> x = exact_vector<T>(400 + rows, static_cast<std::size_t>(rows * 13));
+    std::vector<T> h = x;
+    for (int l = 0; l < 3; ++l) {
+      std::vector<T> out(static_cast<std::size_t>(rows * widths[l + 1]));
+      matnet::dense_forward(out.data(), static_cast<T*>(nullptr), h.data(), w[l].data(),
+                            b[l].data(), rows, widths[l], widths[l + 1], acts[l], T(0.25));
+      h = out;
+    }
+    std::vector<T> y(static_cast<std::size_t>(rows * 5), std::numeric_limits<T>::quiet_NaN());
+    matnet::dense_chain_forward(layers.data(), 3, x.data(), rows, y.data());
+    CHECK(same_values(y, h));
+  }
+  using E = matnet::invalid_argument;
+  std::vector<T> x(13, T(1)), y(5, T(7));
+  CHECK(throws<E>([&] { matnet::dense_chain_forward(layers.data(), 0, x.data(), 1, y.data()); }));
+  auto broken = layers;
+  broken[1].in_features = 41;  // does not match layer 0's 40 outputs
+  CHECK(throws<E>([&] { matnet::dense_chain_forward(broken.data(), 3, x.data(), 1, y.data()); }));
+  broken = layers;
+  broken[2].act = static_cast<matnet::Activation>(99);
+  CHECK(throws<E>([&] { matnet::dense_chain_forward(broken.data(), 3, x.data(), 1, y.data()); }));
+  CHECK(throws<E>([&] { matnet::dense_chain_forward(layers.data(), 3, x.data(), -1, y.data()); }));
+  bool untouched = true;
+  for (T v : y) untouched = untouched && v == T(7);
+  CHECK(untouched);
+}
+
 // ------------------------------------------------------------ NN kernels: errors
 
 void test_nn_bad_arguments_throw_matnet_invalid_argument() {
@@ -631,6 +718,10 @@ int main() {
       {"gemm_batched_matches_naive_loops<double>", test_gemm_batched_matches_naive_loops<double>},
       {"gemm_batched_bad_arguments_throw_and_write_nothing",
        test_gemm_batched_bad_arguments_throw_and_write_nothing},
+      {"gemm_batched_pointers<float>", test_gemm_batched_pointers<float>},
+      {"gemm_batched_pointers<double>", test_gemm_batched_pointers<double>},
+      {"dense_chain_matches_layers<float>", test_dense_chain_matches_layers<float>},
+      {"dense_chain_matches_layers<double>", test_dense_chain_matches_layers<double>},
       {"concurrent_calls_from_std_threads", test_concurrent_calls_from_std_threads},
       {"calls_inside_callers_omp_parallel<float>", test_calls_inside_callers_omp_parallel<float>},
       {"calls_inside_callers_omp_parallel<double>", test_calls_inside_callers_omp_parallel<double>},
