@@ -172,7 +172,7 @@ def _supported_isas() -> list[str]:
     return [isa for isa, ok in mn.cpu_info()["supported_isas"].items() if ok]
 
 
-@pytest.fixture(params=["generic", "avx2"])
+@pytest.fixture(params=["generic", "avx2", "avx512"])
 def example_output(request: pytest.FixtureRequest, example_program: Path) -> dict:
     """The program's JSON, run on each kernel path (MATNET_ISA) the CPU has."""
     if request.param not in _supported_isas():
@@ -387,7 +387,7 @@ def internal_program(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @needs_toolchain
-@pytest.mark.parametrize("isa", ["generic", "avx2"])
+@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
 def test_kernel_internals(internal_program: Path, isa: str) -> None:
     if isa not in _supported_isas():
         pytest.skip(f"this CPU lacks {isa}")

@@ -382,7 +382,7 @@ def test_bad_gemm_c_raises_value_error():
 # ----------------------------------------------------------------- ISA paths
 
 
-@pytest.mark.parametrize("isa", ["generic", "avx2"])
+@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
 def test_every_isa_path(isa, isa_subprocess):
     """Compact correctness sweep (every boundary shape, all transposes, both
     dtypes, 1 and 2 threads) on each kernel path the CPU has."""

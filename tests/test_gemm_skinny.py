@@ -165,7 +165,7 @@ def test_beta_zero_and_alpha_zero(m, n, dtype, rng):
 # ----------------------------------------------------------------- ISA paths
 
 
-@pytest.mark.parametrize("isa", ["generic", "avx2"])
+@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
 def test_every_isa_path(isa, isa_subprocess):
     """On each kernel path the CPU has, both dtypes, all transposes: the cube
     and the skinny sweep (k, n up to 257, with alpha / beta) on one thread,

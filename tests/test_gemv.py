@@ -269,7 +269,7 @@ def test_mismatched_lengths_name_both_shapes(trans):
 # ----------------------------------------------------------------- ISA paths
 
 
-@pytest.mark.parametrize("isa", ["generic", "avx2"])
+@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
 def test_every_isa_path(isa, isa_subprocess):
     """The size and layout sweeps, both dtypes, both orientations, 1 and 2
     threads, on each kernel path the CPU has."""

@@ -311,7 +311,7 @@ def test_team_smaller_than_requested(isa_subprocess):
     assert out.strip() == "ok"
 
 
-@pytest.mark.parametrize("isa", ["generic", "avx2"])
+@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
 def test_every_isa_path(isa, isa_subprocess):
     """The broadcasting sweep, both dtypes, 1 and 2 threads, on each kernel
     path the CPU has."""

@@ -52,14 +52,16 @@ def test_set_num_threads_refuses_numpy_int(threads):
 
 def test_cpu_info_contents():
     info = mn.cpu_info()
-    assert info["isa"] in ("generic", "avx2")
+    assert info["isa"] in ("generic", "avx2", "avx512")
     assert info["supported_isas"]["generic"] is True
     assert info["supported_isas"][info["isa"]] is True
     assert isinstance(info["threads"], int) and info["threads"] >= 1
     assert info["max_cpus"] >= 1
     assert info["gemm_kernel_float32"].startswith("sgemm_")
     assert info["gemm_kernel_float64"].startswith("dgemm_")
-    assert info["isa"] in info["gemm_kernel_float32"] or info["isa"] == "generic"
+    # The avx512 table keeps the AVX2 microkernels (AVX-512 adds the sup ones).
+    microkernel_isa = {"avx512": "avx2"}.get(info["isa"], info["isa"])
+    assert microkernel_isa in info["gemm_kernel_float32"] or info["isa"] == "generic"
     info["threads"] = -5  # a copy: changing it changes nothing
     assert mn.cpu_info()["threads"] >= 1
 
@@ -96,7 +98,10 @@ def test_default_isa_is_best_supported():
     proc = run_python("import matnet as mn; print(mn.cpu_info()['isa'])", MATNET_ISA=None)
     assert proc.returncode == 0, proc.stderr
     supported = mn.cpu_info()["supported_isas"]
-    assert proc.stdout.strip() == ("avx2" if supported["avx2"] else "generic")
+    best = "avx512" if supported["avx512"] else "avx2" if supported["avx2"] else "generic"
+    assert proc.stdout.strip() == best
+    # avx512 builds on avx2: a CPU with the one has the other.
+    assert supported["avx2"] or not supported["avx512"]
 
 
 @pytest.mark.parametrize("value", ["avx512-typo", "AVX2 ", "sse"])
@@ -105,11 +110,14 @@ def test_bad_matnet_isa_fails_at_import_with_clear_error(value):
     assert proc.returncode != 0
     assert "ImportError" in proc.stderr
     assert f"MATNET_ISA='{value}'" in proc.stderr
-    assert "generic" in proc.stderr and "avx2" in proc.stderr  # says what to use instead
+    for name in ("generic", "avx2", "avx512"):  # says what to use instead
+        assert name in proc.stderr
 
 
 def test_unsupported_matnet_isa_fails_clearly():
-    if mn.cpu_info()["supported_isas"]["avx2"]:
+    supported = mn.cpu_info()["supported_isas"]
+    missing = [isa for isa in ("avx2", "avx512") if not supported[isa]]
+    if not missing:
         pytest.skip("this CPU supports every ISA matnet has")
-    proc = run_python("import matnet", MATNET_ISA="avx2")
+    proc = run_python("import matnet", MATNET_ISA=missing[0])
     assert proc.returncode != 0 and "does not support" in proc.stderr

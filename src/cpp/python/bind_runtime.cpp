@@ -28,6 +28,7 @@ void register_runtime(py::module_& m) {
         py::dict sup;
         sup["generic"] = cpu_supports(Isa::generic);
         sup["avx2"] = cpu_supports(Isa::avx2);
+        sup["avx512"] = cpu_supports(Isa::avx512);
         d["supported_isas"] = sup;
         d["gemm_kernel_float32"] = gemm_kernel_name(false);
         d["gemm_kernel_float64"] = gemm_kernel_name(true);

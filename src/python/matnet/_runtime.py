@@ -27,8 +27,8 @@ def set_num_threads(n: int) -> None:
 def cpu_info() -> dict[str, Any]:
     """Which kernel path runs.
 
-    Returns a dict with ``isa`` (``"avx2"`` or ``"generic"``; ``MATNET_ISA``
-    forces one), ``threads``, ``max_cpus``, ``supported_isas`` and the names
+    Returns a dict with ``isa`` (``"avx512"``, ``"avx2"`` or ``"generic"``;
+    ``MATNET_ISA`` forces one), ``threads``, ``max_cpus``, ``supported_isas`` and the names
     of the GEMM microkernels in use for float32 and float64.
     """
     return dict(_core.cpu_info())

@@ -3,7 +3,7 @@
 // libmatnet is compiled for baseline x86-64; kernels for wider instruction
 // sets sit in their own translation units and are picked once, the first time
 // any kernel runs, from CPUID. The environment variable MATNET_ISA
-// ("generic" or "avx2") forces a path; forcing a path the CPU lacks is an
+// ("generic", "avx2" or "avx512") forces a path; forcing a path the CPU lacks is an
 // error (std::runtime_error from the first call that needs a kernel).
 #pragma once
 
@@ -18,6 +18,8 @@ namespace matnet {
 enum class Isa {
   generic = 0,  ///< portable C++, any x86-64 (or other) CPU
   avx2 = 1,     ///< AVX2 + FMA (Haswell, Zen and later)
+  avx512 = 2,   ///< AVX2 + FMA + AVX-512F/VL (Skylake-X, Zen 4 and later): the AVX2
+                ///< kernels, with AVX-512 ones where those measured faster
 };
 
 /// The instruction set whose kernels run. Thread-safe; the choice is made

@@ -15,6 +15,7 @@
 // 19 / 21 / 23 / 25.
 #include <algorithm>
 
+#include "blas3/sup_by_rows.hpp"
 #include "blas3/ukernel.hpp"
 #include "simd/vec_avx2.hpp"
 
@@ -92,44 +93,6 @@ void sup_rows(int rows, std::int64_t k, T alpha, const T* a, std::int64_t rsa, s
   }
 }
 
-/// C[0:R, j0:j0+cw) += sum over P rows q of B of A[r, q] * B[q, :]: the P
-/// rows of B stream left to right once (loaded into registers), each row of
-/// C is loaded and stored once per pass. alpha is folded into A's values.
-template <class T, int R, int P>
-void stream_pass(std::int64_t cw, T alpha, const T* a, std::int64_t rsa, std::int64_t csa,
-                 const T* b, std::int64_t ldb, T* c, std::int64_t ldc) {
-  using S = Vec<T>;
-  using V = typename S::V;
-  constexpr int L = S::lanes;
-  V av[R][P];
-  for (int r = 0; r < R; ++r)
-    for (int q = 0; q < P; ++q) av[r][q] = S::set1(alpha * a[r * rsa + q * csa]);
-  auto step = [&](auto load, auto store, std::int64_t j) {
-    V bq[P];
-    for (int q = 0; q < P; ++q) bq[q] = load(b + q * ldb + j);
-    for (int r = 0; r < R; ++r) {
-      V acc = load(c + r * ldc + j);
-      for (int q = 0; q < P; ++q) acc = S::fma(av[r][q], bq[q], acc);
-      store(c + r * ldc + j, acc);
-    }
-  };
-  std::int64_t j = 0;
-  for (; j + L <= cw; j += L) step([](const T* p) { return S::load(p); }, [](T* p, V v) { S::store(p, v); }, j);
-  if (j < cw) {
-    const __m256i m = S::mask(static_cast<int>(cw - j));
-    step([m](const T* p) { return S::load(p, m); }, [m](T* p, V v) { S::store(p, m, v); }, j);
-  }
-}
-
-template <class T, int P>
-void stream_rows(std::int64_t m, std::int64_t cw, T alpha, const T* a, std::int64_t rsa,
-                 std::int64_t csa, const T* b, std::int64_t ldb, T* c, std::int64_t ldc) {
-  std::int64_t i = 0;
-  for (; i + 2 <= m; i += 2)
-    stream_pass<T, 2, P>(cw, alpha, a + i * rsa, rsa, csa, b, ldb, c + i * ldc, ldc);
-  if (i < m) stream_pass<T, 1, P>(cw, alpha, a + i * rsa, rsa, csa, b, ldb, c + i * ldc, ldc);
-}
-
 template <class T>
 void gemm_sup_avx2(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
                    std::int64_t rsa, std::int64_t csa, const T* b, std::int64_t ldb, T beta, T* c,
@@ -147,27 +110,7 @@ void gemm_sup_avx2(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, cons
     }
     return;
   }
-  // Whole rows of B (up to 16 Ki columns) per pass: long sequential runs
-  // matter more than keeping C in L1. Measured (f32, 4096x4096 B from
-  // memory, 1 thread, GFLOP/s, m = 2 / 4 / 8 / 16): 1 KiB to 4 KiB chunks
-  // of a row 17 / 25 / 32 / 39, whole rows 21 / 30 / 45 / 50.
-  constexpr std::int64_t chunk = 16384;
-  for (std::int64_t j0 = 0; j0 < n; j0 += chunk) {
-    const std::int64_t cw = std::min(chunk, n - j0);
-    for (std::int64_t i = 0; i < m; ++i) {
-      T* ci = c + i * ldc + j0;
-      if (beta == T(0)) {
-        std::fill(ci, ci + cw, T(0));
-      } else if (beta != T(1)) {
-        for (std::int64_t j = 0; j < cw; ++j) ci[j] *= beta;
-      }
-    }
-    std::int64_t p = 0;
-    for (; p + 4 <= k; p += 4)
-      stream_rows<T, 4>(m, cw, alpha, a + p * csa, rsa, csa, b + p * ldb + j0, ldb, c + j0, ldc);
-    for (; p < k; ++p)
-      stream_rows<T, 1>(m, cw, alpha, a + p * csa, rsa, csa, b + p * ldb + j0, ldb, c + j0, ldc);
-  }
+  sup_by_rows<Vec<T>, T, 4>(m, n, k, alpha, a, rsa, csa, b, ldb, beta, c, ldc);
 }
 
 }  // namespace

@@ -89,6 +89,11 @@ const GemmKernel<double>& dgemm_kernel_generic();
 const GemmKernel<float>& sgemm_kernel_avx2();
 const GemmKernel<double>& dgemm_kernel_avx2();
 
+// The AVX-512 table's GEMM kernels (gemm_sup_avx512.cpp): the AVX2 ones with
+// the AVX-512 sup kernel.
+const GemmKernel<float>& sgemm_kernel_avx512();
+const GemmKernel<double>& dgemm_kernel_avx512();
+
 // The AVX2 sup kernels (gemm_sup_avx2.cpp).
 gemm_sup_fn<float> sgemm_sup_avx2();
 gemm_sup_fn<double> dgemm_sup_avx2();

@@ -24,8 +24,19 @@ KernelTable avx2_table() {
            &optim_loops_avx2_f64()}};
 }
 
+KernelTable avx512_table() {
+  // The AVX2 table with the kernels that AVX-512 made faster (so far the
+  // sup GEMM, gemm_sup_avx512.cpp).
+  KernelTable t = avx2_table();
+  t.isa = Isa::avx512;
+  t.f32.gemm = &sgemm_kernel_avx512();
+  t.f64.gemm = &dgemm_kernel_avx512();
+  return t;
+}
+
 KernelTable table_for(Isa isa) {
   switch (isa) {
+    case Isa::avx512: return avx512_table();
     case Isa::avx2: return avx2_table();
     case Isa::generic: break;
   }

@@ -22,6 +22,15 @@ bool cpu_supports(Isa isa) {
 #else
       return false;
 #endif
+    case Isa::avx512:
+#if defined(__x86_64__) || defined(__i386__)
+      // As for AVX2, libgcc also checks that the OS saves the zmm and mask state.
+      __builtin_cpu_init();
+      return cpu_supports(Isa::avx2) && __builtin_cpu_supports("avx512f") &&
+             __builtin_cpu_supports("avx512vl");
+#else
+      return false;
+#endif
   }
   return false;
 }
@@ -30,6 +39,7 @@ const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::generic: return "generic";
     case Isa::avx2: return "avx2";
+    case Isa::avx512: return "avx512";
   }
   return "unknown";
 }
@@ -44,9 +54,11 @@ Isa choose_isa() {
       want = Isa::generic;
     } else if (std::strcmp(forced, "avx2") == 0) {
       want = Isa::avx2;
+    } else if (std::strcmp(forced, "avx512") == 0) {
+      want = Isa::avx512;
     } else {
       throw std::runtime_error(std::string("MATNET_ISA='") + forced +
-                               "' is not a known path; use 'generic' or 'avx2'");
+                               "' is not a known path; use 'generic', 'avx2' or 'avx512'");
     }
     if (!cpu_supports(want)) {
       throw std::runtime_error(std::string("MATNET_ISA='") + forced +
@@ -54,6 +66,7 @@ Isa choose_isa() {
     }
     return want;
   }
+  if (cpu_supports(Isa::avx512)) return Isa::avx512;
   return cpu_supports(Isa::avx2) ? Isa::avx2 : Isa::generic;
 }
 
