@@ -98,22 +98,38 @@ py::array c_contiguous(const py::array& arr) {
   return np.attr("ascontiguousarray")(arr).cast<py::array>();
 }
 
+bool matrix_layout(const py::array& x, std::int64_t& ld, bool& transposed) {
+  const py::ssize_t d = x.ndim();
+  const std::int64_t rows = x.shape(d - 2), cols = x.shape(d - 1), item = x.itemsize();
+  if (rows == 0 || cols == 0) {  // never read: any valid leading dimension
+    ld = std::max<std::int64_t>(cols, 1);
+    transposed = false;
+    return true;
+  }
+  if (!is_aligned(x) || x.dtype().byteorder() == '>') return false;
+  const std::int64_t s0 = x.strides(d - 2) / item, s1 = x.strides(d - 1) / item;
+  // Row-major with unit column stride (a single row may have any stride).
+  if ((s1 == 1 || cols == 1) && (rows == 1 || s0 >= cols)) {
+    ld = rows == 1 ? cols : s0;
+    transposed = false;
+    return true;
+  }
+  // Column-major: the transpose is row-major.
+  if ((s0 == 1 || rows == 1) && (cols == 1 || s1 >= rows)) {
+    ld = cols == 1 ? rows : s1;
+    transposed = true;
+    return true;
+  }
+  return false;
+}
+
 MatrixView matrix_view(const py::array& arr) {
   const std::int64_t rows = arr.shape(0), cols = arr.shape(1);
-  const std::int64_t item = arr.itemsize();
-  const bool aligned = is_aligned(arr) && arr.dtype().byteorder() != '>';
-  if (aligned && rows > 0 && cols > 0) {
-    const std::int64_t s0 = arr.strides(0), s1 = arr.strides(1);
-    // Row-major with unit column stride (a single row may have any stride).
-    if ((s1 == item || cols == 1) && s0 % item == 0 && (rows == 1 || s0 / item >= cols)) {
-      const std::int64_t ld = rows == 1 ? cols : s0 / item;
-      return {arr, arr.data(), rows, cols, std::max<std::int64_t>(ld, 1), false};
-    }
-    // Column-major: the transpose is row-major.
-    if ((s0 == item || rows == 1) && s1 % item == 0 && (cols == 1 || s1 / item >= rows)) {
-      const std::int64_t ld = cols == 1 ? rows : s1 / item;
-      return {arr, arr.data(), cols, rows, std::max<std::int64_t>(ld, 1), true};
-    }
+  std::int64_t ld = 1;
+  bool transposed = false;
+  if (matrix_layout(arr, ld, transposed)) {
+    return transposed ? MatrixView{arr, arr.data(), cols, rows, ld, true}
+                      : MatrixView{arr, arr.data(), rows, cols, ld, false};
   }
   py::array copy = c_contiguous(arr);
   return {copy, copy.data(), rows, cols, std::max<std::int64_t>(cols, 1), false};

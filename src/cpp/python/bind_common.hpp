@@ -47,6 +47,12 @@ struct MatrixView {
 };
 MatrixView matrix_view(const py::array& arr);
 
+/// The last two axes of arr (ndim >= 2) as a row-major matrix with unit
+/// column stride, in place: true, with its leading dimension and whether the
+/// stored matrix is the transpose of those axes; false when the strides,
+/// alignment or byte order allow neither layout. Zero-size: always true.
+bool matrix_layout(const py::array& arr, std::int64_t& ld, bool& transposed);
+
 /// C-contiguous, aligned, native-byte-order version of arr (a view when it
 /// already is one, else a copy).
 py::array c_contiguous(const py::array& arr);

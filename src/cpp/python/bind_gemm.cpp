@@ -178,35 +178,6 @@ py::array matvec_impl(const py::handle& a_obj, const py::handle& x_obj, bool tra
   return y;
 }
 
-/// The last two axes of an N-D operand as a row-major matrix (ld, and
-/// whether the stored matrix is the transpose), or nothing when the strides
-/// are neither row- nor column-major (then the caller copies).
-bool inner_layout(const py::array& x, std::int64_t& ld, bool& transposed) {
-  const py::ssize_t d = x.ndim();
-  const std::int64_t rows = x.shape(d - 2), cols = x.shape(d - 1), item = x.itemsize();
-  if (rows == 0 || cols == 0) {  // never read: any valid leading dimension
-    ld = std::max<std::int64_t>(cols, 1);
-    transposed = false;
-    return true;
-  }
-  if (x.dtype().byteorder() == '>' || reinterpret_cast<std::uintptr_t>(x.data()) % item != 0)
-    return false;
-  for (py::ssize_t i = 0; i < d; ++i)
-    if (x.strides(i) % item != 0) return false;
-  const std::int64_t s0 = x.strides(d - 2) / item, s1 = x.strides(d - 1) / item;
-  if ((s1 == 1 || cols <= 1) && (rows <= 1 || s0 >= std::max<std::int64_t>(cols, 1))) {
-    ld = rows <= 1 ? std::max<std::int64_t>(cols, 1) : s0;
-    transposed = false;
-    return true;
-  }
-  if ((s0 == 1 || rows <= 1) && (cols <= 1 || s1 >= std::max<std::int64_t>(rows, 1))) {
-    ld = cols <= 1 ? std::max<std::int64_t>(rows, 1) : s1;
-    transposed = true;
-    return true;
-  }
-  return false;
-}
-
 py::array reshaped(const py::array& x, const std::vector<py::ssize_t>& shape) {
   py::tuple t(shape.size());
   for (std::size_t i = 0; i < shape.size(); ++i) t[i] = py::int_(shape[i]);
@@ -277,13 +248,13 @@ py::array matmul_nd(py::array a, py::array b, DType dt, bool trans_a, bool trans
   std::int64_t lda = 1, ldb = 1;
   bool ta = false, tb = false;
   // Other strides (and foreign byte order): one C-ordered native copy.
-  if (!inner_layout(a, lda, ta)) {
+  if (!matrix_layout(a, lda, ta)) {
     a = c_contiguous(a);
-    inner_layout(a, lda, ta);
+    matrix_layout(a, lda, ta);
   }
-  if (!inner_layout(b, ldb, tb)) {
+  if (!matrix_layout(b, ldb, tb)) {
     b = c_contiguous(b);
-    inner_layout(b, ldb, tb);
+    matrix_layout(b, ldb, tb);
   }
   // One pointer per broadcast index: a size-1 (or missing) dimension of an
   // operand contributes stride 0.

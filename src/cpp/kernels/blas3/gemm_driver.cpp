@@ -435,33 +435,13 @@ bool gemv_route(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const G
 /// threads: 42 GFLOP/s by columns, 72 by k). The epilogue runs after.
 template <class T>
 void sup_run(const GemmKernel<T>& kr, std::int64_t m, std::int64_t n, std::int64_t k, T alpha,
-             const GemmOperand<T>& a, const GemmOperand<T>& b, T beta, T* c, std::int64_t ldc,
+             const GemmOperand<T>& a, const GemmOperand<T>& b_op, T beta, T* c, std::int64_t ldc,
              const GemmTileEpilogue<T>* ep, int nt) {
-  const int parts = parts_for(ceil_div(k, 8), nt);
-  if (parts <= 1) {
-    kr.sup(m, n, k, alpha, a.data, a.rs, a.cs, b.data, b.rs, beta, c, ldc);
-  } else {
-    WorkspaceScope scope;
-    const std::int64_t mn = m * n;
-    T* partial = scope.alloc<T>(static_cast<std::size_t>((parts - 1) * mn));
-    // Zeroed: the team may run fewer parts than asked for.
-    std::fill(partial, partial + (parts - 1) * mn, T(0));
-    parallel_parts(ceil_div(k, 8), nt, 1, [&](int part, std::int64_t q0, std::int64_t q1) {
-      const std::int64_t p0 = q0 * 8, p1 = std::min(k, q1 * 8);
-      if (part == 0) {
-        kr.sup(m, n, p1 - p0, alpha, a.data + p0 * a.cs, a.rs, a.cs, b.data + p0 * b.rs, b.rs,
-               beta, c, ldc);
-      } else {
-        kr.sup(m, n, p1 - p0, alpha, a.data + p0 * a.cs, a.rs, a.cs, b.data + p0 * b.rs, b.rs,
-               T(0), partial + (part - 1) * mn, n);
-      }
-    });
-    for (int part = 1; part < parts; ++part) {
-      const T* src = partial + (part - 1) * mn;
-      for (std::int64_t i = 0; i < m; ++i)
-        for (std::int64_t j = 0; j < n; ++j) c[i * ldc + j] += src[i * n + j];
-    }
-  }
+  parallel_k_sum(k, 8, nt, m, n, c, ldc, beta,
+                 [&](int, std::int64_t p0, std::int64_t p1, T* dst, std::int64_t ld, T b) {
+                   kr.sup(m, n, p1 - p0, alpha, a.data + p0 * a.cs, a.rs, a.cs,
+                          b_op.data + p0 * b_op.rs, b_op.rs, b, dst, ld);
+                 });
   apply_epilogue(ep, c, ldc, m, 0, n, kr.mr, kr.nr);
 }
 

@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "core/thresholds.hpp"
+#include "core/workspace.hpp"
 
 namespace matnet::detail {
 
@@ -55,6 +56,44 @@ void parallel_split(std::int64_t n, int max_threads, std::int64_t align, F&& bod
 /// below thresholds::parallel_min_elements.
 inline int threads_for(std::int64_t work, int budget) {
   return work < thresholds::parallel_min_elements ? 1 : std::max(budget, 1);
+}
+
+/// A reduction dimension of length k split over threads, for products whose
+/// output is too small to split (GEMV with A^T, few-row GEMM): each part
+/// computes body(part, k0, k1, dst, ld, beta) for its block [k0, k1) of k
+/// (block starts multiples of `align`); part 0 writes the rows x cols output
+/// `out` (leading dimension ld_out) with beta, the others zeroed partials
+/// (leading dimension cols) with beta 0, added into `out` in part order, so
+/// a given thread count gives the same bits every time. The partials come
+/// from the calling thread's workspace before the region. body must not
+/// throw.
+template <class T, class F>
+void parallel_k_sum(std::int64_t k, std::int64_t align, int max_threads, std::int64_t rows,
+                    std::int64_t cols, T* out, std::int64_t ld_out, T beta, F&& body) {
+  const std::int64_t blocks = (k + align - 1) / align;
+  const int parts = parts_for(blocks, max_threads);
+  if (parts <= 1) {
+    body(0, std::int64_t{0}, k, out, ld_out, beta);
+    return;
+  }
+  WorkspaceScope scope;
+  const std::int64_t size = rows * cols;
+  T* partial = scope.alloc<T>(static_cast<std::size_t>((parts - 1) * size));
+  // Zeroed: the team may run fewer parts than asked for.
+  std::fill(partial, partial + (parts - 1) * size, T(0));
+  parallel_parts(blocks, max_threads, 1, [&](int part, std::int64_t q0, std::int64_t q1) {
+    const std::int64_t k0 = q0 * align, k1 = std::min(k, q1 * align);
+    if (part == 0) {
+      body(0, k0, k1, out, ld_out, beta);
+    } else {
+      body(part, k0, k1, partial + (part - 1) * size, cols, T(0));
+    }
+  });
+  for (int part = 1; part < parts; ++part) {
+    const T* src = partial + (part - 1) * size;
+    for (std::int64_t i = 0; i < rows; ++i)
+      for (std::int64_t j = 0; j < cols; ++j) out[i * ld_out + j] += src[i * cols + j];
+  }
 }
 
 }  // namespace matnet::detail
