@@ -32,7 +32,7 @@ def test_train_end_to_end_in_a_subprocess(tmp_path):
     assert LAST_LINE.match(lines[-1]), lines[-1]
     assert sum(line.startswith("epoch ") for line in lines) == 2
     assert "epoch 2/2" in proc.stderr  # the progress bar
-    model = mn.load_model(out / "model.npz")
+    model = mn.load_model(out / "model.safetensors")
     (_, _), (x_test, y_test) = mn.datasets.load_digits()
     acc = model.evaluate(x_test, y_test)["accuracy"]
     assert lines[-1] == f"test accuracy: {acc:.4f}"
@@ -58,7 +58,7 @@ def test_train_on_mnist_files(tmp_path, rng, capsys, threads):
     assert code == 0
     out = capsys.readouterr().out
     assert "784 features" in out and LAST_LINE.match(out.strip().splitlines()[-1])
-    assert mn.load_model(tmp_path / "out" / "model.npz").layers[0].W.shape == (784, 16)
+    assert mn.load_model(tmp_path / "out" / "model.safetensors").layers[0].W.shape == (784, 16)
 
 
 @pytest.mark.parametrize("args, code, message", [

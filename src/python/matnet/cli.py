@@ -6,8 +6,10 @@
     matnet --includedir               # C++ headers
     matnet info                       # which kernel path and how many threads
 
-``train`` prints per-epoch metrics, writes ``model.npz`` and
-``learning_curves.png`` to ``--out``, and ends with ``test accuracy: 0.XXXX``.
+``train`` prints per-epoch metrics, writes ``model.safetensors``,
+``test_data.safetensors`` (the test set: ``x`` float32, ``y`` int64, for the
+C++ server in examples/serve), ``history.json`` and ``learning_curves.png``
+to ``--out``, and ends with ``test accuracy: 0.XXXX``.
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="dataset: scikit-learn's 8x8 digits (default) or MNIST IDX files")
     train.add_argument("--data-dir", help="directory with the four MNIST IDX files (.gz or not)")
     train.add_argument("--out", default="matnet-run",
-                       help="output directory for model.npz and learning_curves.png "
+                       help="output directory for model.safetensors, test_data.safetensors, "
+                            "history.json and learning_curves.png "
                             "(default: ./matnet-run)")
     train.add_argument("--epochs", type=_positive_int, help="passes over the training data")
     train.add_argument("--batch-size", type=_positive_int, help="rows per training step")
@@ -166,8 +169,14 @@ def _train(args: argparse.Namespace) -> int:
     scores = model.evaluate(x_test, y_test)
 
     os.makedirs(args.out, exist_ok=True)
-    model_path = os.path.join(args.out, "model.npz")
+    model_path = os.path.join(args.out, "model.safetensors")
     model.save(model_path)
+    from safetensors.numpy import save_file
+
+    save_file({"x": np.ascontiguousarray(x_test, dtype=np.float32),
+               "y": np.ascontiguousarray(y_test, dtype=np.int64)},
+              os.path.join(args.out, "test_data.safetensors"),
+              metadata={"what": f"{args.data} test set"})
     with open(os.path.join(args.out, "history.json"), "w") as f:
         json.dump({"history": history.history, "test": scores, "train_seconds": seconds}, f,
                   indent=1)

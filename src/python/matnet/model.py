@@ -465,14 +465,34 @@ class Sequential:
             layers.append(LAYER_TYPES[spec["type"]].from_config(spec["config"]))
         return cls(layers)
 
-    def save(self, path: "os.PathLike[str] | str", include_optimizer: bool = False) -> None:
-        """Write architecture, weights (and optionally optimizer state) to a ``.npz``.
+    def save(self, path: "os.PathLike[str] | str", include_optimizer: bool = False,
+             format: Optional[str] = None) -> None:
+        """Write architecture, weights (and optionally optimizer state) to ``path``.
 
-        See :func:`matnet.serialization.save_model`.
+        ``format`` is ``"safetensors"`` or ``"npz"``; by default a ``.npz``
+        name gets npz and any other name safetensors, the file C++ serves
+        (``matnet::load_model``). See :mod:`matnet.serialization`.
         """
         from .serialization import save_model
 
-        save_model(self, path, include_optimizer=include_optimizer)
+        save_model(self, path, include_optimizer=include_optimizer, format=format)
+
+    def save_weights(self, path: "os.PathLike[str] | str", layout: str = "matnet") -> None:
+        """Write only the parameters, as safetensors; ``layout="torch"`` writes
+        the state dict of the equivalent ``torch.nn.Sequential``. See
+        :mod:`matnet.weights`."""
+        from .weights import save_weights
+
+        save_weights(self, path, layout=layout)
+
+    def load_weights(self, path: "os.PathLike[str] | str", layout: str = "matnet") -> None:
+        """Replace the parameters from a safetensors file written by
+        ``save_weights`` (or, with ``layout="torch"``, by
+        ``safetensors.torch.save_file(torch_model.state_dict(), path)``).
+        All or nothing: on ValueError the model is unchanged."""
+        from .weights import load_weights
+
+        load_weights(self, path, layout=layout)
 
     def __repr__(self) -> str:
         return "Sequential([" + ", ".join(repr(layer) for layer in self.layers) + "])"

@@ -1,32 +1,47 @@
-"""Saving and loading models as ``.npz`` files that never need unpickling.
+"""Saving and loading models: safetensors files (the default) and ``.npz``.
 
-File format (version 1): a zip archive as written by ``numpy.savez`` with
+Which format ``save`` writes: ``format="safetensors"`` or ``format="npz"``
+when given; otherwise the file name decides: a ``.npz`` suffix writes the
+``.npz`` format, anything else (``.safetensors`` above all) writes
+safetensors. ``load_model`` recognises either from the file's first bytes,
+so every ``.npz`` saved by earlier versions still loads.
 
-* ``__matnet__.npy``: a uint8 array holding UTF-8 JSON::
+Both formats hold the same JSON description of the model::
 
-      {"format": "matnet.Sequential", "format_version": 1, "matnet_version": "0.1.0",
-       "layers": [{"type": "Dense", "config": {...}}, ...],
-       "training": null | {"loss": ..., "metrics": [...], "label_smoothing": ...,
-                           "optimizer": {"type": "Adam", "config": {...}}},
-       "optimizer_state": null | {"iterations": 12}}
+    {"format": "matnet.Sequential", "format_version": 1, "matnet_version": "0.1.0",
+     "layers": [{"type": "Dense", "config": {...}}, ...],
+     "training": null | {"loss": ..., "metrics": [...], "label_smoothing": ...,
+                         "optimizer": {"type": "Adam", "config": {...}}},
+     "optimizer_state": null | {"iterations": 12, "has_slots": true}}
 
-* ``layers.<i>.<name>.npy``: parameter ``name`` of layer ``i`` (e.g. ``layers.0.W``);
-* ``optimizer.<j>.<slot>.npy``: optimizer state for parameter ``j`` (only
-  when saved with ``include_optimizer=True``).
+and the same arrays: ``layers.<i>.<name>`` for parameter ``name`` of layer
+``i`` (``layers.0.W``) and, when saved with ``include_optimizer=True``,
+``optimizer.<j>.<slot>`` for the optimizer state of parameter ``j``.
 
-Loading trusts nothing in the file: layer and optimizer types come from
-whitelists, every array's shape and dtype is computed from the architecture
-and compared with its .npy header *before* its data is read, object arrays
-and extra or missing entries are refused, and sizes are capped, so a
-truncated, corrupt or hostile file raises ``ValueError`` rather than
-unpickling, allocating without bound or crashing.
+* **safetensors** (version 1): the arrays are the file's tensors; its
+  ``__metadata__`` holds ``"format": "matnet.Sequential"``,
+  ``"format_version": "1"`` and ``"matnet_config"``, the JSON above. This is
+  the file C++ serves with ``matnet::load_model`` (``<matnet/model.hpp>``),
+  and PyTorch's ``safetensors.torch.load_file`` reads it too.
+* **npz** (version 1): a zip archive as ``numpy.savez`` writes it, the JSON
+  as the uint8 entry ``__matnet__.npy``.
+
+Loading trusts nothing in the file: only regular files are opened; layer and
+optimizer types come from whitelists; every array's dtype and shape is
+computed from the architecture and compared with what the file declares
+*before* any data is read (safetensors itself checks every offset against
+the file); object arrays and extra or missing entries are refused; sizes
+are capped. A truncated, corrupt or hostile file raises ``ValueError``
+rather than unpickling, allocating without bound or crashing.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import secrets
+import stat
 import zipfile
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -36,11 +51,16 @@ from . import optim as _optim
 from .layers import LAYER_TYPES, Layer
 from .metrics import LOSSES, METRICS
 
-__all__ = ["save_model", "load_model", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["save_model", "load_model", "FORMAT", "FORMAT_VERSION", "FORMATS"]
 
 FORMAT = "matnet.Sequential"
 FORMAT_VERSION = 1
 CONFIG_ENTRY = "__matnet__"
+#: The metadata key of a safetensors file that holds the JSON description.
+SAFETENSORS_CONFIG_KEY = "matnet_config"
+#: What ``save(..., format=...)`` accepts.
+FORMATS = ("safetensors", "npz")
+_ZIP_MAGIC = b"PK\x03\x04"
 
 _MAX_CONFIG_BYTES = 1 << 20  # an architecture is a few KiB of JSON
 _MAX_ENTRIES = 100_000
@@ -81,34 +101,62 @@ def _to_json_config(model: Any, include_optimizer: bool) -> Dict[str, Any]:
     }
 
 
-def save_model(model: Any, path: "os.PathLike[str] | str", include_optimizer: bool = False) -> None:
-    """Write ``model`` (a :class:`matnet.Sequential`) to ``path`` as an ``.npz``.
+def _pick_format(path: str, format: Optional[str]) -> str:
+    if format is None:
+        return "npz" if path.lower().endswith(".npz") else "safetensors"
+    if format not in FORMATS:
+        raise ValueError(f"save: format must be one of {FORMATS}, got {format!r}")
+    return format
 
-    The file holds the architecture and compile settings as JSON and every
-    weight array; with ``include_optimizer=True`` also the optimizer's step
-    count and state arrays, so training can resume exactly. The file is
-    written to a temporary name and renamed, so a crash never leaves half a file.
-    """
-    config = _to_json_config(model, include_optimizer)
-    text = json.dumps(config, allow_nan=False, sort_keys=True).encode("utf-8")
-    arrays: Dict[str, np.ndarray] = {CONFIG_ENTRY: np.frombuffer(text, dtype=np.uint8)}
-    for name, p in model.named_parameters():
-        arrays[name] = p
-    if include_optimizer:
-        for j, slots in enumerate(model.optimizer.state_arrays()):
-            for slot, arr in slots.items():
-                arrays[f"optimizer.{j}.{slot}"] = arr
-    path = os.fspath(path)
-    # A fresh name beside the target (open() honours the umask, unlike mkstemp's 0600).
+
+def atomic_write(path: str, data: bytes) -> None:
+    """Write ``data`` to a fresh name beside ``path`` and rename it over
+    ``path``, so a crash never leaves half a file (``open`` honours the
+    umask, unlike mkstemp's 0600)."""
     tmp = f"{path}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
     try:
         with open(tmp, "xb") as f:
-            np.savez(f, **arrays)
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def save_model(model: Any, path: "os.PathLike[str] | str", include_optimizer: bool = False,
+               format: Optional[str] = None) -> None:
+    """Write ``model`` (a :class:`matnet.Sequential`) to ``path``.
+
+    The file holds the architecture and compile settings as JSON and every
+    weight array; with ``include_optimizer=True`` also the optimizer's step
+    count and state arrays, so training can resume exactly.
+
+    Args:
+        format: ``"safetensors"`` or ``"npz"``; by default ``.npz`` file
+            names get npz and every other name safetensors (the format C++
+            and PyTorch read).
+    """
+    path = os.fspath(path)
+    fmt = _pick_format(path, format)
+    config = _to_json_config(model, include_optimizer)
+    text = json.dumps(config, allow_nan=False, sort_keys=True)
+    arrays: Dict[str, np.ndarray] = {name: np.ascontiguousarray(p)
+                                     for name, p in model.named_parameters()}
+    if include_optimizer:
+        for j, slots in enumerate(model.optimizer.state_arrays()):
+            for slot, arr in slots.items():
+                arrays[f"optimizer.{j}.{slot}"] = np.ascontiguousarray(arr)
+    if fmt == "safetensors":
+        from safetensors.numpy import save as _safetensors_bytes
+
+        metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION),
+                    SAFETENSORS_CONFIG_KEY: text}
+        atomic_write(path, _safetensors_bytes(arrays, metadata=metadata))
+    else:
+        buffer = io.BytesIO()
+        np.savez(buffer, **{CONFIG_ENTRY: np.frombuffer(text.encode("utf-8"), np.uint8)}, **arrays)
+        atomic_write(path, buffer.getvalue())
 
 
 # ----------------------------------------------------------------- loading
@@ -218,24 +266,88 @@ def _check_training(training: Any) -> Optional[Dict[str, Any]]:
     return training
 
 
-def _load(zf: zipfile.ZipFile, compile: bool, max_bytes: int) -> Any:
+class _NpzSource:
+    """The arrays and JSON of an ``.npz`` model file."""
+
+    def __init__(self, zf: zipfile.ZipFile) -> None:
+        self.zf = zf
+        infos = zf.infolist()
+        if len(infos) > _MAX_ENTRIES:
+            raise _Corrupt(f"the archive has {len(infos)} entries")
+        names = [info.filename for info in infos]
+        if len(set(names)) != len(names):
+            raise _Corrupt("the archive has duplicate entries")
+        if CONFIG_ENTRY + ".npy" not in names:
+            raise _Corrupt(f"no {CONFIG_ENTRY!r} entry: not a matnet model file")
+        bad = [n for n in names if not n.endswith(".npy")]
+        if bad:
+            raise _Corrupt(f"unexpected entries {bad[:10]!r:.300}")
+        self.names = {n[:-4] for n in names} - {CONFIG_ENTRY}
+
+    def config_text(self) -> bytes:
+        if self.zf.getinfo(CONFIG_ENTRY + ".npy").file_size > _MAX_CONFIG_BYTES:
+            raise _Corrupt("the configuration entry is implausibly large")
+        with self.zf.open(CONFIG_ENTRY + ".npy") as f:
+            shape, _, dtype = _read_header(f)
+        if dtype != np.uint8 or len(shape) != 1:
+            raise _Corrupt(f"the configuration entry must be 1-D uint8, got {dtype} {shape}")
+        return _read_entry(self.zf, CONFIG_ENTRY, shape, np.dtype(np.uint8)).tobytes()
+
+    def check(self, name: str, shape: Tuple[int, ...], dtype: np.dtype) -> None:
+        """The npy header is checked when the entry is read (before its data)."""
+
+    def read(self, name: str, shape: Tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        return _read_entry(self.zf, name, shape, dtype)
+
+
+_SAFETENSORS_DTYPES = {"F32": np.dtype(np.float32), "F64": np.dtype(np.float64)}
+
+
+class _SafetensorsSource:
+    """The tensors and metadata of a safetensors model file; the safetensors
+    library has already checked every offset against the file's length."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+        self.names = set(handle.keys())
+        if len(self.names) > _MAX_ENTRIES:
+            raise _Corrupt(f"the file has {len(self.names)} tensors")
+        self.metadata = handle.metadata() or {}
+
+    def config_text(self) -> bytes:
+        if self.metadata.get("format") != FORMAT:
+            raise _Corrupt(f"not a matnet model (safetensors metadata format "
+                           f"{self.metadata.get('format')!r:.100})")
+        text = self.metadata.get(SAFETENSORS_CONFIG_KEY)
+        if text is None:
+            raise _Corrupt(f"no {SAFETENSORS_CONFIG_KEY!r} in the safetensors metadata")
+        if len(text) > _MAX_CONFIG_BYTES:
+            raise _Corrupt("the configuration is implausibly large")
+        if self.metadata.get("format_version") != str(FORMAT_VERSION):
+            raise _Corrupt(
+                f"format version {self.metadata.get('format_version')!r:.50} is not supported "
+                f"(this matnet reads version {FORMAT_VERSION}); save the model again with a "
+                "matching matnet")
+        return text.encode("utf-8")
+
+    def check(self, name: str, shape: Tuple[int, ...], dtype: np.dtype) -> None:
+        piece = self.handle.get_slice(name)
+        got_dtype, got_shape = piece.get_dtype(), tuple(piece.get_shape())
+        if _SAFETENSORS_DTYPES.get(got_dtype) != dtype:
+            raise _Corrupt(f"tensor {name!r} has dtype {got_dtype}, expected {dtype}")
+        if got_shape != tuple(shape):
+            raise _Corrupt(f"tensor {name!r} has shape {got_shape}, expected {tuple(shape)}")
+
+    def read(self, name: str, shape: Tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        self.check(name, shape, dtype)
+        arr = np.array(self.handle.get_tensor(name), dtype=dtype, order="C", copy=True)
+        return arr.reshape(shape)
+
+
+def _load(source: Any, compile: bool, max_bytes: int) -> Any:
     from .model import Sequential
 
-    infos = zf.infolist()
-    if len(infos) > _MAX_ENTRIES:
-        raise _Corrupt(f"the archive has {len(infos)} entries")
-    names = [info.filename for info in infos]
-    if len(set(names)) != len(names):
-        raise _Corrupt("the archive has duplicate entries")
-    if CONFIG_ENTRY + ".npy" not in names:
-        raise _Corrupt(f"no {CONFIG_ENTRY!r} entry: not a matnet model file")
-    if zf.getinfo(CONFIG_ENTRY + ".npy").file_size > _MAX_CONFIG_BYTES:
-        raise _Corrupt("the configuration entry is implausibly large")
-    with zf.open(CONFIG_ENTRY + ".npy") as f:
-        shape, _, dtype = _read_header(f)
-    if dtype != np.uint8 or len(shape) != 1:
-        raise _Corrupt(f"the configuration entry must be 1-D uint8, got {dtype} {shape}")
-    config = _check_json(_read_entry(zf, CONFIG_ENTRY, shape, np.dtype(np.uint8)).tobytes())
+    config = _check_json(source.config_text())
     training = _check_training(config["training"])
 
     specs = [_build_layer(i, spec) for i, spec in enumerate(config["layers"])]
@@ -271,12 +383,11 @@ def _load(zf: zipfile.ZipFile, compile: bool, max_bytes: int) -> Any:
             slot_entries = [(j, slot, shape) for j, (_, shape) in enumerate(expected)
                             for slot in optimizer._active_slots()]
 
-    all_entries = [name for name, _ in expected] + [f"optimizer.{j}.{s}" for j, s, _ in slot_entries]
-    wanted = {name + ".npy" for name in all_entries} | {CONFIG_ENTRY + ".npy"}
-    missing = sorted(wanted - set(names))
+    wanted = {name for name, _ in expected} | {f"optimizer.{j}.{s}" for j, s, _ in slot_entries}
+    missing = sorted(wanted - source.names)
     if missing:
-        raise _Corrupt(f"missing entries {[m[:-4] for m in missing][:10]}")
-    extra = sorted(set(names) - wanted)
+        raise _Corrupt(f"missing entries {missing[:10]}")
+    extra = sorted(source.names - wanted)
     if extra:
         raise _Corrupt(f"unexpected entries {extra[:10]!r:.300}")
     total = sum(int(np.prod(shape, dtype=np.int64)) for _, shape in expected) * dtype.itemsize
@@ -285,7 +396,11 @@ def _load(zf: zipfile.ZipFile, compile: bool, max_bytes: int) -> Any:
         raise _Corrupt(f"the architecture declares {total} bytes of arrays, more than "
                        f"max_bytes={max_bytes}")
 
-    values = {name: _read_entry(zf, name, shape, dtype) for name, shape in expected}
+    for name, shape in expected:  # every declaration, before any data
+        source.check(name, shape, dtype)
+    for j, slot, shape in slot_entries:
+        source.check(f"optimizer.{j}.{slot}", shape, dtype)
+    values = {name: source.read(name, shape, dtype) for name, shape in expected}
     layers: List[Layer] = []
     for i, (cls, layer_config, shapes) in enumerate(specs):
         try:
@@ -301,19 +416,30 @@ def _load(zf: zipfile.ZipFile, compile: bool, max_bytes: int) -> Any:
     if state is not None and slot_entries:
         arrays: List[Dict[str, np.ndarray]] = [{} for _ in expected]
         for j, slot, shape in slot_entries:
-            arrays[j][slot] = _read_entry(zf, f"optimizer.{j}.{slot}", shape, dtype)
+            arrays[j][slot] = source.read(f"optimizer.{j}.{slot}", shape, dtype)
         optimizer.load_state(state["iterations"], arrays)
     elif state is not None:
         optimizer.load_state(state["iterations"], [])
     return model
 
 
+def _open_regular(path: str) -> bytes:
+    """The first bytes of ``path``, after checking it is a regular file (a
+    device such as /dev/zero or a FIFO has no size to check against and
+    would be read without end)."""
+    info = os.stat(path)  # FileNotFoundError for a missing file, as open() gives
+    if not stat.S_ISREG(info.st_mode):
+        raise _Corrupt("not a regular file")
+    with open(path, "rb") as f:
+        return f.read(len(_ZIP_MAGIC))
+
+
 def load_model(path: "os.PathLike[str] | str", compile: bool = True,
                max_bytes: int = 1 << 33) -> Any:
-    """Rebuild a model written by ``model.save(path)``.
+    """Rebuild a model written by ``model.save(path)`` (safetensors or ``.npz``).
 
     Args:
-        path: the ``.npz`` file.
+        path: the file; its format is recognised from its first bytes.
         compile: restore the loss, metrics and optimizer (with its state when
             the file has it) so ``fit`` can continue; False gives an
             uncompiled model for inference.
@@ -324,13 +450,23 @@ def load_model(path: "os.PathLike[str] | str", compile: bool = True,
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: the file is not a matnet model, is truncated or corrupt,
-            has another format version, or declares anything unexpected.
+        ValueError: the file is not a regular file or not a matnet model, is
+            truncated or corrupt, has another format version, or declares
+            anything unexpected.
     """
     path = os.fspath(path)
     try:
-        with zipfile.ZipFile(path) as zf:
-            return _load(zf, compile, max_bytes)
+        magic = _open_regular(path)
+        if magic == _ZIP_MAGIC:
+            with zipfile.ZipFile(path) as zf:
+                return _load(_NpzSource(zf), compile, max_bytes)
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(path, framework="numpy") as handle:
+                return _load(_SafetensorsSource(handle), compile, max_bytes)
+        except SafetensorError as exc:
+            raise _Corrupt(f"not a valid safetensors or .npz file ({exc})") from None
     except _Corrupt as exc:
         raise ValueError(f"load_model: {path}: {exc}") from None
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError,

@@ -21,4 +21,14 @@ class MATNET_API invalid_argument : public std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
+/// Thrown by load_model and TensorFile::open (matnet/model.hpp) for a file
+/// that is not a well-formed matnet safetensors file: truncated, a header
+/// that is not JSON or declares sizes and offsets the file cannot hold, or
+/// an architecture that contradicts the tensors. A model_format_error is an
+/// invalid_argument, so code catching that sees it too.
+class MATNET_API model_format_error : public invalid_argument {
+ public:
+  using invalid_argument::invalid_argument;
+};
+
 }  // namespace matnet

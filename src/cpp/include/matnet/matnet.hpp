@@ -9,10 +9,13 @@
 // activations.hpp  Activation, activation_forward/backward, softmax, log_softmax
 // dense.hpp        dense_forward / dense_backward (fused bias + activation)
 // losses.hpp       cross_entropy, mse, binary_cross_entropy (loss + gradient)
+// model.hpp        load_model(path) -> Model::predict(x, rows, out): serve a model
+//                  saved from Python as .safetensors; TensorFile reads any safetensors file
 // optim.hpp        sgd_update, adam_update (Adam/AdamW), rmsprop_update
 //
 // errors.hpp       matnet::invalid_argument (derived from std::invalid_argument),
-//                  thrown by every function for bad arguments; an unavailable
+//                  thrown by every function for bad arguments, and model_format_error
+//                  (derived from it) for malformed model files; an unavailable
 //                  ISA forced by MATNET_ISA throws std::runtime_error.
 //
 // Pointers need only the alignment of their element type. Every function may
@@ -25,5 +28,6 @@
 #include "matnet/gemm.hpp"
 #include "matnet/gemv.hpp"
 #include "matnet/losses.hpp"
+#include "matnet/model.hpp"
 #include "matnet/optim.hpp"
 #include "matnet/runtime.hpp"
