@@ -67,7 +67,8 @@ def test_compile_settings_and_schedule_are_restored(tmp_path):
 @pytest.mark.parametrize("opt", [lambda: mn.optim.Adam(0.01), lambda: mn.optim.SGD(0.1, 0.9),
                                  lambda: mn.optim.RMSprop(0.01, momentum=0.5, centered=True)],
                          ids=["adam", "sgd", "rmsprop"])
-def test_optimizer_state_resumes_training_exactly(opt, rng, tmp_path):
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+def test_optimizer_state_resumes_training_exactly(opt, suffix, rng, tmp_path):
     x = rng.standard_normal((24, 5)).astype(np.float32)
     y = rng.integers(0, 3, 24)
 
@@ -80,16 +81,23 @@ def test_optimizer_state_resumes_training_exactly(opt, rng, tmp_path):
     straight.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0)
     first = make()
     first.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
-    first.save(tmp_path / "ckpt.npz", include_optimizer=True)
-    resumed = mn.load_model(tmp_path / "ckpt.npz")
+    first.save(tmp_path / f"ckpt{suffix}", include_optimizer=True)
+    resumed = mn.load_model(tmp_path / f"ckpt{suffix}")
     assert resumed.optimizer.iterations == 6
     resumed.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
     for a, b in zip(resumed.parameters(), straight.parameters()):
         np.testing.assert_array_equal(a, b)
     # Without the optimizer state the run is different (Adam's moments restart).
-    first.save(tmp_path / "weights-only.npz")
-    with zipfile.ZipFile(tmp_path / "weights-only.npz") as zf:
-        assert not any(n.startswith("optimizer.") for n in zf.namelist())
+    first.save(tmp_path / f"weights-only{suffix}")
+    if suffix == ".npz":
+        with zipfile.ZipFile(tmp_path / "weights-only.npz") as zf:
+            assert not any(n.startswith("optimizer.") for n in zf.namelist())
+    else:
+        from safetensors.numpy import load_file
+
+        assert any(n.startswith("optimizer.") for n in load_file(str(tmp_path / "ckpt.safetensors")))
+        assert not any(n.startswith("optimizer.")
+                       for n in load_file(str(tmp_path / "weights-only.safetensors")))
 
 
 def test_saving_optimizer_of_uncompiled_model_is_an_error(tmp_path):

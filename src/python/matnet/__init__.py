@@ -8,7 +8,7 @@ package is the thin Python layer over them.
 from __future__ import annotations
 
 from . import ops
-from . import callbacks, datasets, layers, losses, metrics, optim, schedules
+from . import callbacks, datasets, layers, losses, metrics, optim, schedules, weights
 from .model import Sequential
 from .serialization import load_model
 from ._paths import get_cmake_dir, get_include
@@ -33,4 +33,5 @@ __all__ = [
     "optim",
     "schedules",
     "set_num_threads",
+    "weights",
 ]
