@@ -230,29 +230,12 @@ void test_model_errors() {
 }  // namespace
 
 int main() {
-  const struct {
-    const char* name;
-    void (*run)();
-  } tests[] = {
+  const NamedTest tests[] = {
       {"model_predicts_like_dense_forward", test_model_predicts_like_dense_forward},
       {"model_predict_from_several_threads", test_model_predict_from_several_threads},
       {"tensor_file_reads_names_metadata_and_data", test_tensor_file_reads_names_metadata_and_data},
       {"model_errors", test_model_errors},
   };
-  int failed_tests = 0;
-  for (const auto& t : tests) {
-    const int before = g_failures;
-    try {
-      t.run();
-    } catch (const std::exception& e) {
-      ++g_failures;
-      std::fprintf(stderr, "%s: unexpected exception: %s\n", t.name, e.what());
-    }
-    const bool passed = g_failures == before;
-    failed_tests += !passed;
-    std::printf("%s %s\n", passed ? "PASS" : "FAIL", t.name);
-  }
-  std::printf("%d of %zu tests failed (isa %s)\n", failed_tests, sizeof(tests) / sizeof(tests[0]),
-              matnet::isa_name(matnet::active_isa()));
-  return failed_tests == 0 ? 0 : 1;
+  const std::string isa = std::string("isa ") + matnet::isa_name(matnet::active_isa());
+  return run_tests(tests, isa.c_str());
 }
