@@ -14,6 +14,8 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+from ._validate import check_count, check_mode, check_number
+
 __all__ = ["Callback", "History", "EarlyStopping", "ModelCheckpoint"]
 
 Logs = Dict[str, float]
@@ -66,14 +68,6 @@ class History(Callback):
         return plot_history(self.history, path, title=title)
 
 
-def _mode_for(monitor: str, mode: str) -> str:
-    if mode not in ("auto", "min", "max"):
-        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
-    if mode == "auto":
-        return "max" if "acc" in monitor else "min"
-    return mode
-
-
 def _improved(value: float, best: float, mode: str, min_delta: float) -> bool:
     if math.isnan(value):
         return False
@@ -106,14 +100,10 @@ class EarlyStopping(Callback):
 
     def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0,
                  mode: str = "auto", restore_best: bool = True) -> None:
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise ValueError(f"EarlyStopping: patience must be an int >= 0, got {patience!r}")
-        if not isinstance(min_delta, (int, float)) or min_delta < 0:
-            raise ValueError(f"EarlyStopping: min_delta must be >= 0, got {min_delta!r}")
         self.monitor = monitor
-        self.patience = patience
-        self.min_delta = float(min_delta)
-        self.mode = _mode_for(monitor, mode)
+        self.patience = check_count(patience, "patience", "EarlyStopping", minimum=0)
+        self.min_delta = check_number(min_delta, "min_delta", "EarlyStopping")
+        self.mode = check_mode(monitor, mode)
         self.restore_best = restore_best
         self._reset()
 
@@ -167,7 +157,7 @@ class ModelCheckpoint(Callback):
         self.path = os.fspath(path)
         self.monitor = monitor
         self.save_best_only = save_best_only
-        self.mode = _mode_for(monitor, mode)
+        self.mode = check_mode(monitor, mode)
         self.include_optimizer = include_optimizer
         self.best = math.inf if self.mode == "min" else -math.inf
         self.saved: List[str] = []

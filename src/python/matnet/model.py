@@ -20,6 +20,7 @@ import numpy as np
 from . import optim as _optim
 from .callbacks import Callback, History
 from . import _core
+from ._validate import check_count
 from .layers import LAYER_TYPES, Dense, Dropout, Layer
 from .metrics import LOSSES, METRICS, check_targets, correct_count
 
@@ -217,13 +218,6 @@ class Sequential:
             raise ValueError(f"{name} contains NaN or Inf (first in row {bad})")
         return arr, out_shape
 
-    @staticmethod
-    def _check_batch_size(batch_size: Any, what: str) -> int:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-                or batch_size < 1:
-            raise ValueError(f"{what}: batch_size must be an int >= 1, got {batch_size!r}")
-        return int(batch_size)
-
     def fit(
         self,
         x: np.ndarray,
@@ -261,9 +255,8 @@ class Sequential:
             "loss", the metrics and their "val_" versions to per-epoch lists.
         """
         self._require_compiled("fit")
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-            raise ValueError(f"fit: epochs must be an int >= 0, got {epochs!r}")
-        batch_size = self._check_batch_size(batch_size, "fit")
+        epochs = check_count(epochs, "epochs", "fit", minimum=0)
+        batch_size = check_count(batch_size, "batch_size", "fit")
         if verbose not in (0, 1, 2):
             raise ValueError(f"fit: verbose must be 0, 1 or 2, got {verbose!r}")
         x, out_shape = self._check_inputs(x, "x")
@@ -363,7 +356,7 @@ class Sequential:
             ``{"loss": ..., "accuracy": ...}`` (the compiled metrics).
         """
         self._require_compiled("evaluate")
-        batch_size = self._check_batch_size(batch_size, "evaluate")
+        batch_size = check_count(batch_size, "batch_size", "evaluate")
         x, out_shape = self._check_inputs(x, "x")
         if len(x) == 0:
             raise ValueError("evaluate: x has no rows")
@@ -392,7 +385,7 @@ class Sequential:
             An array (n, outputs...) of the model dtype; n may be 0.
         """
         if type(batch_size) is not int or batch_size < 1:
-            batch_size = self._check_batch_size(batch_size, "predict")
+            batch_size = check_count(batch_size, "batch_size", "predict")
         plan = self._dense_plan()
         if (plan is not None and type(x) is np.ndarray and x.ndim == 2 and 0 < len(x) <= batch_size
                 and x.dtype == self.dtype and x.shape[1] == self._plan_cache[3][0].in_features

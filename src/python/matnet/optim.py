@@ -15,22 +15,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import ops
+from ._validate import check_number
 from .schedules import SCHEDULE_TYPES, Schedule
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "OPTIMIZER_TYPES", "get"]
 
 LearningRate = Union[float, Schedule]
-
-
-def _hyper(value: Any, name: str, cls: str, lo: float = 0.0, hi: float = float("inf"),
-           hi_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{cls}: {name} must be a number, got {value!r}")
-    value = float(value)
-    if not lo <= value <= hi or (hi_open and value == hi):
-        raise ValueError(f"{cls}: {name} must be in [{lo}, {hi}{')' if hi_open else ']'}, "
-                         f"got {value}")
-    return value
 
 
 class Optimizer:
@@ -51,7 +41,7 @@ class Optimizer:
             self.lr = lr(0)
         else:
             self.schedule = None
-            self.lr = _hyper(lr, "lr", name)
+            self.lr = check_number(lr, "lr", name)
         #: Number of steps taken so far.
         self.iterations = 0
         self._state: Optional[List[Dict[str, np.ndarray]]] = None
@@ -165,14 +155,14 @@ class SGD(Optimizer):
     def __init__(self, lr: LearningRate = 0.01, momentum: float = 0.0, dampening: float = 0.0,
                  nesterov: bool = False, weight_decay: float = 0.0) -> None:
         super().__init__(lr)
-        self.momentum = _hyper(momentum, "momentum", "SGD")
-        self.dampening = _hyper(dampening, "dampening", "SGD", 0.0, 1.0)
+        self.momentum = check_number(momentum, "momentum", "SGD")
+        self.dampening = check_number(dampening, "dampening", "SGD", 0.0, 1.0)
         if not isinstance(nesterov, bool):
             raise TypeError(f"SGD: nesterov must be a bool, got {nesterov!r}")
         if nesterov and (self.momentum == 0.0 or self.dampening != 0.0):
             raise ValueError("SGD: nesterov needs momentum > 0 and dampening == 0")
         self.nesterov = nesterov
-        self.weight_decay = _hyper(weight_decay, "weight_decay", "SGD")
+        self.weight_decay = check_number(weight_decay, "weight_decay", "SGD")
 
     def _active_slots(self) -> Tuple[str, ...]:
         return ("velocity",) if self.momentum else ()
@@ -201,10 +191,10 @@ class Adam(Optimizer):
         name = type(self).__name__
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"{name}: betas must be a pair of floats, got {betas!r}")
-        self.betas = (_hyper(betas[0], "betas[0]", name, 0.0, 1.0, hi_open=True),
-                      _hyper(betas[1], "betas[1]", name, 0.0, 1.0, hi_open=True))
-        self.eps = _hyper(eps, "eps", name)
-        self.weight_decay = _hyper(weight_decay, "weight_decay", name)
+        self.betas = (check_number(betas[0], "betas[0]", name, 0.0, 1.0, hi_open=True),
+                      check_number(betas[1], "betas[1]", name, 0.0, 1.0, hi_open=True))
+        self.eps = check_number(eps, "eps", name)
+        self.weight_decay = check_number(weight_decay, "weight_decay", name)
 
     def _update(self, param, grad, state):
         ops.adam_update(
@@ -234,10 +224,10 @@ class RMSprop(Optimizer):
     def __init__(self, lr: LearningRate = 0.01, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False) -> None:
         super().__init__(lr)
-        self.alpha = _hyper(alpha, "alpha", "RMSprop", 0.0, 1.0)
-        self.eps = _hyper(eps, "eps", "RMSprop")
-        self.weight_decay = _hyper(weight_decay, "weight_decay", "RMSprop")
-        self.momentum = _hyper(momentum, "momentum", "RMSprop")
+        self.alpha = check_number(alpha, "alpha", "RMSprop", 0.0, 1.0)
+        self.eps = check_number(eps, "eps", "RMSprop")
+        self.weight_decay = check_number(weight_decay, "weight_decay", "RMSprop")
+        self.momentum = check_number(momentum, "momentum", "RMSprop")
         if not isinstance(centered, bool):
             raise TypeError(f"RMSprop: centered must be a bool, got {centered!r}")
         self.centered = centered

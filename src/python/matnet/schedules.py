@@ -11,24 +11,9 @@ from __future__ import annotations
 import math
 from typing import Any, Dict
 
+from ._validate import check_int, check_number
+
 __all__ = ["Schedule", "ConstantLR", "StepLR", "ExponentialLR", "CosineLR", "SCHEDULE_TYPES"]
-
-
-def _number(value: Any, name: str, cls: str, lo: float = 0.0, hi: float = math.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{cls}: {name} must be a number, got {value!r}")
-    value = float(value)
-    if not lo <= value <= hi:
-        raise ValueError(f"{cls}: {name} must be in [{lo}, {hi}], got {value}")
-    return value
-
-
-def _count(value: Any, name: str, cls: str, lo: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{cls}: {name} must be an int, got {value!r}")
-    if value < lo:
-        raise ValueError(f"{cls}: {name} must be >= {lo}, got {value}")
-    return value
 
 
 class Schedule:
@@ -50,7 +35,7 @@ class ConstantLR(Schedule):
     """The same rate every epoch."""
 
     def __init__(self, lr: float) -> None:
-        self.lr = _number(lr, "lr", "ConstantLR")
+        self.lr = check_number(lr, "lr", "ConstantLR")
 
     def __call__(self, epoch: int) -> float:
         return self.lr
@@ -63,9 +48,9 @@ class StepLR(Schedule):
     """``lr * gamma ** (epoch // step_size)``: drop by ``gamma`` every ``step_size`` epochs."""
 
     def __init__(self, lr: float, step_size: int, gamma: float = 0.1) -> None:
-        self.lr = _number(lr, "lr", "StepLR")
-        self.step_size = _count(step_size, "step_size", "StepLR")
-        self.gamma = _number(gamma, "gamma", "StepLR", 0.0, 1.0)
+        self.lr = check_number(lr, "lr", "StepLR")
+        self.step_size = check_int(step_size, "step_size", "StepLR", 1, None)
+        self.gamma = check_number(gamma, "gamma", "StepLR", 0.0, 1.0)
 
     def __call__(self, epoch: int) -> float:
         return self.lr * self.gamma ** (epoch // self.step_size)
@@ -78,8 +63,8 @@ class ExponentialLR(Schedule):
     """``lr * gamma ** epoch``."""
 
     def __init__(self, lr: float, gamma: float) -> None:
-        self.lr = _number(lr, "lr", "ExponentialLR")
-        self.gamma = _number(gamma, "gamma", "ExponentialLR", 0.0, 1.0)
+        self.lr = check_number(lr, "lr", "ExponentialLR")
+        self.gamma = check_number(gamma, "gamma", "ExponentialLR", 0.0, 1.0)
 
     def __call__(self, epoch: int) -> float:
         return self.lr * self.gamma**epoch
@@ -97,10 +82,10 @@ class CosineLR(Schedule):
     """
 
     def __init__(self, lr: float, epochs: int, min_lr: float = 0.0, warmup_epochs: int = 0) -> None:
-        self.lr = _number(lr, "lr", "CosineLR")
-        self.epochs = _count(epochs, "epochs", "CosineLR")
-        self.min_lr = _number(min_lr, "min_lr", "CosineLR", 0.0, self.lr)
-        self.warmup_epochs = _count(warmup_epochs, "warmup_epochs", "CosineLR", lo=0)
+        self.lr = check_number(lr, "lr", "CosineLR")
+        self.epochs = check_int(epochs, "epochs", "CosineLR", 1, None)
+        self.min_lr = check_number(min_lr, "min_lr", "CosineLR", 0.0, self.lr)
+        self.warmup_epochs = check_int(warmup_epochs, "warmup_epochs", "CosineLR", 0, None)
         if self.warmup_epochs >= self.epochs:
             raise ValueError(
                 f"CosineLR: warmup_epochs ({warmup_epochs}) must be < epochs ({epochs})"

@@ -1,0 +1,42 @@
+"""Layers over matnet's kernels, one module per family.
+
+- :mod:`.base`: :class:`Layer`, the forward/backward/config contract.
+- :mod:`.core`: Dense, Dropout, Flatten.
+- :mod:`.activation`: ReLU, LeakyReLU, Sigmoid, Tanh, GELU, SiLU, Softmax, LogSoftmax.
+
+:data:`LAYER_TYPES` is the whitelist of types a ``Sequential`` config or a
+saved file may name.
+"""
+
+from __future__ import annotations
+
+from typing import Dict
+
+from .activation import GELU, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Tanh
+from .base import Layer
+from .core import DENSE_ACTIVATIONS, INITIALIZERS, Dense, Dropout, Flatten
+
+__all__ = [
+    "Layer",
+    "Dense",
+    "ReLU",
+    "LeakyReLU",
+    "Sigmoid",
+    "Tanh",
+    "GELU",
+    "SiLU",
+    "Softmax",
+    "LogSoftmax",
+    "Dropout",
+    "Flatten",
+    "LAYER_TYPES",
+    "DENSE_ACTIVATIONS",
+    "INITIALIZERS",
+]
+
+#: Layer types by name: what ``Sequential`` configs and saved files may contain.
+LAYER_TYPES: Dict[str, type] = {
+    cls.__name__: cls
+    for cls in (Dense, ReLU, LeakyReLU, Sigmoid, Tanh, GELU, SiLU, Softmax, LogSoftmax,
+                Dropout, Flatten)
+}

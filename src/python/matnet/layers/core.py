@@ -1,0 +1,270 @@
+"""Core layers: Dense (fused GEMM + bias + activation), Dropout, Flatten."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Dict, Optional, Tuple
+
+import numpy as np
+
+from .. import _core, ops
+from .._validate import check_dtype, check_int, check_number, check_seed
+from .base import Layer, Shape
+
+__all__ = ["Dense", "Dropout", "Flatten", "DENSE_ACTIVATIONS", "INITIALIZERS"]
+
+#: Activations a Dense layer can fuse into its GEMM epilogue.
+DENSE_ACTIVATIONS = (None, "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu")
+
+#: Weight initialisations for Dense (biases start at zero).
+#: "he"/"he_uniform": variance 2/fan_in (ReLU family); "glorot"/"glorot_normal":
+#: variance 2/(fan_in+fan_out) (tanh/sigmoid); "lecun": variance 1/fan_in;
+#: "zeros" for tests and for layers whose weights are loaded afterwards.
+INITIALIZERS = ("he", "he_uniform", "glorot", "glorot_normal", "lecun", "zeros")
+
+
+class Dense(Layer):
+    """Fully connected layer: ``output = activation(X·W + b)``.
+
+    The product, bias and activation run in one fused kernel
+    (:func:`matnet.ops.dense_forward`); backward fuses the activation
+    derivative and the bias gradient into the GEMMs
+    (:func:`matnet.ops.dense_backward`).
+
+    Args:
+        in_features: K, size of each input row.
+        out_features: M, size of each output row.
+        activation: one of :data:`DENSE_ACTIVATIONS` (None = linear).
+        init: weight initialisation, one of :data:`INITIALIZERS`.
+        seed: seed of the NumPy generator drawing the initial weights.
+        use_bias: whether the layer has ``b``.
+        negative_slope: slope of ``leaky_relu`` for negative inputs.
+        dtype: float32 (default) or float64.
+
+    Shapes:
+        input (N, K) -> output (N, M); ``W`` is (K, M), ``b`` is (M,).
+        After ``backward``: ``dW`` (K, M) and ``db`` (M,).
+    """
+
+    returns_new_array: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        activation: Optional[str] = None,
+        init: str = "he",
+        seed: Optional[int] = None,
+        use_bias: bool = True,
+        negative_slope: float = 0.01,
+        dtype: Any = np.float32,
+    ) -> None:
+        self._configure(in_features, out_features, activation, init, seed, use_bias,
+                        negative_slope, dtype)
+        self.W = self._initial_weights(np.random.default_rng(seed))
+        self.b = np.zeros(self.out_features, dtype=self._dtype) if use_bias else None
+        self._clear_caches()
+
+    def _configure(self, in_features: int, out_features: int, activation: Optional[str] = None,
+                   init: str = "he", seed: Optional[int] = None, use_bias: bool = True,
+                   negative_slope: float = 0.01, dtype: Any = np.float32) -> None:
+        # Checks and stores the settings; allocates nothing (saved files are
+        # validated through this before any weight array is read).
+        self.in_features = check_int(in_features, "in_features", "Dense")
+        self.out_features = check_int(out_features, "out_features", "Dense")
+        if activation not in DENSE_ACTIVATIONS:
+            raise ValueError(
+                f"Dense: activation must be one of {DENSE_ACTIVATIONS}, got {activation!r}"
+            )
+        self.activation = activation
+        if init not in INITIALIZERS:
+            raise ValueError(f"Dense: init must be one of {INITIALIZERS}, got {init!r}")
+        self.init = init
+        self.seed = check_seed(seed, "Dense")
+        if not isinstance(use_bias, bool):
+            raise TypeError(f"Dense: use_bias must be a bool, got {use_bias!r}")
+        self.use_bias = use_bias
+        self.negative_slope = check_number(negative_slope, "negative_slope", "Dense", 0.0, 1e6)
+        self._dtype = check_dtype(dtype, "Dense")
+
+    def _clear_caches(self) -> None:
+        self.dW: Optional[np.ndarray] = None
+        self.db: Optional[np.ndarray] = None
+        self._x: Optional[np.ndarray] = None
+        self._z: Optional[np.ndarray] = None
+        self._infer_buf: Optional[np.ndarray] = None
+
+    @classmethod
+    def config_param_shapes(cls, config: Dict[str, Any]) -> Dict[str, Shape]:
+        layer = cls.__new__(cls)
+        layer._configure(**config)
+        return layer.param_shapes()
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any],
+                    weights: Optional[Dict[str, np.ndarray]] = None) -> "Dense":
+        if weights is None:
+            return cls(**config)
+        layer = cls.__new__(cls)
+        layer._configure(**config)
+        layer.b = None
+        layer._clear_caches()
+        layer.set_params(weights)
+        return layer
+
+    def _initial_weights(self, rng: np.random.Generator) -> np.ndarray:
+        k, m = self.in_features, self.out_features
+        shape = (k, m)
+        if self.init == "zeros":
+            return np.zeros(shape, dtype=self._dtype)
+        if self.init == "he":
+            w = rng.normal(0.0, math.sqrt(2.0 / k), size=shape)
+        elif self.init == "he_uniform":
+            w = rng.uniform(-math.sqrt(6.0 / k), math.sqrt(6.0 / k), size=shape)
+        elif self.init == "glorot":
+            limit = math.sqrt(6.0 / (k + m))
+            w = rng.uniform(-limit, limit, size=shape)
+        elif self.init == "glorot_normal":
+            w = rng.normal(0.0, math.sqrt(2.0 / (k + m)), size=shape)
+        else:  # lecun
+            w = rng.normal(0.0, math.sqrt(1.0 / k), size=shape)
+        return np.ascontiguousarray(w, dtype=self._dtype)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._dtype
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        if not training:
+            # Inference: no pre-activation is written or kept. x is kept by
+            # reference only, so a backward after an evaluation forward still
+            # works (it recomputes z once).
+            y = _core.dense_infer(x, self.W, self.b, self.activation, self.negative_slope)
+            self._x, self._z = x, None
+            return y
+        y, z = ops.dense_forward(
+            x, self.W, self.b, self.activation, negative_slope=self.negative_slope
+        )
+        self._x, self._z = x, z
+        return y
+
+    def infer(self, x: np.ndarray, reuse_output: bool = False) -> np.ndarray:
+        """``forward(x, training=False)`` for prediction: keeps nothing.
+
+        With ``reuse_output`` the result is written into a buffer the layer
+        keeps for the next call with the same batch size, so it is valid
+        only until then (``Sequential.predict`` uses this between layers).
+        """
+        if not reuse_output:
+            return _core.dense_infer(x, self.W, self.b, self.activation, self.negative_slope)
+        buf = self._infer_buf
+        rows = x.shape[0] if x.ndim == 2 else -1
+        if buf is None or buf.shape[0] != rows or buf.dtype != self._dtype:
+            buf = None
+        y = _core.dense_infer(x, self.W, self.b, self.activation, self.negative_slope, buf)
+        self._infer_buf = y
+        return y
+
+    def backward(self, grad: np.ndarray, need_input_grad: bool = True) -> Optional[np.ndarray]:
+        if self._x is None:
+            raise RuntimeError("Dense.backward: call forward first")
+        if self._z is None:  # the last forward was an evaluation one
+            _, self._z = ops.dense_forward(
+                self._x, self.W, self.b, self.activation, negative_slope=self.negative_slope
+            )
+        dx, self.dW, db = ops.dense_backward(
+            grad,
+            self._x,
+            self.W,
+            self._z,
+            self.activation,
+            negative_slope=self.negative_slope,
+            need_dx=need_input_grad,
+        )
+        self.db = db if self.use_bias else None
+        return dx
+
+    def params(self) -> Dict[str, np.ndarray]:
+        return {"W": self.W, "b": self.b} if self.use_bias else {"W": self.W}
+
+    def grads(self) -> Dict[str, Optional[np.ndarray]]:
+        return {"W": self.dW, "b": self.db} if self.use_bias else {"W": self.dW}
+
+    def zero_grad(self) -> None:
+        self.dW = None
+        self.db = None
+
+    def param_shapes(self) -> Dict[str, Shape]:
+        shapes: Dict[str, Shape] = {"W": (self.in_features, self.out_features)}
+        if self.use_bias:
+            shapes["b"] = (self.out_features,)
+        return shapes
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if tuple(input_shape) != (self.in_features,):
+            raise ValueError(
+                f"Dense({self.in_features}, {self.out_features}) expects samples of shape "
+                f"({self.in_features},), got {tuple(input_shape)}"
+            )
+        return (self.out_features,)
+
+    def get_config(self) -> Dict[str, Any]:
+        return {
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "activation": self.activation,
+            "init": self.init,
+            "seed": self.seed,
+            "use_bias": self.use_bias,
+            "negative_slope": self.negative_slope,
+            "dtype": self._dtype.name,
+        }
+
+
+class Dropout(Layer):
+    """Zeroes each input with probability ``p`` in training, scaling the rest by 1/(1-p).
+
+    Inactive (the identity) in evaluation. The mask comes from a NumPy
+    generator seeded with ``seed``, so runs are reproducible.
+    """
+
+    has_training_mode = True
+
+    def __init__(self, p: float = 0.5, seed: Optional[int] = None) -> None:
+        self.p = check_number(p, "p", "Dropout", 0.0, 1.0, hi_open=True)
+        self.seed = check_seed(seed, "Dropout")
+        self._rng = np.random.default_rng(self.seed)
+        self._mask: Optional[np.ndarray] = None
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        if not training or self.p == 0.0:
+            self._mask = None
+            return x
+        keep = self._rng.random(x.shape, dtype=np.float32) >= self.p
+        self._mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.p))
+        return x * self._mask
+
+    def backward(self, grad: np.ndarray, need_input_grad: bool = True) -> Optional[np.ndarray]:
+        return grad if self._mask is None else grad * self._mask
+
+    def get_config(self) -> Dict[str, Any]:
+        return {"p": self.p, "seed": self.seed}
+
+
+class Flatten(Layer):
+    """Reshapes each sample to one row: (N, d1, d2, ...) -> (N, d1·d2·...)."""
+
+    def __init__(self) -> None:
+        self._shape: Optional[Tuple[int, ...]] = None
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        self._shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, grad: np.ndarray, need_input_grad: bool = True) -> Optional[np.ndarray]:
+        if self._shape is None:
+            raise RuntimeError("Flatten.backward: call forward first")
+        return grad.reshape(self._shape)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return (int(np.prod(input_shape, dtype=np.int64)),)
