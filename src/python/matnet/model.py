@@ -22,6 +22,7 @@ from .callbacks import Callback, History
 from . import _core
 from ._validate import check_count
 from .layers import LAYER_TYPES, Dense, Dropout, Layer
+from .layers.containers import build_layer, spec_param_shapes
 from .metrics import LOSSES, METRICS, check_targets, correct_count
 
 __all__ = ["Sequential"]
@@ -29,8 +30,12 @@ __all__ = ["Sequential"]
 Shape = Tuple[int, ...]
 
 
-class Sequential:
+class Sequential(Layer):
     """Layers applied one after another: ``y = layer_n(... layer_1(x))``.
+
+    A Sequential is itself a :class:`~matnet.layers.Layer`, so stacks nest
+    (``Residual(Sequential([LayerNorm(64), MultiHeadAttention(64, 4)]))``);
+    as a layer its parameters are named ``layers.<i>.<name>``.
 
     Args:
         layers: the :class:`matnet.layers.Layer` objects, input side first. All
@@ -60,7 +65,7 @@ class Sequential:
                 f"Sequential: all layers must share one dtype, got {sorted(d.name for d in dtypes)}"
             )
         self.layers: List[Layer] = layers
-        self.dtype: np.dtype = dtypes.pop() if dtypes else np.dtype(np.float32)
+        self._dtype: np.dtype = dtypes.pop() if dtypes else np.dtype(np.float32)
         self.optimizer: Optional[_optim.Optimizer] = None
         self.loss: Optional[str] = None
         self.label_smoothing = 0.0
@@ -69,6 +74,46 @@ class Sequential:
         self.stop_training = False
 
     # ------------------------------------------------------------ structure
+
+    @property
+    def dtype(self) -> np.dtype:
+        """dtype of the parameters (float32 when there are none)."""
+        return self._dtype
+
+    @property
+    def has_training_mode(self) -> bool:  # type: ignore[override]
+        return any(getattr(layer, "has_training_mode", False) for layer in self.layers)
+
+    # As a Layer: parameters named as named_parameters() names them.
+    def params(self) -> Dict[str, np.ndarray]:
+        return dict(self.named_parameters())
+
+    def grads(self) -> Dict[str, Optional[np.ndarray]]:
+        return {f"layers.{i}.{name}": g for i, layer in enumerate(self.layers)
+                for name, g in layer.grads().items()}
+
+    def param_shapes(self) -> Dict[str, Shape]:
+        return {f"layers.{i}.{name}": shape for i, layer in enumerate(self.layers)
+                for name, shape in layer.param_shapes().items()}
+
+    def set_params(self, values: Dict[str, np.ndarray]) -> None:
+        expected = self.param_shapes()
+        if set(values) != set(expected):
+            raise ValueError(f"Sequential.set_params: expected arrays {sorted(expected)}, "
+                             f"got {sorted(values)}")
+        for i, layer in enumerate(self.layers):
+            prefix = f"layers.{i}."
+            mine = {k[len(prefix):]: v for k, v in values.items() if k.startswith(prefix)}
+            if mine:
+                layer.set_params(mine)
+
+    @classmethod
+    def config_param_shapes(cls, config: Dict[str, Any]) -> Dict[str, Shape]:
+        specs = config.get("layers") if isinstance(config, dict) else None
+        if set(config) != {"layers"} or not isinstance(specs, list) or not specs:
+            raise ValueError("Sequential: config must be {'layers': [non-empty list]}")
+        return {f"layers.{i}.{name}": shape for i, spec in enumerate(specs)
+                for name, shape in spec_param_shapes(spec, f"layer {i}").items()}
 
     @property
     def input_shape(self) -> Optional[Shape]:
@@ -449,13 +494,17 @@ class Sequential:
                            for layer in self.layers]}
 
     @classmethod
-    def from_config(cls, config: Dict[str, Any]) -> "Sequential":
-        """Rebuild the architecture (fresh weights) from ``get_config()`` output."""
+    def from_config(cls, config: Dict[str, Any],
+                    weights: Optional[Dict[str, np.ndarray]] = None) -> "Sequential":
+        """Rebuild the architecture from ``get_config()`` output: fresh weights,
+        or ``weights`` named as :meth:`params` names them."""
+        cls.config_param_shapes(config)  # the structure, checked
         layers = []
-        for spec in config["layers"]:
-            if spec["type"] not in LAYER_TYPES:
-                raise ValueError(f"unknown layer type {spec['type']!r}")
-            layers.append(LAYER_TYPES[spec["type"]].from_config(spec["config"]))
+        for i, spec in enumerate(config["layers"]):
+            prefix = f"layers.{i}."
+            mine = None if weights is None else {
+                k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+            layers.append(build_layer(spec, mine, f"layer {i}"))
         return cls(layers)
 
     def save(self, path: "os.PathLike[str] | str", include_optimizer: bool = False,
@@ -489,6 +538,9 @@ class Sequential:
 
     def __repr__(self) -> str:
         return "Sequential([" + ", ".join(repr(layer) for layer in self.layers) + "])"
+
+
+LAYER_TYPES["Sequential"] = Sequential  # nests; registered here, where it is defined
 
 
 def _progress_bar_factory() -> Optional[Callable[[int, int, int], Any]]:

@@ -93,6 +93,7 @@ class Dense(Layer):
         self._x: Optional[np.ndarray] = None
         self._z: Optional[np.ndarray] = None
         self._infer_buf: Optional[np.ndarray] = None
+        self._lead: Optional[Shape] = None  # leading dims of a (..., in) input
 
     @classmethod
     def config_param_shapes(cls, config: Dict[str, Any]) -> Dict[str, Shape]:
@@ -134,19 +135,32 @@ class Dense(Layer):
     def dtype(self) -> np.dtype:
         return self._dtype
 
+    def _rows(self, x: np.ndarray) -> Tuple[np.ndarray, Optional[Shape]]:
+        """(..., in) -> (rows, in) and the leading shape, like torch.nn.Linear;
+        2-D (and bad) inputs pass through unchanged to the kernels' checks."""
+        if x.ndim > 2 and x.shape[-1] == self.in_features:
+            return x.reshape(-1, self.in_features), x.shape[:-1]
+        return x, None
+
+    @staticmethod
+    def _unrows(y: np.ndarray, lead: Optional[Shape]) -> np.ndarray:
+        return y if lead is None else y.reshape(lead + (y.shape[-1],))
+
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        x, lead = self._rows(x)
+        self._lead = lead
         if not training:
             # Inference: no pre-activation is written or kept. x is kept by
             # reference only, so a backward after an evaluation forward still
             # works (it recomputes z once).
             y = _core.dense_infer(x, self.W, self.b, self.activation, self.negative_slope)
             self._x, self._z = x, None
-            return y
+            return self._unrows(y, lead)
         y, z = ops.dense_forward(
             x, self.W, self.b, self.activation, negative_slope=self.negative_slope
         )
         self._x, self._z = x, z
-        return y
+        return self._unrows(y, lead)
 
     def infer(self, x: np.ndarray, reuse_output: bool = False) -> np.ndarray:
         """``forward(x, training=False)`` for prediction: keeps nothing.
@@ -155,19 +169,24 @@ class Dense(Layer):
         keeps for the next call with the same batch size, so it is valid
         only until then (``Sequential.predict`` uses this between layers).
         """
+        x, lead = self._rows(x)
         if not reuse_output:
-            return _core.dense_infer(x, self.W, self.b, self.activation, self.negative_slope)
+            return self._unrows(
+                _core.dense_infer(x, self.W, self.b, self.activation, self.negative_slope), lead)
         buf = self._infer_buf
         rows = x.shape[0] if x.ndim == 2 else -1
         if buf is None or buf.shape[0] != rows or buf.dtype != self._dtype:
             buf = None
         y = _core.dense_infer(x, self.W, self.b, self.activation, self.negative_slope, buf)
         self._infer_buf = y
-        return y
+        return self._unrows(y, lead)
 
     def backward(self, grad: np.ndarray, need_input_grad: bool = True) -> Optional[np.ndarray]:
         if self._x is None:
             raise RuntimeError("Dense.backward: call forward first")
+        lead = self._lead
+        if lead is not None:
+            grad = grad.reshape(-1, self.out_features)
         if self._z is None:  # the last forward was an evaluation one
             _, self._z = ops.dense_forward(
                 self._x, self.W, self.b, self.activation, negative_slope=self.negative_slope
@@ -182,7 +201,7 @@ class Dense(Layer):
             need_dx=need_input_grad,
         )
         self.db = db if self.use_bias else None
-        return dx
+        return dx if lead is None or dx is None else dx.reshape(lead + (self.in_features,))
 
     def params(self) -> Dict[str, np.ndarray]:
         return {"W": self.W, "b": self.b} if self.use_bias else {"W": self.W}
@@ -201,12 +220,12 @@ class Dense(Layer):
         return shapes
 
     def output_shape(self, input_shape: Shape) -> Shape:
-        if tuple(input_shape) != (self.in_features,):
+        if not input_shape or input_shape[-1] != self.in_features:
             raise ValueError(
                 f"Dense({self.in_features}, {self.out_features}) expects samples of shape "
-                f"({self.in_features},), got {tuple(input_shape)}"
+                f"(..., {self.in_features}), got {tuple(input_shape)}"
             )
-        return (self.out_features,)
+        return tuple(input_shape[:-1]) + (self.out_features,)
 
     def get_config(self) -> Dict[str, Any]:
         return {
