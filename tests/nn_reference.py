@@ -30,6 +30,11 @@ def _clip_finite(v):
     return np.clip(v, -np.finfo(np.float64).max, np.finfo(np.float64).max)
 
 
+def _clip_below(v):
+    """v with -Inf made -max (so -Inf * 0 gives the limit -0); +Inf and NaN kept."""
+    return np.maximum(v, -np.finfo(np.float64).max)
+
+
 def act(name: str, v: np.ndarray, slope: float = 0.01) -> np.ndarray:
     """f(v) in float64 (v float64)."""
     with np.errstate(all="ignore"):
@@ -44,12 +49,12 @@ def act(name: str, v: np.ndarray, slope: float = 0.01) -> np.ndarray:
         if name == "tanh":
             return np.tanh(v)
         if name == "gelu":
-            return _clip_finite(v) * 0.5 * _erfc(-v / math.sqrt(2.0))
+            return _clip_below(v) * 0.5 * _erfc(-v / math.sqrt(2.0))
         if name == "gelu_tanh":
             c = np.clip(v, -1e4, 1e4)
-            return _clip_finite(v) * sigmoid(2.0 * K0 * (c + K1 * c**3))
+            return _clip_below(v) * sigmoid(2.0 * K0 * (c + K1 * c**3))
         if name == "silu":
-            return _clip_finite(v) * sigmoid(v)
+            return _clip_below(v) * sigmoid(v)
     raise ValueError(name)
 
 

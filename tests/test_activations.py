@@ -35,12 +35,15 @@ def backward(name, g, x, slope=0.01):
 
 
 def check_within(got, want, bound, what):
+    """|got - want| <= bound where want is finite; where want is +-Inf or NaN,
+    got must be the same (an infinite difference is never within a bound, even
+    an infinite one, and a finite got never matches an infinite want)."""
     got = np.asarray(got, np.float64)
+    want = np.broadcast_to(np.asarray(want, np.float64), got.shape)
+    finite = np.isfinite(want)
     with np.errstate(invalid="ignore"):
-        bad = ~(np.abs(got - want) <= bound)
-    both_nan = np.isnan(got) & np.isnan(want)
-    same_inf = np.isinf(want) & (got == want)
-    bad &= ~(both_nan | same_inf)
+        bad = finite & ~(np.abs(got - want) <= bound) | ~finite & ~(
+            (got == want) | (np.isnan(got) & np.isnan(want)))
     if bad.any():
         i = np.flatnonzero(bad)[:5]
         raise AssertionError(f"{what}: {bad.sum()} elements off; got {got.ravel()[i]}, "
@@ -141,9 +144,32 @@ def test_special_values(name, dtype):
     assert not np.isnan(d[dfin]).any(), (name, x[dfin][np.isnan(d[dfin])])
     # derivatives' limits at +-Inf are exact (0, 1 or the slope)
     np.testing.assert_array_equal(d[2:4], dwant[2:4].astype(dtype), err_msg=name)
-    # sign of zero: odd functions keep -0
+    # sign of zero: odd functions keep -0 (and x * p(x) gives -0 * p(0) = -0)
     if name in ("tanh", "gelu_tanh", "silu", "gelu", "leaky_relu", "relu"):
         assert y[1] == 0
+        assert np.signbit(y[1]) == (name != "relu" or np.signbit(want[1])), name
+    # +Inf goes to the limit +Inf, not the largest finite value
+    if name in ("relu", "leaky_relu", "gelu", "gelu_tanh", "silu"):
+        assert y[2] == np.inf, (name, y[2])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 8, 9, 17, 1000])
+def test_tanh_keeps_negative_zero_every_lane(n, dtype):
+    """tanh(-0) = -0 in every SIMD lane and in the tail (the AVX2 float32 path gave +0)."""
+    y = mn.ops.tanh(np.full(n, -0.0, dtype))
+    assert (y == 0).all() and np.signbit(y).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", ["gelu", "gelu_tanh", "silu", "relu"])
+def test_inf_is_not_clamped_in_dense_epilogue(activation, dtype):
+    """+Inf reaches the fused GEMM epilogue as +Inf and comes out +Inf (was FLT_MAX)."""
+    x = np.ones((3, 2), dtype)
+    w = np.array([[np.inf] * 9, [0.0] * 9], dtype)
+    y, z = mn.ops.dense_forward(x, w, np.zeros(9, dtype), activation=activation)
+    assert (z == np.inf).all()
+    assert (y == np.inf).all(), y
 
 
 def test_activations_nd_noncontiguous_and_threads(rng, threads):
@@ -201,6 +227,25 @@ def test_softmax_huge_inf_nan_rows(dtype):
     ly = mn.ops.log_softmax(x)
     assert ly[0, 0] == 0 and ly[0, 1] == -big and ly[0, 2] == -np.inf
     assert np.isnan(ly[3]).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_softmax_of_inf_is_its_limit(axis, dtype):
+    """A slice holding +Inf: its limit, [1, 0, 0] (log: [0, -Inf, -Inf]); k
+    entries at +Inf share the mass (1/k, log: -log k). NaN anywhere stays NaN."""
+    rows = np.array([[np.inf, 1.0, 2.0], [-np.inf, np.inf, 5.0], [np.inf, np.inf, -np.inf],
+                     [np.inf, np.nan, 1.0], [1.0, 2.0, 3.0]], dtype)
+    want = np.array([[1, 0, 0], [0, 1, 0], [0.5, 0.5, 0], [np.nan] * 3, ref.softmax(rows[4])])
+    x = rows if axis == -1 else np.ascontiguousarray(rows.T)
+    y = mn.ops.softmax(x, axis=axis)
+    ly = mn.ops.log_softmax(x, axis=axis)
+    if axis == 0:
+        y, ly = y.T, ly.T
+    with np.errstate(divide="ignore"):
+        lwant = np.log(want)
+    np.testing.assert_allclose(y, want, rtol=1e-6)
+    np.testing.assert_allclose(ly, lwant, rtol=1e-6)
 
 
 @pytest.mark.parametrize("log", [False, True])
