@@ -531,10 +531,14 @@ void test_activation_names_round_trip() {
 
 // ------------------------------------------------------------ runtime
 
-void test_threads_are_per_calling_thread() {
+void test_threads_are_process_wide() {
   CHECK(throws<matnet::invalid_argument>([] { matnet::set_num_threads(0); }));
+  const int cap = matnet::max_num_threads();
+  CHECK(cap >= 1);
+  CHECK(throws<matnet::invalid_argument>([cap] { matnet::set_num_threads(cap + 1); }));
+  CHECK(throws<matnet::invalid_argument>([] { matnet::set_num_threads(100000); }));
   const int before = matnet::get_num_threads();
-  CHECK(before >= 1);
+  CHECK(before >= 1 && before <= cap);
   int inside = 0;
   std::thread worker([&] {
     matnet::set_num_threads(1);
@@ -542,7 +546,13 @@ void test_threads_are_per_calling_thread() {
   });
   worker.join();
   CHECK(inside == 1);
-  CHECK(matnet::get_num_threads() == before);  // the setting stayed on the worker
+  CHECK(matnet::get_num_threads() == 1);  // the setting applies to every thread
+  matnet::set_num_threads(cap);
+  int seen = 0;
+  std::thread other([&] { seen = matnet::get_num_threads(); });
+  other.join();
+  CHECK(seen == cap);
+  matnet::set_num_threads(before);
   CHECK(std::string(matnet::isa_name(matnet::active_isa())).size() > 0);
   CHECK(matnet::cpu_supports(matnet::Isa::generic));
 }
@@ -707,7 +717,7 @@ int main() {
       {"nn_bad_arguments_throw_matnet_invalid_argument",
        test_nn_bad_arguments_throw_matnet_invalid_argument},
       {"activation_names_round_trip", test_activation_names_round_trip},
-      {"threads_are_per_calling_thread", test_threads_are_per_calling_thread},
+      {"threads_are_process_wide", test_threads_are_process_wide},
       {"gemv_matches_naive_loops<float>", test_gemv_matches_naive_loops<float>},
       {"gemv_matches_naive_loops<double>", test_gemv_matches_naive_loops<double>},
       {"gemv_alpha_zero_reads_only_y<float>", test_gemv_alpha_zero_reads_only_y<float>},
