@@ -12,7 +12,7 @@ void register_runtime(py::module_& m) {
   m.def("get_num_threads", &matnet::get_num_threads,
         "Number of threads matnet's kernels use (process-wide; honours OMP_NUM_THREADS).");
   m.def("max_num_threads", &matnet::max_num_threads,
-        "The largest count set_num_threads accepts (4 x the CPUs, at most OMP_THREAD_LIMIT).");
+        "The largest count set_num_threads accepts (4 x the CPUs available).");
   m.def("set_num_threads", &matnet::set_num_threads, py::arg("n"),
         "Sets the number of threads matnet's kernels use, for every thread "
         "(ValueError outside [1, max_num_threads()]).");

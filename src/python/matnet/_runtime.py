@@ -22,7 +22,7 @@ def get_num_threads() -> int:
 
 def max_num_threads() -> int:
     """The largest count :func:`set_num_threads` accepts: 4 x the CPUs
-    available to the process, at most ``OMP_THREAD_LIMIT``."""
+    available to the process (``OMP_THREAD_LIMIT`` may still make teams smaller)."""
     return _core.max_num_threads()
 
 
@@ -38,8 +38,8 @@ def set_num_threads(n: int) -> None:
         raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
     cap = _core.max_num_threads()
     if not 1 <= n <= cap:
-        raise ValueError(f"set_num_threads: n must be in [1, {cap}] (4 x the CPUs available, "
-                         f"at most OMP_THREAD_LIMIT), got {n}")
+        raise ValueError(f"set_num_threads: n must be in [1, {cap}] (4 x the CPUs available), "
+                         f"got {n}")
     _core.set_num_threads(n)
 
 

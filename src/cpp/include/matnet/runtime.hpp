@@ -42,7 +42,7 @@ MATNET_API bool cpu_supports(Isa isa);
 MATNET_API int get_num_threads();
 
 /// The largest count set_num_threads accepts: 4 x the CPUs available to the
-/// process (omp_get_num_procs), at most OMP_THREAD_LIMIT.
+/// process (omp_get_num_procs). OMP_THREAD_LIMIT may still make teams smaller.
 MATNET_API int max_num_threads();
 
 /// Sets the number of OpenMP threads for calls made from every thread of the

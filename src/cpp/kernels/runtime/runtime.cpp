@@ -105,11 +105,9 @@ namespace {
 // libgomp fails (or crashes) creating tens of thousands of threads.
 constexpr int kThreadsPerCpu = 4;
 
-int compute_thread_cap() {
-  const int procs = std::max(omp_get_num_procs(), 1);
-  const int limit = std::max(omp_get_thread_limit(), 1);
-  return std::min(kThreadsPerCpu * procs, limit);
-}
+// (OMP_THREAD_LIMIT is not part of the cap: a team smaller than asked for
+// is handled by every parallel region.)
+int compute_thread_cap() { return kThreadsPerCpu * std::max(omp_get_num_procs(), 1); }
 
 struct ThreadState {
   int cap = compute_thread_cap();
@@ -167,7 +165,7 @@ void set_num_threads(int n) {
   if (n < 1 || n > cap) {
     throw matnet::invalid_argument("set_num_threads: n must be in [1, " + std::to_string(cap) +
                                    "] (" + std::to_string(kThreadsPerCpu) +
-                                   " x the CPUs available, at most OMP_THREAD_LIMIT), got " +
+                                   " x the CPUs available), got " +
                                    std::to_string(n));
   }
   state().budget.store(n, std::memory_order_relaxed);
