@@ -352,7 +352,7 @@ def test_bad_out_raises_value_error():
     b = np.ones((5, 6), np.float32)
     with pytest.raises(ValueError, match=r"shape \(4, 6\)"):
         mn.ops.matmul(a, b, out=np.empty((6, 4), np.float32))
-    with pytest.raises(ValueError, match="dtype float32"):
+    with pytest.raises(TypeError, match="dtype float32"):  # NumPy's convention: a dtype is a type
         mn.ops.matmul(a, b, out=np.empty((4, 6), np.float64))
     with pytest.raises(ValueError, match="C-contiguous"):
         mn.ops.matmul(a, b, out=np.empty((6, 4), np.float32).T)
@@ -371,7 +371,7 @@ def test_bad_gemm_c_raises_value_error():
         mn.ops.gemm(a, b, beta=1.0)
     with pytest.raises(ValueError, match=r"shape \(4, 6\)"):
         mn.ops.gemm(a, b, np.zeros((4, 5)), beta=1.0)
-    with pytest.raises(ValueError, match="dtype float64"):
+    with pytest.raises(TypeError, match="dtype float64"):
         mn.ops.gemm(a, b, np.zeros((4, 6), np.float32), beta=1.0)
     ro = np.zeros((4, 6))
     ro.flags.writeable = False
