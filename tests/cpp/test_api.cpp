@@ -34,20 +34,6 @@
 
 namespace {
 
-// True when f() throws Ex (or a type derived from it); false for no exception
-// or another type.
-template <typename Ex>
-bool throws(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Ex&) {
-    return true;
-  } catch (...) {
-    return false;
-  }
-  return false;
-}
-
 // Element `i` of a pseudo-random stream: a multiple of 1/8 in [-1, 1].
 // Products of two are multiples of 1/64 in [-1, 1]; a sum of k of them is a
 // multiple of 1/64 below k in magnitude, and with alpha = +-0.75 and beta *
@@ -706,10 +692,7 @@ void test_large_calls_from_std_threads() {
 }  // namespace
 
 int main() {
-  const struct {
-    const char* name;
-    void (*run)();
-  } tests[] = {
+  return run_tests({
       {"gemm_matches_naive_loops<float>", test_gemm_matches_naive_loops<float>},
       {"gemm_matches_naive_loops<double>", test_gemm_matches_naive_loops<double>},
       {"gemm_bad_arguments_throw_and_write_nothing",
@@ -737,21 +720,5 @@ int main() {
       {"calls_inside_callers_omp_parallel<double>", test_calls_inside_callers_omp_parallel<double>},
       {"large_calls_from_std_threads<float>", test_large_calls_from_std_threads<float>},
       {"large_calls_from_std_threads<double>", test_large_calls_from_std_threads<double>},
-  };
-  int failed_tests = 0;
-  for (const auto& t : tests) {
-    const int before = g_failures;
-    try {
-      t.run();
-    } catch (const std::exception& e) {
-      ++g_failures;
-      std::fprintf(stderr, "%s: unexpected exception: %s\n", t.name, e.what());
-    }
-    const bool passed = g_failures == before;
-    failed_tests += !passed;
-    std::printf("%s %s\n", passed ? "PASS" : "FAIL", t.name);
-  }
-  std::printf("%d of %zu tests failed (isa %s)\n", failed_tests, sizeof(tests) / sizeof(tests[0]),
-              matnet::isa_name(matnet::active_isa()));
-  return failed_tests == 0 ? 0 : 1;
+  });
 }
