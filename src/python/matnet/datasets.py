@@ -8,9 +8,10 @@ Nothing is downloaded.
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import zlib
-from typing import BinaryIO, Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 
@@ -19,7 +20,7 @@ __all__ = ["load_digits", "load_mnist", "read_idx", "MNIST_FILES"]
 Split = Tuple[Tuple[np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray]]
 
 # IDX type codes (third magic byte) -> big-endian dtypes.
-_IDX_DTYPES = {
+_IDX_DTYPES: Dict[int, np.dtype] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),
@@ -81,9 +82,9 @@ def _stratified_split(y: np.ndarray, test_size: float, seed: int) -> Tuple[np.nd
     return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
 
 
-def _read_into(f: BinaryIO | gzip.GzipFile, out: np.ndarray, path: str, what: str) -> None:
+def _read_into(f: io.BufferedIOBase, out: np.ndarray, path: str, what: str) -> None:
     """Fill the uint8 array out from f, chunk by chunk (no intermediate copies)."""
-    view = memoryview(out)
+    view = out.data  # a memoryview of the array
     got = 0
     while got < out.size:
         n = f.readinto(view[got:got + _CHUNK])
@@ -93,7 +94,7 @@ def _read_into(f: BinaryIO | gzip.GzipFile, out: np.ndarray, path: str, what: st
         got += n
 
 
-def _read_exactly(f: BinaryIO | gzip.GzipFile, n: int, path: str, what: str) -> bytes:
+def _read_exactly(f: io.BufferedIOBase, n: int, path: str, what: str) -> bytes:
     data = np.empty(n, np.uint8)
     _read_into(f, data, path, what)
     return data.tobytes()
@@ -125,7 +126,7 @@ def read_idx(path: "os.PathLike[str] | str") -> np.ndarray:
         return _parse_idx(raw, path, size)
 
 
-def _parse_idx(f: BinaryIO | gzip.GzipFile, path: str, max_size: int) -> np.ndarray:
+def _parse_idx(f: io.BufferedIOBase, path: str, max_size: int) -> np.ndarray:
     """The array in f; max_size bounds what the file can hold (its size, or for
     gzip deflate's largest ratio times it), checked before allocating."""
     try:

@@ -14,7 +14,7 @@ types a saved file may name.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Dict, Optional, Tuple
+from typing import Any, ClassVar, Dict, Optional, Tuple, Type
 
 import numpy as np
 
@@ -357,7 +357,9 @@ class Dense(Layer):
         return dx
 
     def params(self) -> Dict[str, np.ndarray]:
-        return {"W": self.W, "b": self.b} if self.use_bias else {"W": self.W}
+        if self.b is None:
+            return {"W": self.W}
+        return {"W": self.W, "b": self.b}
 
     def grads(self) -> Dict[str, Optional[np.ndarray]]:
         return {"W": self.dW, "b": self.db} if self.use_bias else {"W": self.dW}
@@ -420,10 +422,10 @@ class _Elementwise(Layer):
 class ReLU(_Elementwise):
     """``max(x, 0)`` elementwise."""
 
-    def _f(self, x):
+    def _f(self, x: np.ndarray) -> np.ndarray:
         return ops.relu(x)
 
-    def _df(self, grad, x):
+    def _df(self, grad: np.ndarray, x: np.ndarray) -> np.ndarray:
         return ops.relu_backward(grad, x)
 
 
@@ -434,10 +436,10 @@ class LeakyReLU(_Elementwise):
         super().__init__()
         self.negative_slope = _check_float(negative_slope, "negative_slope", "LeakyReLU", 0.0, 1e6)
 
-    def _f(self, x):
+    def _f(self, x: np.ndarray) -> np.ndarray:
         return ops.leaky_relu(x, self.negative_slope)
 
-    def _df(self, grad, x):
+    def _df(self, grad: np.ndarray, x: np.ndarray) -> np.ndarray:
         return ops.leaky_relu_backward(grad, x, self.negative_slope)
 
     def get_config(self) -> Dict[str, Any]:
@@ -447,20 +449,20 @@ class LeakyReLU(_Elementwise):
 class Sigmoid(_Elementwise):
     """``1 / (1 + exp(-x))`` elementwise."""
 
-    def _f(self, x):
+    def _f(self, x: np.ndarray) -> np.ndarray:
         return ops.sigmoid(x)
 
-    def _df(self, grad, x):
+    def _df(self, grad: np.ndarray, x: np.ndarray) -> np.ndarray:
         return ops.sigmoid_backward(grad, x)
 
 
 class Tanh(_Elementwise):
     """``tanh(x)`` elementwise."""
 
-    def _f(self, x):
+    def _f(self, x: np.ndarray) -> np.ndarray:
         return ops.tanh(x)
 
-    def _df(self, grad, x):
+    def _df(self, grad: np.ndarray, x: np.ndarray) -> np.ndarray:
         return ops.tanh_backward(grad, x)
 
 
@@ -473,10 +475,10 @@ class GELU(_Elementwise):
             raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
         self.approximate = approximate
 
-    def _f(self, x):
+    def _f(self, x: np.ndarray) -> np.ndarray:
         return ops.gelu(x, approximate=self.approximate)
 
-    def _df(self, grad, x):
+    def _df(self, grad: np.ndarray, x: np.ndarray) -> np.ndarray:
         return ops.gelu_backward(grad, x, approximate=self.approximate)
 
     def get_config(self) -> Dict[str, Any]:
@@ -486,10 +488,10 @@ class GELU(_Elementwise):
 class SiLU(_Elementwise):
     """``x · sigmoid(x)`` (swish) elementwise."""
 
-    def _f(self, x):
+    def _f(self, x: np.ndarray) -> np.ndarray:
         return ops.silu(x)
 
-    def _df(self, grad, x):
+    def _df(self, grad: np.ndarray, x: np.ndarray) -> np.ndarray:
         return ops.silu_backward(grad, x)
 
 
@@ -598,7 +600,7 @@ class Flatten(Layer):
 
 
 #: Layer types by name: what ``Sequential`` configs and saved files may contain.
-LAYER_TYPES: Dict[str, type] = {
+LAYER_TYPES: Dict[str, Type[Layer]] = {
     cls.__name__: cls
     for cls in (Dense, ReLU, LeakyReLU, Sigmoid, Tanh, GELU, SiLU, Softmax, LogSoftmax,
                 Dropout, Flatten)

@@ -194,7 +194,7 @@ class SGD(Optimizer):
             first_step=self.iterations == 1, check_only=check_only,
         )
 
-    def _hyper_config(self):
+    def _hyper_config(self) -> Dict[str, Any]:
         return {"momentum": self.momentum, "dampening": self.dampening,
                 "nesterov": self.nesterov, "weight_decay": self.weight_decay}
 
@@ -224,7 +224,7 @@ class Adam(Optimizer):
             weight_decay=self.weight_decay, decoupled=self._decoupled, check_only=check_only,
         )
 
-    def _hyper_config(self):
+    def _hyper_config(self) -> Dict[str, Any]:
         return {"betas": list(self.betas), "eps": self.eps, "weight_decay": self.weight_decay}
 
 
@@ -266,7 +266,7 @@ class RMSprop(Optimizer):
             grad_avg=state.get("grad_avg"), check_only=check_only,
         )
 
-    def _hyper_config(self):
+    def _hyper_config(self) -> Dict[str, Any]:
         return {"alpha": self.alpha, "eps": self.eps, "weight_decay": self.weight_decay,
                 "momentum": self.momentum, "centered": self.centered}
 
