@@ -1,9 +1,9 @@
 """Tests of matnet.ops.matmul / matnet.ops.gemm on 2-D operands against a
 float64 NumPy reference.
 
-Every result is checked with nn_reference.check_result: |C - C_ref| <=
+Every result is checked with numpy_reference.check_result: |C - C_ref| <=
 (k + 3) * eps * (|alpha| |op(A)| @ |op(B)| + |beta| |C0|), the worst-case
-rounding bound of a k-term sum in any order, derived in nn_reference.py.
+rounding bound of a k-term sum in any order, derived in numpy_reference.py.
 The skinny products (the GEMV and small-m paths) are swept in
 test_gemm_skinny.py, N-D and 1-D operands in test_matmul_batched.py.
 """
@@ -21,7 +21,7 @@ import pytest
 
 import matnet as mn
 from matnet import _core
-from nn_reference import DTYPES, TRANS, check_result, make_operands
+from numpy_reference import DTYPES, TRANS, check_result, make_operands
 
 pytestmark = pytest.mark.usefixtures("single_thread_blas")
 

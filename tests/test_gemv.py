@@ -2,12 +2,12 @@
 float64 NumPy reference.
 
 A matrix-vector product is the n == 1 case of a matrix product, so every
-result is checked with nn_reference.check_result(y, a, x, trans_a=trans):
+result is checked with numpy_reference.check_result(y, a, x, trans_a=trans):
 |y - y_ref| <= (k + 3) * eps * (|op(a)| @ |x|) + tiny elementwise, k the
 length of each dot product (n, or m with trans). That is gamma_{k+3}, the
 worst-case rounding of a k-term sum in any order (SIMD lanes, unrolled
 accumulators, FMA, a split over threads) plus the float64 reference's own
-error; the derivation is in nn_reference.py. No alpha or beta scaling
+error; the derivation is in numpy_reference.py. No alpha or beta scaling
 happens here, so the "+ 3" is slack the derivation does not need, not a
 tuned allowance. Long float32 sums are also checked exactly on data whose
 every partial sum is representable (test_exact_long_sums), where a single
@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 import matnet as mn
-from nn_reference import (DTYPES, check_exact, check_result, exact_operand, layouts,
+from numpy_reference import (DTYPES, check_exact, check_result, exact_operand, layouts,
                           strided_copy)
 
 pytestmark = pytest.mark.usefixtures("single_thread_blas")
@@ -58,7 +58,7 @@ def run_sweep(dtype, trans, rng) -> int:
 
 
 def run_layout_sweep(dtype, trans, rng) -> int:
-    """Every layout of a against every layout of x (nn_reference.layouts:
+    """Every layout of a against every layout of x (numpy_reference.layouts:
     Fortran, strided, reversed, misaligned, byte-swapped) on shapes that take
     the short, the tail-only and the vectorised loops."""
     count = 0

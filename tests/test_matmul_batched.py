@@ -4,7 +4,7 @@ the result, two 1-D operands give a 0-d array), trans_a / trans_b swapping the
 last two axes, and out=.
 
 Each product of a batch is a plain matrix product, so every result is checked
-with nn_reference.check_result, whose bound (k + 3) * eps * (|op(A)| @ |op(B)|)
+with numpy_reference.check_result, whose bound (k + 3) * eps * (|op(A)| @ |op(B)|)
 + tiny per element is derived there; the reference is np.matmul in float64,
 which also fixes the expected shape. The batch sizes include both ways of
 threading a batch: many small products ((512, 8, 8): one product per thread)
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import matnet as mn
-from nn_reference import (DTYPES, TRANS, check_exact, check_result, exact_operand, layouts,
+from numpy_reference import (DTYPES, TRANS, check_exact, check_result, exact_operand, layouts,
                           one_operand_varied)
 
 pytestmark = pytest.mark.usefixtures("single_thread_blas")
@@ -153,7 +153,7 @@ def batch_views(x) -> dict:
     """name -> an N-D array equal to x (batch axis first) with the batch stored
     unusually: every second matrix of a larger stack, the batch axis inside
     the matrices' rows (transpose(1, 0, 2) of a contiguous array), matrices
-    with reversed rows, plus the element-level layouts of nn_reference.layouts
+    with reversed rows, plus the element-level layouts of numpy_reference.layouts
     (zero batch strides: test_zero_stride_batch)."""
     x = np.asarray(x)
     doubled = np.repeat(np.full_like(x, np.nan), 2, axis=0)
@@ -298,7 +298,7 @@ def test_team_smaller_than_requested(isa_subprocess):
     """OMP_THREAD_LIMIT=1 with 2 threads requested: however the batch is split
     (across products or inside them), every product must be computed."""
     out = isa_subprocess(mn.cpu_info()["isa"], (
-        "import numpy as np, nn_reference as ref\n"
+        "import numpy as np, numpy_reference as ref\n"
         "mn.set_num_threads(2)\n"
         "rng = np.random.default_rng(5)\n"
         "for sa, sb in [((512, 8, 8), (512, 8, 8)), ((3, 130, 257), (3, 257, 70)),\n"
