@@ -47,26 +47,19 @@ def single_thread_blas():
 
 
 @pytest.fixture
-def isa_subprocess():
-    """run(isa, code, extra_env=None) -> stdout: code run by a fresh
-    interpreter with MATNET_ISA=isa (the path is chosen once per process, so
-    each ISA needs its own) and extra_env (e.g. OMP_THREAD_LIMIT, also read
-    once), after asserting that path is the active one. The tests directory is
-    on its path, so code can import the test modules and reuse their sweeps.
-    Skips the test when the CPU lacks the ISA; fails with the output when the
-    code fails."""
+def python_subprocess():
+    """run(code, extra_env=None) -> stdout: code run by a fresh interpreter
+    with extra_env (e.g. OMP_THREAD_LIMIT, read once per process) and the tests
+    directory on its path; fails the test with the output when the code fails.
+    (For "the same test on every ISA path" use the isa_path fixture below.)"""
 
-    def run(isa: str, code: str, extra_env: dict | None = None, timeout: float = 300) -> str:
-        if not mn.cpu_info()["supported_isas"][isa]:
-            pytest.skip(f"this CPU does not support {isa}")
-        prelude = ("import matnet as mn\n"
-                   f"assert mn.cpu_info()['isa'] == {isa!r}, mn.cpu_info()\n")
+    def run(code: str, extra_env: dict | None = None, timeout: float = 300) -> str:
         # OPENBLAS_NUM_THREADS: NumPy's references on one thread, as single_thread_blas.
-        env = dict(os.environ, MATNET_ISA=isa, OPENBLAS_NUM_THREADS="1", **(extra_env or {}))
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", **(extra_env or {}))
         env["PYTHONPATH"] = TESTS_DIR + os.pathsep + env.get("PYTHONPATH", "")
-        proc = subprocess.run([sys.executable, "-c", prelude + code], env=env,
+        proc = subprocess.run([sys.executable, "-c", code], env=env,
                               capture_output=True, text=True, timeout=timeout)
-        assert proc.returncode == 0, f"MATNET_ISA={isa} run failed:\n{proc.stdout}\n{proc.stderr}"
+        assert proc.returncode == 0, f"run failed ({extra_env}):\n{proc.stdout}\n{proc.stderr}"
         return proc.stdout
 
     return run

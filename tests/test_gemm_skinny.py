@@ -165,23 +165,20 @@ def test_beta_zero_and_alpha_zero(m, n, dtype, rng):
 # ----------------------------------------------------------------- ISA paths
 
 
-@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
-def test_every_isa_path(isa, isa_subprocess):
+def test_every_isa_path(isa_path, threads):
     """On each kernel path the CPU has, both dtypes, all transposes: the cube
     and the skinny sweep (k, n up to 257, with alpha / beta) on one thread,
     the skinny sweep over k, n in {1, 17, 257} on two (the 2-thread cube
     costs a second per dtype and transpose, and its thread split is the
     same code on every path)."""
-    out = isa_subprocess(isa, (
-        "import numpy as np, test_gemm_skinny as ts\n"
-        "rng = np.random.default_rng(17); n = 0\n"
-        "for dt in ts.DTYPES:\n"
-        "    for ta, tb in ts.TRANS:\n"
-        "        mn.set_num_threads(1)\n"
-        "        n += ts.run_cube(dt, ta, tb, rng)\n"
-        "        n += ts.run_skinny(dt, ta, tb, rng, kns=(1, 7, 17, 33, 257))\n"
-        "        mn.set_num_threads(2)\n"
-        "        n += ts.run_skinny(dt, ta, tb, rng, kns=(1, 17, 257), with_beta=False)\n"
-        "print('cases', n)\n"
-    ))
-    assert out.split() == ["cases", str(2 * 4 * (896 + len(SKINNY_M) * (25 + 9)))]
+    rng = np.random.default_rng(17)
+    n = 0
+    for dt in DTYPES:
+        for ta, tb in TRANS:
+            mn.set_num_threads(1)
+            n += run_cube(dt, ta, tb, rng)
+            n += run_skinny(dt, ta, tb, rng, kns=(1, 7, 17, 33, 257))
+            mn.set_num_threads(2)
+            n += run_skinny(dt, ta, tb, rng, kns=(1, 17, 257), with_beta=False)
+    assert mn.cpu_info()["isa"] == isa_path
+    assert n == 2 * 4 * (896 + len(SKINNY_M) * (25 + 9))

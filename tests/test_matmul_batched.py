@@ -294,11 +294,11 @@ def test_bad_dtypes_raise_type_error():
 # ----------------------------------------------------------------- threads, ISA paths
 
 
-def test_team_smaller_than_requested(isa_subprocess):
+def test_team_smaller_than_requested(python_subprocess):
     """OMP_THREAD_LIMIT=1 with 2 threads requested: however the batch is split
     (across products or inside them), every product must be computed."""
-    out = isa_subprocess(mn.cpu_info()["isa"], (
-        "import numpy as np, numpy_reference as ref\n"
+    out = python_subprocess((
+        "import numpy as np, matnet as mn, numpy_reference as ref\n"
         "mn.set_num_threads(2)\n"
         "rng = np.random.default_rng(5)\n"
         "for sa, sb in [((512, 8, 8), (512, 8, 8)), ((3, 130, 257), (3, 257, 70)),\n"
@@ -311,17 +311,14 @@ def test_team_smaller_than_requested(isa_subprocess):
     assert out.strip() == "ok"
 
 
-@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
-def test_every_isa_path(isa, isa_subprocess):
+def test_every_isa_path(isa_path, threads):
     """The broadcasting sweep, both dtypes, 1 and 2 threads, on each kernel
     path the CPU has."""
-    out = isa_subprocess(isa, (
-        "import numpy as np, test_matmul_batched as tb\n"
-        "rng = np.random.default_rng(13); n = 0\n"
-        "for nt in (1, 2):\n"
-        "    mn.set_num_threads(nt)\n"
-        "    for dt in tb.DTYPES:\n"
-        "        n += tb.run_broadcast_sweep(dt, rng)\n"
-        "print('cases', n)\n"
-    ))
-    assert out.split() == ["cases", str(2 * 2 * len(BATCHES) * len(PRODUCTS) * len(TRANS))]
+    rng = np.random.default_rng(13)
+    n = 0
+    for nt in (1, 2):
+        mn.set_num_threads(nt)
+        for dt in DTYPES:
+            n += run_broadcast_sweep(dt, rng)
+    assert mn.cpu_info()["isa"] == isa_path
+    assert n == 2 * 2 * len(BATCHES) * len(PRODUCTS) * len(TRANS)
