@@ -1,73 +1,320 @@
-"""Plain-NumPy reference for the Python layer's tests.
+"""The one plain-NumPy reference of matnet's tests: no matnet calls, the maths
+written the obvious (and, where it matters, the accurate) way.
 
-The same network maths as matnet's kernels, written the obvious way in NumPy
-(no matnet calls), so training trajectories and gradients can be compared
-against something independent. Optimizer formulas follow torch.optim (the
-single-tensor implementations), as matnet's update kernels document.
+- float64 references and error bounds for the kernel tests: activations and
+  their derivatives (act, act_grad, mixed_bound), softmax, matrix products
+  (check_result, check_exact) and operand layouts (layouts, misaligned, ...);
+- the network maths of the Python layer: dense layers, losses, the optimizer
+  formulas of torch.optim (single-tensor implementations) and ReferenceMLP,
+  against which training trajectories are compared.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 
-# ---------------------------------------------------------------- activations
+K0 = math.sqrt(2.0 / math.pi)
+K1 = 0.044715
+ACTIVATIONS = ["relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu"]
+EPS = {np.dtype(np.float32): 2.0**-23, np.dtype(np.float64): 2.0**-52}
+TINY = {np.dtype(np.float32): float(np.finfo(np.float32).tiny),
+        np.dtype(np.float64): float(np.finfo(np.float64).tiny)}
 
-_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_erfc = np.vectorize(math.erfc, otypes=[np.float64])
 
 
-def _erf(x: np.ndarray) -> np.ndarray:
-    # math.erf is exact to rounding; vectorize keeps this file NumPy-only.
-    return np.vectorize(math.erf, otypes=[x.dtype])(x)
+def sigmoid(v: np.ndarray) -> np.ndarray:
+    """sigmoid accurate in both tails (exp(-|v|) never overflows)."""
+    e = np.exp(-np.abs(v))
+    r = 1.0 / (1.0 + e)
+    return np.where(v >= 0, r, e * r)
 
 
-def activation(z: np.ndarray, name: str | None, negative_slope: float = 0.01) -> np.ndarray:
-    if name is None:
-        return z.copy()
-    if name == "relu":
-        return np.maximum(z, 0)
-    if name == "leaky_relu":
-        return np.where(z > 0, z, negative_slope * z)
-    if name == "sigmoid":
-        return 1.0 / (1.0 + np.exp(-z))
-    if name == "tanh":
-        return np.tanh(z)
-    if name == "gelu":
-        return 0.5 * z * (1.0 + _erf(z / math.sqrt(2.0)))
-    if name == "gelu_tanh":
-        return 0.5 * z * (1.0 + np.tanh(_SQRT_2_OVER_PI * (z + 0.044715 * z**3)))
-    if name == "silu":
-        return z / (1.0 + np.exp(-z))
+def _clip_finite(v):
+    return np.clip(v, -np.finfo(np.float64).max, np.finfo(np.float64).max)
+
+
+def _clip_below(v):
+    """v with -Inf made -max (so -Inf * 0 gives the limit -0); +Inf and NaN kept."""
+    return np.maximum(v, -np.finfo(np.float64).max)
+
+
+def act(name: str, v: np.ndarray, slope: float = 0.01) -> np.ndarray:
+    """f(v) in float64 (v float64)."""
+    with np.errstate(all="ignore"):
+        if name in (None, "identity"):
+            return v.copy()
+        if name == "relu":
+            return np.where(v < 0, 0.0, v)
+        if name == "leaky_relu":
+            return np.where(v > 0, v, slope * v)
+        if name == "sigmoid":
+            return sigmoid(v)
+        if name == "tanh":
+            return np.tanh(v)
+        if name == "gelu":
+            return _clip_below(v) * 0.5 * _erfc(-v / math.sqrt(2.0))
+        if name == "gelu_tanh":
+            c = np.clip(v, -1e4, 1e4)
+            return _clip_below(v) * sigmoid(2.0 * K0 * (c + K1 * c**3))
+        if name == "silu":
+            return _clip_below(v) * sigmoid(v)
     raise ValueError(name)
 
 
-def activation_grad(z: np.ndarray, name: str | None, negative_slope: float = 0.01) -> np.ndarray:
-    """d activation(z) / dz, elementwise."""
-    if name is None:
-        return np.ones_like(z)
-    if name == "relu":
-        return (z > 0).astype(z.dtype)
-    if name == "leaky_relu":
-        return np.where(z > 0, 1.0, negative_slope).astype(z.dtype)
-    if name == "sigmoid":
-        s = 1.0 / (1.0 + np.exp(-z))
-        return s * (1.0 - s)
-    if name == "tanh":
-        return 1.0 - np.tanh(z) ** 2
-    if name == "gelu":
-        cdf = 0.5 * (1.0 + _erf(z / math.sqrt(2.0)))
-        pdf = np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
-        return cdf + z * pdf
-    if name == "silu":
-        s = 1.0 / (1.0 + np.exp(-z))
-        return s * (1.0 + z * (1.0 - s))
+def act_grad(name: str, v: np.ndarray, slope: float = 0.01) -> np.ndarray:
+    """f'(v) in float64, analytic."""
+    with np.errstate(all="ignore"):
+        if name in (None, "identity"):
+            return np.ones_like(v)
+        if name == "relu":
+            return (v > 0).astype(np.float64)
+        if name == "leaky_relu":
+            return np.where(v > 0, 1.0, slope)
+        if name == "sigmoid":
+            return sigmoid(v) * sigmoid(-v)
+        if name == "tanh":
+            return 1.0 / np.cosh(v) ** 2
+        if name == "gelu":
+            c = _clip_finite(v)
+            return 0.5 * _erfc(-v / math.sqrt(2.0)) + c * np.exp(-0.5 * c * c) / math.sqrt(2 * math.pi)
+        if name == "gelu_tanh":
+            c = np.clip(v, -1e4, 1e4)
+            u = K0 * (c + K1 * c**3)
+            s = sigmoid(2 * u)
+            return s + c * s * sigmoid(-2 * u) * 2 * K0 * (1 + 3 * K1 * c * c)
+        if name == "silu":
+            return sigmoid(v) * (1 + _clip_finite(v) * sigmoid(-v))
     raise ValueError(name)
+
+
+def mixed_bound(f, v: np.ndarray, k: float, dtype) -> np.ndarray:
+    """k * eps * (|f(v)| + |v f'(v)|) + tiny: k eps of the result plus the effect
+    of a k-eps perturbation of v (the bound stated in matnet/activations.hpp).
+    f' comes from a float64 central difference, accurate enough for a bound."""
+    dt = np.dtype(dtype)
+    h = 1e-6 * np.maximum(1.0, np.abs(v))
+    with np.errstate(all="ignore"):
+        fp = (f(v + h) - f(v - h)) / (2 * h)
+        b = k * EPS[dt] * (np.abs(f(v)) + np.abs(v * fp)) + TINY[dt]
+    return np.where(np.isfinite(b), b, np.inf)
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    x = x.astype(np.float64)
+    if x.size == 0:
+        return x.copy()
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
+
+
+def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    x = x.astype(np.float64)
+    if x.size == 0:
+        return x.copy()
+    m = x.max(axis=axis, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
+
+
+def central_diff(f, x: np.ndarray, h: float) -> np.ndarray:
+    """Gradient of the scalar function f at x (float64) by central differences."""
+    g = np.zeros_like(x)
+    flat, gf = x.reshape(-1), g.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + h
+        fp = f(x)
+        flat[i] = old - h
+        fm = f(x)
+        flat[i] = old
+        gf[i] = (fp - fm) / (2 * h)
+    return g
+
+
+# ------------------------------------------------------------- matrix products
+#
+# Error bound of every product check (derivation)
+# -----------------------------------------------
+# For C = alpha * op(A) @ op(B) + beta * C0 computed in a dtype with unit
+# roundoff u = eps / 2, each element is a sum of k products. Whatever the
+# order of summation (blocked over KC, split into SIMD lanes or over threads,
+# FMA-chained, the partial sum stored to C and reloaded between KC blocks),
+# the standard result (Higham, *Accuracy and Stability of Numerical
+# Algorithms*, 2nd ed., sec. 3.1) gives |fl(sum) - sum| <= gamma_k * sum_p
+# |a_ip| |b_pj| with gamma_k = k u / (1 - k u). Scaling by alpha, multiplying
+# beta * C0 and the final addition add at most three more roundings, so
+#
+#     |C - C_exact|_ij <= gamma_{k+3} * M_ij,
+#     M = |alpha| * |op(A)| @ |op(B)| + |beta| * |C0|.
+#
+# A matrix-vector product is the n == 1 (or m == 1) case; a batched product is
+# this bound for each product of the batch. The reference is computed in
+# float64 from the very same (exactly converted) inputs, so it has error
+# <= gamma_{k+3}(float64) * M. For float64 results the two bounds add up to
+# (k + 3) * 2 u = (k + 3) * eps (to first order); for float32 the float64
+# reference error is ~1e-9 of the allowance. Hence the check
+# |C - C_ref| <= (k + 3) * eps * M * (1 + 1e-3) + tiny, where the 1e-3 covers
+# the second-order 1/(1 - k u) factor (k u < 1e-3 while k < 16700 in float32;
+# the longest sums in the tests have k = 8191, k u = 4.9e-4) and ``tiny``
+# keeps exact zeros (M = 0) comparable. A wrong, missing or doubled block
+# changes C by O(M), orders of magnitude above this; a single wrong term in a
+# long float32 sum may hide in it, which is what exact_operand() is for.
+
+DTYPES = [np.float32, np.float64]
+TRANS = list(itertools.product([False, True], [False, True]))
+
+
+def make_operands(rng, m, n, k, dtype, trans_a, trans_b):
+    """A, B stored so that op(A) is m x k and op(B) is k x n."""
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+    return a, b
+
+
+def op64(x, trans):
+    """x in float64, its last two axes swapped when trans (np.matmul's layout)."""
+    x64 = np.asarray(x, dtype=np.float64)
+    if trans:
+        assert x64.ndim >= 2, "a transpose flag needs an operand with ndim >= 2"
+        return np.swapaxes(x64, -1, -2)
+    return x64
+
+
+def _reference(got, a, b, trans_a, trans_b, alpha, beta, c0, case):
+    """(alpha op(a) @ op(b) + beta c0, its magnitude M, k, dtype) in float64 by
+    np.matmul's shape rules, after asserting got's type, dtype and shape. got
+    must be an ndarray (0-d for two 1-D operands) of the operands' common
+    dtype: a float32 product returned as float64 would otherwise pass against
+    the looser float32 bound and hide a wrong kernel path."""
+    A, B = op64(a, trans_a), op64(b, trans_b)
+    dtype = np.promote_types(np.asarray(a).dtype, np.asarray(b).dtype)
+    assert isinstance(got, np.ndarray), f"{case}: got a {type(got).__name__}, not an ndarray"
+    assert got.dtype == dtype, f"{case}: dtype {got.dtype} != {dtype}"
+    ref = alpha * np.matmul(A, B)
+    mag = abs(alpha) * np.matmul(np.abs(A), np.abs(B))
+    assert got.shape == np.shape(ref), f"{case}: shape {got.shape} != {np.shape(ref)}"
+    if c0 is not None and beta != 0.0:
+        c064 = np.asarray(c0, dtype=np.float64)
+        ref = ref + beta * c064
+        mag = mag + abs(beta) * np.abs(c064)
+    return ref, mag, A.shape[-1], dtype
+
+
+def check_result(got, a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c0=None,
+                 case=""):
+    """Assert got == alpha op(a) @ op(b) + beta c0 within the bound derived
+    above. Shapes follow np.matmul: N-D operands broadcast their leading axes,
+    a 1-D a (b) is a row (column) whose axis is dropped from the result, so a
+    matrix-vector product is checked as check_result(y, a, x)."""
+    ref, mag, k, dtype = _reference(got, a, b, trans_a, trans_b, alpha, beta, c0, case)
+    eps = np.finfo(dtype).eps
+    bound = (k + 3) * eps * mag * (1 + 1e-3) + np.finfo(dtype).tiny
+    err = np.abs(got.astype(np.float64) - ref)
+    bad = ~(err <= bound)  # NaN in got counts as bad
+    if bad.any():
+        at = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise AssertionError(
+            f"{case}: {int(bad.sum())} of {bad.size} elements off; first at {at}: "
+            f"got {got[at]!r}, want {np.asarray(ref)[at]!r}, |err| {err[at]:.3g} > bound "
+            f"{np.asarray(bound)[at]:.3g}"
+        )
+
+
+def check_exact(got, a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c0=None,
+                case=""):
+    """Assert got == alpha op(a) @ op(b) + beta c0 bit for bit: for operands
+    from exact_operand with alpha, beta in {+-0.75, +-0.5, 0, 1}, where no
+    summation order rounds. Shape rules and checks as check_result."""
+    ref, _, _, _ = _reference(got, a, b, trans_a, trans_b, alpha, beta, c0, case)
+    np.testing.assert_array_equal(got, ref, err_msg=case)
+
+
+def exact_operand(rng, shape, dtype):
+    """Random multiples of 1/8 in [-1, 1]: every product of two is a multiple of
+    1/64 of magnitude <= 1, so every partial sum of k of them (times alpha =
+    +-0.75, plus beta * c0 with beta = +-0.5 and c0 of this kind) is a multiple
+    of 1/256 below k + 1 in magnitude - exact in float32 (24 bits) while
+    (k + 1) * 256 <= 2**24, i.e. k < 65535. Products of such operands are exact
+    in any summation order, so the result must equal the float64 reference bit
+    for bit; a single dropped, doubled or misplaced term shows, which the
+    rounding bound of check_result cannot promise for long float32 sums."""
+    return (rng.integers(-8, 9, size=shape) / 8).astype(dtype)
+
+
+def misaligned(x):
+    """A C-ordered copy of x whose data starts one element past a 64-byte
+    boundary: kernels that assume aligned rows or peel a loop to reach
+    alignment see the awkward case (NumPy's own buffers are 16- or 64-byte
+    aligned, so a plain copy never tests it)."""
+    x = np.asarray(x)
+    item = x.dtype.itemsize
+    buf = np.empty(x.size + 64 // item + 1, dtype=x.dtype)
+    start = (-buf.ctypes.data % 64) // item + 1
+    out = buf[start:start + x.size].reshape(x.shape)
+    out[...] = x
+    assert out.ctypes.data % 64 == item
+    return out
+
+
+def strided_copy(x, step):
+    """Same values as x, stored every |step|-th element along each axis (in
+    reverse when step < 0) inside a NaN-filled buffer: reading a gap between
+    elements shows as NaN in the result."""
+    x = np.asarray(x)
+    big = np.full(tuple(abs(step) * s + 1 for s in x.shape), np.nan, dtype=x.dtype)
+    view = big[tuple(slice(1, 1 + abs(step) * s, abs(step)) for s in x.shape)]
+    if step < 0:
+        view = view[(slice(None, None, -1),) * x.ndim]
+    view[...] = x
+    return view
+
+
+def layouts(x) -> dict:
+    """name -> an array equal to x stored another way: C order, Fortran order
+    (for N-D: the batch axis fastest), every second element, reversed along
+    every axis, reversed with step 3, off a 64-byte boundary, byte-swapped.
+    The kernels read strided operands through their strides or copy them; each
+    layout takes another branch of that choice."""
+    x = np.asarray(x)
+    return {
+        "C": np.ascontiguousarray(x),
+        "F": np.asfortranarray(x),
+        "step2": strided_copy(x, 2),
+        "neg": strided_copy(x, -1),
+        "neg-step3": strided_copy(x, -3),
+        "unaligned": misaligned(x),
+        "byteswapped": x.astype(x.dtype.newbyteorder("S")),
+    }
+
+
+def one_operand_varied(a, b, views=layouts):
+    """(name, a', b') for every view of a with b as it is, then every view of b
+    with a as it is: each layout of each operand, the other plain, so a
+    failure names the one unusual operand."""
+    pairs = [(f"a {name}", view, b) for name, view in views(a).items()]
+    return pairs + [(f"b {name}", a, view) for name, view in views(b).items()]
+
+
+# ---------------------------------------------------------------- in the input's dtype
+# The layer references below compute in the dtype they are given (float32
+# training trajectories are compared with float32 maths).
+
+
+def activation(z: np.ndarray, name: str | None, negative_slope: float = 0.01) -> np.ndarray:
+    """act(name, z) in z's dtype."""
+    return act(name, z, negative_slope).astype(z.dtype, copy=False)
+
+
+def activation_grad(z: np.ndarray, name: str | None, negative_slope: float = 0.01) -> np.ndarray:
+    """act_grad(name, z) in z's dtype."""
+    return act_grad(name, z, negative_slope).astype(z.dtype, copy=False)
+
+
+def _softmax_like(x: np.ndarray) -> np.ndarray:
+    return softmax(x).astype(x.dtype, copy=False)
 
 
 # --------------------------------------------------------------------- layers
@@ -92,7 +339,7 @@ def dense_backward(grad_y, x, w, z, act=None, negative_slope=0.01):
 
 def cross_entropy(logits, labels, label_smoothing=0.0):
     n, c = logits.shape
-    p = softmax(logits)
+    p = _softmax_like(logits)
     q = np.full_like(logits, label_smoothing / c)
     q[np.arange(n), labels] += 1.0 - label_smoothing
     shifted = logits - logits.max(axis=1, keepdims=True)

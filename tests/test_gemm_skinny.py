@@ -7,7 +7,7 @@ dimension above 33), m over every value 1..20 and 31..33 against k, n in
 {1, 7, 16, 17, 33, 257, 784}, and m <= 16 against 4096 x 33 and 33 x 4096,
 with both transposes, alpha / beta, strided operands, 1 and 2 threads.
 
-Results are checked with nn_reference.check_result (|C - C_ref| <= (k + 3) *
+Results are checked with numpy_reference.check_result (|C - C_ref| <= (k + 3) *
 eps * M + tiny, derived there) and, for the long sums where one wrong
 float32 term could hide inside that bound, bit for bit on exact data.
 """
@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import matnet as mn
-from nn_reference import (DTYPES, TRANS, check_exact, check_result, exact_operand,
+from numpy_reference import (DTYPES, TRANS, check_exact, check_result, exact_operand,
                           make_operands, one_operand_varied)
 
 pytestmark = pytest.mark.usefixtures("single_thread_blas")
@@ -111,7 +111,7 @@ def test_long_inner_or_wide(dtype, nthreads, rng, threads):
 @pytest.mark.parametrize("nthreads", [1, 2])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 def test_exact_long_sums(dtype, nthreads, rng, threads):
-    """k = 4099 on exact data (nn_reference.exact_operand) through gemm with
+    """k = 4099 on exact data (numpy_reference.exact_operand) through gemm with
     alpha = -0.75 and beta = 0.5: any summation order gives the float64
     result exactly, so one dropped, doubled or misrouted term fails."""
     mn.set_num_threads(nthreads)
@@ -130,7 +130,7 @@ def test_exact_long_sums(dtype, nthreads, rng, threads):
 @pytest.mark.parametrize("nthreads", [1, 2])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 def test_layouts(dtype, nthreads, rng, threads):
-    """Every layout of one operand (nn_reference.layouts: Fortran, strided,
+    """Every layout of one operand (numpy_reference.layouts: Fortran, strided,
     reversed, misaligned, byte-swapped) against a C-ordered other, on GEMV
     and skinny shapes, all transposes."""
     mn.set_num_threads(nthreads)
@@ -165,23 +165,20 @@ def test_beta_zero_and_alpha_zero(m, n, dtype, rng):
 # ----------------------------------------------------------------- ISA paths
 
 
-@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
-def test_every_isa_path(isa, isa_subprocess):
+def test_every_isa_path(isa_path, threads):
     """On each kernel path the CPU has, both dtypes, all transposes: the cube
     and the skinny sweep (k, n up to 257, with alpha / beta) on one thread,
     the skinny sweep over k, n in {1, 17, 257} on two (the 2-thread cube
     costs a second per dtype and transpose, and its thread split is the
     same code on every path)."""
-    out = isa_subprocess(isa, (
-        "import numpy as np, test_gemm_skinny as ts\n"
-        "rng = np.random.default_rng(17); n = 0\n"
-        "for dt in ts.DTYPES:\n"
-        "    for ta, tb in ts.TRANS:\n"
-        "        mn.set_num_threads(1)\n"
-        "        n += ts.run_cube(dt, ta, tb, rng)\n"
-        "        n += ts.run_skinny(dt, ta, tb, rng, kns=(1, 7, 17, 33, 257))\n"
-        "        mn.set_num_threads(2)\n"
-        "        n += ts.run_skinny(dt, ta, tb, rng, kns=(1, 17, 257), with_beta=False)\n"
-        "print('cases', n)\n"
-    ))
-    assert out.split() == ["cases", str(2 * 4 * (896 + len(SKINNY_M) * (25 + 9)))]
+    rng = np.random.default_rng(17)
+    n = 0
+    for dt in DTYPES:
+        for ta, tb in TRANS:
+            mn.set_num_threads(1)
+            n += run_cube(dt, ta, tb, rng)
+            n += run_skinny(dt, ta, tb, rng, kns=(1, 7, 17, 33, 257))
+            mn.set_num_threads(2)
+            n += run_skinny(dt, ta, tb, rng, kns=(1, 17, 257), with_beta=False)
+    assert mn.cpu_info()["isa"] == isa_path
+    assert n == 2 * 4 * (896 + len(SKINNY_M) * (25 + 9))

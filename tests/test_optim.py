@@ -161,3 +161,45 @@ def test_adamw_decays_weights_that_have_zero_gradient():
     before = model.layers[0].W.copy()
     mn.optim.Adam(0.1).step(model)  # no decay, zero gradient: no change
     np.testing.assert_array_equal(model.layers[0].W, before)
+
+
+# ---------------------------------------------------------------- all or nothing
+
+
+def _frombuffer_misaligned_like(a):
+    """A writeable, C-contiguous copy of a whose data is misaligned by one byte."""
+    buf = np.zeros(a.nbytes + 1, np.uint8)
+    out = np.frombuffer(buf.data, a.dtype, a.size, offset=1).reshape(a.shape)
+    out[...] = a
+    return out
+
+
+@pytest.mark.parametrize("spoil", ["read_only", "misaligned", "fortran"])
+@pytest.mark.parametrize("make", [lambda: mn.optim.SGD(0.1, momentum=0.9), lambda: mn.optim.Adam(),
+                                  lambda: mn.optim.AdamW(), lambda: mn.optim.RMSprop(
+                                      momentum=0.5, centered=True)],
+                         ids=["sgd", "adam", "adamw", "rmsprop"])
+def test_refused_step_changes_nothing(make, spoil, rng):
+    """A parameter the update kernel refuses (here the second layer's W) makes
+    step raise before any parameter, state or iterations changes."""
+    model, opt = _model(), make()
+    _backward(model, rng)
+    opt.step(model)  # state exists now
+    _backward(model, rng)
+    second = model.layers[1]
+    if spoil == "read_only":
+        second.W.flags.writeable = False
+    elif spoil == "misaligned":
+        second.W = _frombuffer_misaligned_like(second.W)
+    else:
+        second.W = np.asfortranarray(np.ones((4, 2)))
+    before = [p.copy() for p in model.parameters()]
+    state_before = [{k: v.copy() for k, v in s.items()} for s in opt.state_arrays()]
+    with pytest.raises(ValueError, match="param"):
+        opt.step(model)
+    assert opt.iterations == 1
+    for p, b in zip(model.parameters(), before):
+        np.testing.assert_array_equal(p, b)
+    for s, sb in zip(opt.state_arrays(), state_before):
+        for k in s:
+            np.testing.assert_array_equal(s[k], sb[k])

@@ -121,3 +121,89 @@ def test_unsupported_matnet_isa_fails_clearly():
         pytest.skip("this CPU supports every ISA matnet has")
     proc = run_python("import matnet", MATNET_ISA=missing[0])
     assert proc.returncode != 0 and "does not support" in proc.stderr
+
+
+# ------------------------------------------------------------ fork, thread cap, process-wide count
+
+FORK_CODE = r"""
+import os, signal, sys, multiprocessing as mp
+import numpy as np, matnet as mn
+
+def work(_=None):
+    a = np.ones((300, 300), np.float32)
+    ok = bool(np.allclose(mn.ops.matmul(a, a), 300.0))
+    ok &= bool(np.allclose(mn.ops.sigmoid(np.zeros(1 << 18, np.float32)), 0.5))
+    return ok, mn.get_num_threads()
+
+mn.set_num_threads(2)
+assert work()[0]                     # the parent has a 2-thread OpenMP team now
+pid = os.fork()
+if pid == 0:
+    signal.alarm(60)                 # a hang fails the test instead of blocking it
+    ok, n = work()
+    mn.set_num_threads(2)            # asking again in the child must not hang either
+    ok2, n2 = work()
+    import threading                 # a thread the child starts may use the budget
+    res = []
+    t = threading.Thread(target=lambda: res.append(work())); t.start(); t.join()
+    os._exit(0 if ok and ok2 and n == 1 and n2 == 1 and res == [(True, 2)] else 3)
+_, status = os.waitpid(pid, 0)
+print("fork", os.waitstatus_to_exitcode(status))
+with mp.get_context("fork").Pool(2) as pool:
+    print("pool", [r for r in pool.map(work, range(4), chunksize=1)])
+print("parent", work())
+"""
+
+
+def test_child_of_fork_uses_matnet_at_once():
+    """The child of os.fork() or of a 'fork' multiprocessing pool, after the
+    parent ran a 2-thread product, runs matnet (on one thread from the thread
+    that forked) instead of waiting forever in libgomp's barrier."""
+    proc = run_python(FORK_CODE)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "fork 0", proc.stdout
+    assert lines[1] == "pool " + str([(True, 1)] * 4), proc.stdout
+    assert lines[2] == "parent (True, 2)", proc.stdout
+
+
+@pytest.mark.parametrize("bad", [100000, 50000, 2**31, 2**70])
+def test_set_num_threads_is_capped(bad, threads):
+    cap = mn.max_num_threads()
+    assert cap == min(4 * os.cpu_count(), cap) and cap >= 1
+    with pytest.raises(ValueError, match=rf"\[1, {cap}\].*{bad}"):
+        mn.set_num_threads(bad)
+    mn.set_num_threads(cap)  # the cap itself is accepted
+    assert mn.get_num_threads() == cap
+    with pytest.raises(ValueError):
+        mn.set_num_threads(cap + 1)
+
+
+def test_huge_omp_num_threads_is_capped():
+    proc = run_python("import numpy as np, matnet as mn; "
+                      "mn.ops.sigmoid(np.zeros(1 << 20, np.float32)); "
+                      "print(mn.get_num_threads(), mn.max_num_threads())", OMP_NUM_THREADS="100000")
+    assert proc.returncode == 0, proc.stderr
+    n, cap = map(int, proc.stdout.split())
+    assert n == cap
+
+
+def test_set_num_threads_applies_to_every_thread(threads):
+    """One process-wide count (as torch.set_num_threads), not OpenMP's per-thread ICV."""
+    import threading
+    seen = []
+
+    def other():
+        seen.append(mn.get_num_threads())
+
+    for n in (1, 2, 1):
+        mn.set_num_threads(n)
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+        assert seen[-1] == n
+    # ... and set from another thread, it applies here.
+    t = threading.Thread(target=mn.set_num_threads, args=(2,))
+    t.start()
+    t.join()
+    assert mn.get_num_threads() == 2

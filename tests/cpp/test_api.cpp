@@ -34,20 +34,6 @@
 
 namespace {
 
-// True when f() throws Ex (or a type derived from it); false for no exception
-// or another type.
-template <typename Ex>
-bool throws(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Ex&) {
-    return true;
-  } catch (...) {
-    return false;
-  }
-  return false;
-}
-
 // Element `i` of a pseudo-random stream: a multiple of 1/8 in [-1, 1].
 // Products of two are multiples of 1/64 in [-1, 1]; a sum of k of them is a
 // multiple of 1/64 below k in magnitude, and with alpha = +-0.75 and beta *
@@ -531,10 +517,14 @@ void test_activation_names_round_trip() {
 
 // ------------------------------------------------------------ runtime
 
-void test_threads_are_per_calling_thread() {
+void test_threads_are_process_wide() {
   CHECK(throws<matnet::invalid_argument>([] { matnet::set_num_threads(0); }));
+  const int cap = matnet::max_num_threads();
+  CHECK(cap >= 1);
+  CHECK(throws<matnet::invalid_argument>([cap] { matnet::set_num_threads(cap + 1); }));
+  CHECK(throws<matnet::invalid_argument>([] { matnet::set_num_threads(100000); }));
   const int before = matnet::get_num_threads();
-  CHECK(before >= 1);
+  CHECK(before >= 1 && before <= cap);
   int inside = 0;
   std::thread worker([&] {
     matnet::set_num_threads(1);
@@ -542,7 +532,13 @@ void test_threads_are_per_calling_thread() {
   });
   worker.join();
   CHECK(inside == 1);
-  CHECK(matnet::get_num_threads() == before);  // the setting stayed on the worker
+  CHECK(matnet::get_num_threads() == 1);  // the setting applies to every thread
+  matnet::set_num_threads(cap);
+  int seen = 0;
+  std::thread other([&] { seen = matnet::get_num_threads(); });
+  other.join();
+  CHECK(seen == cap);
+  matnet::set_num_threads(before);
   CHECK(std::string(matnet::isa_name(matnet::active_isa())).size() > 0);
   CHECK(matnet::cpu_supports(matnet::Isa::generic));
 }
@@ -696,10 +692,7 @@ void test_large_calls_from_std_threads() {
 }  // namespace
 
 int main() {
-  const struct {
-    const char* name;
-    void (*run)();
-  } tests[] = {
+  return run_tests({
       {"gemm_matches_naive_loops<float>", test_gemm_matches_naive_loops<float>},
       {"gemm_matches_naive_loops<double>", test_gemm_matches_naive_loops<double>},
       {"gemm_bad_arguments_throw_and_write_nothing",
@@ -707,7 +700,7 @@ int main() {
       {"nn_bad_arguments_throw_matnet_invalid_argument",
        test_nn_bad_arguments_throw_matnet_invalid_argument},
       {"activation_names_round_trip", test_activation_names_round_trip},
-      {"threads_are_per_calling_thread", test_threads_are_per_calling_thread},
+      {"threads_are_process_wide", test_threads_are_process_wide},
       {"gemv_matches_naive_loops<float>", test_gemv_matches_naive_loops<float>},
       {"gemv_matches_naive_loops<double>", test_gemv_matches_naive_loops<double>},
       {"gemv_alpha_zero_reads_only_y<float>", test_gemv_alpha_zero_reads_only_y<float>},
@@ -727,21 +720,5 @@ int main() {
       {"calls_inside_callers_omp_parallel<double>", test_calls_inside_callers_omp_parallel<double>},
       {"large_calls_from_std_threads<float>", test_large_calls_from_std_threads<float>},
       {"large_calls_from_std_threads<double>", test_large_calls_from_std_threads<double>},
-  };
-  int failed_tests = 0;
-  for (const auto& t : tests) {
-    const int before = g_failures;
-    try {
-      t.run();
-    } catch (const std::exception& e) {
-      ++g_failures;
-      std::fprintf(stderr, "%s: unexpected exception: %s\n", t.name, e.what());
-    }
-    const bool passed = g_failures == before;
-    failed_tests += !passed;
-    std::printf("%s %s\n", passed ? "PASS" : "FAIL", t.name);
-  }
-  std::printf("%d of %zu tests failed (isa %s)\n", failed_tests, sizeof(tests) / sizeof(tests[0]),
-              matnet::isa_name(matnet::active_isa()));
-  return failed_tests == 0 ? 0 : 1;
+  });
 }

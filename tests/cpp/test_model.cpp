@@ -173,18 +173,6 @@ void test_tensor_file_reads_names_metadata_and_data() {
   std::remove(path.c_str());
 }
 
-template <class E, class F>
-bool throws(F&& f) {
-  try {
-    f();
-  } catch (const E&) {
-    return true;
-  } catch (...) {
-    return false;
-  }
-  return false;
-}
-
 void test_model_errors() {
   CHECK(throws<std::runtime_error>([] { matnet::load_model("/nonexistent/model.safetensors"); }));
   CHECK(throws<std::runtime_error>([] { matnet::load_model("/dev/zero"); }));  // not a regular file
@@ -230,12 +218,10 @@ void test_model_errors() {
 }  // namespace
 
 int main() {
-  const NamedTest tests[] = {
+  return run_tests({
       {"model_predicts_like_dense_forward", test_model_predicts_like_dense_forward},
       {"model_predict_from_several_threads", test_model_predict_from_several_threads},
       {"tensor_file_reads_names_metadata_and_data", test_tensor_file_reads_names_metadata_and_data},
       {"model_errors", test_model_errors},
-  };
-  const std::string isa = std::string("isa ") + matnet::isa_name(matnet::active_isa());
-  return run_tests(tests, isa.c_str());
+  });
 }

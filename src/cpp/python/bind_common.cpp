@@ -85,17 +85,20 @@ void require_ndim(const py::array& arr, int ndim, const char* fn, const char* na
   }
 }
 
-py::array c_contiguous(const py::array& arr) {
+py::array c_contiguous(const py::array& arr, const char* dtype) {
   const bool ok = (arr.flags() & py::array::c_style) && is_aligned(arr) &&
-                  arr.dtype().byteorder() != '>';
+                  arr.dtype().byteorder() != '>' &&
+                  (dtype == nullptr || arr.dtype().is(py::dtype(dtype)));
   if (ok) return arr;
+  // A fresh array (NumPy aligns its allocations): np.ascontiguousarray would
+  // return a C-contiguous but misaligned array unchanged.
+  if (dtype == nullptr && arr.dtype().kind() == 'f')
+    dtype = arr.dtype().itemsize() == 4 ? "float32" : "float64";
   auto np = py::module_::import("numpy");
-  const char* native = arr.dtype().itemsize() == 4 ? "float32" : "float64";
-  if (arr.dtype().kind() != 'f') native = nullptr;
-  if (native != nullptr) {
-    return np.attr("ascontiguousarray")(arr, py::arg("dtype") = native).cast<py::array>();
-  }
-  return np.attr("ascontiguousarray")(arr).cast<py::array>();
+  py::object want = dtype != nullptr ? py::object(py::dtype(dtype)) : py::object(arr.dtype());
+  return np.attr("array")(arr, py::arg("dtype") = want, py::arg("order") = "C",
+                          py::arg("copy") = true)
+      .cast<py::array>();
 }
 
 bool matrix_layout(const py::array& x, std::int64_t& ld, bool& transposed) {
@@ -140,7 +143,7 @@ void check_out(const py::array& out, DType dt, const std::vector<py::ssize_t>& s
   const bool dt_ok = (dt == DType::f32 && out.dtype().is(py::dtype::of<float>())) ||
                      (dt == DType::f64 && out.dtype().is(py::dtype::of<double>()));
   if (!dt_ok) {
-    throw py::value_error(std::string(fn) + ": out must have dtype " +
+    throw py::type_error(std::string(fn) + ": out must have dtype " +
                           (dt == DType::f32 ? "float32" : "float64") + ", got " + dtype_str(out));
   }
   bool shape_ok = out.ndim() == static_cast<py::ssize_t>(shape.size());

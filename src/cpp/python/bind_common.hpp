@@ -53,9 +53,10 @@ MatrixView matrix_view(const py::array& arr);
 /// alignment or byte order allow neither layout. Zero-size: always true.
 bool matrix_layout(const py::array& arr, std::int64_t& ld, bool& transposed);
 
-/// C-contiguous, aligned, native-byte-order version of arr (a view when it
-/// already is one, else a copy).
-py::array c_contiguous(const py::array& arr);
+/// C-contiguous, aligned, native-byte-order version of arr (arr itself when
+/// it already is one, else a copy), of the given NumPy dtype name when one is
+/// given (floats: float32 or float64 by itemsize).
+py::array c_contiguous(const py::array& arr, const char* dtype = nullptr);
 
 /// Checks a user-provided output array: dtype, exact shape, C-contiguous,
 /// writeable; raises ValueError saying which requirement failed.

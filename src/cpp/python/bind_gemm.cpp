@@ -143,7 +143,7 @@ py::array matvec_impl(const py::handle& a_obj, const py::handle& x_obj, bool tra
     const bool same_dtype = y.dtype().kind() == 'f' &&
                             y.dtype().itemsize() == (dt == DType::f32 ? 4 : 8);
     if (!same_dtype)
-      throw py::value_error(std::string(fn) + ": out must have the dtype of a and x, got " + dtype_str(y));
+      throw py::type_error(std::string(fn) + ": out must have the dtype of a and x, got " + dtype_str(y));
     if (!y.writeable()) throw py::value_error(std::string(fn) + ": out is read-only");
     if (ylen > 1 && (y.strides(0) == 0 || y.strides(0) % y.itemsize() != 0 ||
                      y.dtype().byteorder() == '>' ||

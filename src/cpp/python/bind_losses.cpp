@@ -23,9 +23,7 @@ py::array int_labels(const py::object& obj, const char* fn) {
     if (np.attr("any")(np.attr("greater")(a, py::int_(INT64_MAX))).cast<bool>())
       throw py::value_error(std::string(fn) + ": a label is larger than any class index");
   }
-  return py::module_::import("numpy")
-      .attr("ascontiguousarray")(a, py::arg("dtype") = "int64")
-      .cast<py::array>();
+  return c_contiguous(a, "int64");
 }
 
 py::tuple cross_entropy_py(const py::object& logits_obj, const py::object& labels_obj,

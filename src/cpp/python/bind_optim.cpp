@@ -110,7 +110,7 @@ T* state_data(Operands& o, std::size_t i) {
 
 void sgd_py(const py::object& param, const py::object& grad, const py::object& velocity,
             double lr, double momentum, double dampening, bool nesterov, double weight_decay,
-            bool first_step) {
+            bool first_step, bool check_only) {
   constexpr const char* fn = "sgd_update";
   Operands o = operands(fn, param, grad, {{"velocity", &velocity}});
   if (momentum != 0.0 && !o.present[0])
@@ -121,7 +121,8 @@ void sgd_py(const py::object& param, const py::object& grad, const py::object& v
   opt.dampening = dampening;
   opt.nesterov = nesterov;
   opt.weight_decay = weight_decay;
-  const std::int64_t n = o.param.size();
+  // check_only: the kernel still checks the options (n = 0 writes nothing).
+  const std::int64_t n = check_only ? 0 : o.param.size();
   auto run = [&](auto tag) {
     using T = decltype(tag);
     T* p = static_cast<T*>(o.param.mutable_data());
@@ -136,7 +137,7 @@ void sgd_py(const py::object& param, const py::object& grad, const py::object& v
 
 void adam_py(const py::object& param, const py::object& grad, const py::object& m,
              const py::object& v, std::int64_t step, double lr, double beta1, double beta2,
-             double eps, double weight_decay, bool decoupled) {
+             double eps, double weight_decay, bool decoupled, bool check_only) {
   constexpr const char* fn = "adam_update";
   if (m.is_none() || v.is_none())
     throw py::value_error(std::string(fn) + ": m and v (the moment estimates) are required");
@@ -148,7 +149,8 @@ void adam_py(const py::object& param, const py::object& grad, const py::object& 
   opt.eps = eps;
   opt.weight_decay = weight_decay;
   opt.decoupled = decoupled;
-  const std::int64_t n = o.param.size();
+  // check_only: the kernel still checks the options (n = 0 writes nothing).
+  const std::int64_t n = check_only ? 0 : o.param.size();
   auto run = [&](auto tag) {
     using T = decltype(tag);
     T* p = static_cast<T*>(o.param.mutable_data());
@@ -164,7 +166,8 @@ void adam_py(const py::object& param, const py::object& grad, const py::object& 
 
 void rmsprop_py(const py::object& param, const py::object& grad, const py::object& square_avg,
                 double lr, double alpha, double eps, double weight_decay, double momentum,
-                const py::object& momentum_buffer, bool centered, const py::object& grad_avg) {
+                const py::object& momentum_buffer, bool centered, const py::object& grad_avg,
+                bool check_only) {
   constexpr const char* fn = "rmsprop_update";
   if (square_avg.is_none())
     throw py::value_error(std::string(fn) + ": square_avg is required");
@@ -183,7 +186,8 @@ void rmsprop_py(const py::object& param, const py::object& grad, const py::objec
   opt.weight_decay = weight_decay;
   opt.momentum = momentum;
   opt.centered = centered;
-  const std::int64_t n = o.param.size();
+  // check_only: the kernel still checks the options (n = 0 writes nothing).
+  const std::int64_t n = check_only ? 0 : o.param.size();
   auto run = [&](auto tag) {
     using T = decltype(tag);
     T* p = static_cast<T*>(o.param.mutable_data());
@@ -204,17 +208,19 @@ void register_optim(py::module_& m) {
   m.def("sgd_update", &sgd_py, py::arg("param"), py::arg("grad"), py::arg("velocity"),
         py::kw_only(), py::arg("lr"), py::arg("momentum") = 0.0, py::arg("dampening") = 0.0,
         py::arg("nesterov") = false, py::arg("weight_decay") = 0.0,
-        py::arg("first_step") = false, "In-place SGD step (torch.optim.SGD formulas).");
+        py::arg("first_step") = false, py::arg("check_only") = false,
+        "In-place SGD step (torch.optim.SGD formulas); check_only: validate, write nothing.");
   m.def("adam_update", &adam_py, py::arg("param"), py::arg("grad"), py::arg("m"), py::arg("v"),
         py::kw_only(), py::arg("step"), py::arg("lr"), py::arg("beta1") = 0.9,
         py::arg("beta2") = 0.999, py::arg("eps") = 1e-8, py::arg("weight_decay") = 0.0,
-        py::arg("decoupled") = false,
+        py::arg("decoupled") = false, py::arg("check_only") = false,
         "In-place Adam step (AdamW when decoupled), torch.optim formulas, 1-based step.");
   m.def("rmsprop_update", &rmsprop_py, py::arg("param"), py::arg("grad"), py::arg("square_avg"),
         py::kw_only(), py::arg("lr"), py::arg("alpha") = 0.99, py::arg("eps") = 1e-8,
         py::arg("weight_decay") = 0.0, py::arg("momentum") = 0.0,
         py::arg("momentum_buffer") = py::none(), py::arg("centered") = false,
-        py::arg("grad_avg") = py::none(), "In-place RMSprop step (torch.optim.RMSprop formulas).");
+        py::arg("grad_avg") = py::none(), py::arg("check_only") = false,
+        "In-place RMSprop step (torch.optim.RMSprop formulas).");
 }
 
 }  // namespace matnet::bind

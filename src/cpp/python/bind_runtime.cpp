@@ -10,14 +10,12 @@ namespace matnet::bind {
 
 void register_runtime(py::module_& m) {
   m.def("get_num_threads", &matnet::get_num_threads,
-        "Number of OpenMP threads matnet's kernels use (honours OMP_NUM_THREADS).");
-  m.def(
-      "set_num_threads",
-      [](int n) {
-        if (n < 1) throw py::value_error("set_num_threads: n must be >= 1, got " + std::to_string(n));
-        matnet::set_num_threads(n);
-      },
-      py::arg("n"), "Sets the number of OpenMP threads matnet's kernels use.");
+        "Number of threads matnet's kernels use (process-wide; honours OMP_NUM_THREADS).");
+  m.def("max_num_threads", &matnet::max_num_threads,
+        "The largest count set_num_threads accepts (4 x the CPUs available).");
+  m.def("set_num_threads", &matnet::set_num_threads, py::arg("n"),
+        "Sets the number of threads matnet's kernels use, for every thread "
+        "(ValueError outside [1, max_num_threads()]).");
   m.def(
       "cpu_info",
       []() {

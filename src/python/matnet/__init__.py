@@ -12,7 +12,7 @@ from . import callbacks, datasets, layers, losses, metrics, optim, schedules, we
 from .model import Sequential
 from .serialization import load_model
 from ._paths import get_cmake_dir, get_include
-from ._runtime import cpu_info, get_num_threads, set_num_threads
+from ._runtime import cpu_info, get_num_threads, max_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
@@ -28,6 +28,7 @@ __all__ = [
     "layers",
     "load_model",
     "losses",
+    "max_num_threads",
     "metrics",
     "ops",
     "optim",

@@ -8,9 +8,10 @@ Nothing is downloaded.
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import zlib
-from typing import BinaryIO, Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 
@@ -19,7 +20,7 @@ __all__ = ["load_digits", "load_mnist", "read_idx", "MNIST_FILES"]
 Split = Tuple[Tuple[np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray]]
 
 # IDX type codes (third magic byte) -> big-endian dtypes.
-_IDX_DTYPES = {
+_IDX_DTYPES: Dict[int, np.dtype] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),
@@ -28,7 +29,10 @@ _IDX_DTYPES = {
     0x0E: np.dtype(">f8"),
 }
 _MAX_IDX_BYTES = 1 << 34  # 16 GiB: far above MNIST-like data, refuses absurd headers
-_CHUNK = 1 << 24
+_CHUNK = 1 << 20  # per read: gzip reads a chunk into a temporary first
+# Deflate's largest compression ratio is about 1032:1 (runs of one byte): a
+# gzipped IDX file of s bytes cannot hold more than 1032 s bytes of data.
+_GZIP_MAX_RATIO = 1032
 
 #: The four standard MNIST files (each may also be present with a ``.gz`` suffix).
 MNIST_FILES = {
@@ -78,15 +82,22 @@ def _stratified_split(y: np.ndarray, test_size: float, seed: int) -> Tuple[np.nd
     return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
 
 
-def _read_exactly(f: BinaryIO, n: int, path: str, what: str) -> bytes:
-    data = bytearray()
-    while len(data) < n:
-        piece = f.read(min(_CHUNK, n - len(data)))
-        if not piece:
-            raise ValueError(f"read_idx: {path} is truncated: {what} needs {n} bytes, "
-                             f"found {len(data)}")
-        data += piece
-    return bytes(data)
+def _read_into(f: io.BufferedIOBase, out: np.ndarray, path: str, what: str) -> None:
+    """Fill the uint8 array out from f, chunk by chunk (no intermediate copies)."""
+    view = out.data  # a memoryview of the array
+    got = 0
+    while got < out.size:
+        n = f.readinto(view[got:got + _CHUNK])
+        if not n:
+            raise ValueError(f"read_idx: {path} is truncated: {what} needs {out.size} bytes, "
+                             f"found {got}")
+        got += n
+
+
+def _read_exactly(f: io.BufferedIOBase, n: int, path: str, what: str) -> bytes:
+    data = np.empty(n, np.uint8)
+    _read_into(f, data, path, what)
+    return data.tobytes()
 
 
 def read_idx(path: "os.PathLike[str] | str") -> np.ndarray:
@@ -108,13 +119,16 @@ def read_idx(path: "os.PathLike[str] | str") -> np.ndarray:
     with open(path, "rb") as raw:  # FileNotFoundError passes through as is
         gzipped = raw.read(2) == b"\x1f\x8b"
         raw.seek(0)
+        size = os.fstat(raw.fileno()).st_size
         if gzipped:
             with gzip.GzipFile(fileobj=raw, mode="rb") as f:
-                return _parse_idx(f, path)
-        return _parse_idx(raw, path)
+                return _parse_idx(f, path, _GZIP_MAX_RATIO * size)
+        return _parse_idx(raw, path, size)
 
 
-def _parse_idx(f: BinaryIO, path: str) -> np.ndarray:
+def _parse_idx(f: io.BufferedIOBase, path: str, max_size: int) -> np.ndarray:
+    """The array in f; max_size bounds what the file can hold (its size, or for
+    gzip deflate's largest ratio times it), checked before allocating."""
     try:
         head = _read_exactly(f, 4, path, "the header")
         if head[0] != 0 or head[1] != 0:
@@ -133,12 +147,20 @@ def _parse_idx(f: BinaryIO, path: str) -> np.ndarray:
             nbytes *= d
         if nbytes > _MAX_IDX_BYTES:
             raise ValueError(f"read_idx: {path} declares shape {shape}, {nbytes} bytes: too large")
-        data = _read_exactly(f, nbytes, path, f"shape {shape} of {dtype.name}")
+        if nbytes + 4 + 4 * ndim > max_size:
+            raise ValueError(f"read_idx: {path} is truncated: shape {shape} of {dtype.name} needs "
+                             f"{nbytes} bytes, more than the file can hold ({max_size} bytes)")
+        # Read straight into the result (peak memory: the data once).
+        data = np.empty(nbytes, np.uint8)
+        _read_into(f, data, path, f"shape {shape} of {dtype.name}")
         if f.read(1):
             raise ValueError(f"read_idx: {path} has bytes after the data of shape {shape}")
     except (OSError, EOFError, zlib.error) as exc:  # corrupt gzip streams
         raise ValueError(f"read_idx: {path} is corrupt ({type(exc).__name__}: {exc})") from None
-    return np.frombuffer(data, dtype=dtype).astype(dtype.newbyteorder("="), copy=True).reshape(shape)
+    out = data.view(dtype)
+    if dtype.itemsize > 1:
+        out = out.byteswap(inplace=True).view(dtype.newbyteorder("="))
+    return out.reshape(shape)
 
 
 def _find(directory: str, stem: str) -> str:

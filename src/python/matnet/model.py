@@ -197,9 +197,11 @@ class Sequential(Layer):
         Returns d loss / d input (None when ``need_input_grad`` is False,
         which saves the first layer's input-gradient GEMM).
         """
+        g: Optional[np.ndarray] = grad
         for i in range(len(self.layers) - 1, -1, -1):
-            grad = self.layers[i].backward(grad, need_input_grad=need_input_grad or i > 0)
-        return grad
+            assert g is not None  # only the first layer may skip its input gradient
+            g = self.layers[i].backward(g, need_input_grad=need_input_grad or i > 0)
+        return g
 
     # ------------------------------------------------------------ training
 
@@ -236,15 +238,25 @@ class Sequential(Layer):
         self.metrics = list(metrics)
 
     def _loss_fn(self) -> Callable[[np.ndarray, np.ndarray], Tuple[float, np.ndarray]]:
-        fn = LOSSES[self.loss]
+        fn: Callable[..., Tuple[float, np.ndarray]] = LOSSES[self._loss_name()]
         if self.label_smoothing:
             s = self.label_smoothing
             return lambda out, y: fn(out, y, label_smoothing=s)
         return fn
 
     def _require_compiled(self, what: str) -> None:
-        if self.loss is None:
+        if self.loss is None or self.optimizer is None:
             raise RuntimeError(f"{what}: call model.compile(optimizer=..., loss=...) first")
+
+    def _loss_name(self) -> str:
+        self._require_compiled("Sequential")
+        assert self.loss is not None
+        return self.loss
+
+    def _compiled_optimizer(self) -> _optim.Optimizer:
+        self._require_compiled("Sequential")
+        assert self.optimizer is not None
+        return self.optimizer
 
     def _check_inputs(self, x: Any, name: str = "x") -> Tuple[np.ndarray, Shape]:
         """x as a C-contiguous array of the model dtype, and the per-sample output shape."""
@@ -307,13 +319,13 @@ class Sequential(Layer):
         x, out_shape = self._check_inputs(x, "x")
         if len(x) == 0:
             raise ValueError("fit: x has no rows")
-        y = check_targets(y, self.loss, len(x), out_shape, self.dtype, "y")
+        y = check_targets(y, self._loss_name(), len(x), out_shape, self.dtype, "y")
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("fit: validation_data must be a pair (x_val, y_val)")
             xv, out_v = self._check_inputs(validation_data[0], "validation x")
-            yv = check_targets(validation_data[1], self.loss, len(xv), out_v, self.dtype,
+            yv = check_targets(validation_data[1], self._loss_name(), len(xv), out_v, self.dtype,
                                "validation y")
             val = (xv, yv)
 
@@ -332,7 +344,7 @@ class Sequential(Layer):
         for epoch in range(int(epochs)):
             for cb in all_callbacks:
                 cb.on_epoch_begin(epoch)
-            self.optimizer.set_epoch(epoch)
+            self._compiled_optimizer().set_epoch(epoch)
             start = time.perf_counter()
             bar = bar_factory(epoch, epochs, math.ceil(len(x) / batch_size)) if bar_factory else None
             try:
@@ -380,10 +392,10 @@ class Sequential(Layer):
                     "data (pass check_finite=False to train on regardless)"
                 )
             self.backward(grad, need_input_grad=False)
-            self.optimizer.step(self)
+            self._compiled_optimizer().step(self)
             loss_sum += loss * len(xb)
             if track_accuracy:
-                r, t = correct_count(out, yb, self.loss)
+                r, t = correct_count(out, yb, self._loss_name())
                 right, total = right + r, total + t
             if bar is not None:
                 bar.update(1)
@@ -405,7 +417,7 @@ class Sequential(Layer):
         x, out_shape = self._check_inputs(x, "x")
         if len(x) == 0:
             raise ValueError("evaluate: x has no rows")
-        y = check_targets(y, self.loss, len(x), out_shape, self.dtype, "y")
+        y = check_targets(y, self._loss_name(), len(x), out_shape, self.dtype, "y")
         return self._evaluate_arrays(x, y, batch_size)
 
     def _evaluate_arrays(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> Dict[str, float]:
@@ -416,7 +428,7 @@ class Sequential(Layer):
             out = self.forward(xb, training=False)
             loss, _ = loss_fn(out, yb)
             loss_sum += loss * len(xb)
-            r, t = correct_count(out, yb, self.loss) if "accuracy" in self.metrics else (0, 0)
+            r, t = correct_count(out, yb, self._loss_name()) if "accuracy" in self.metrics else (0, 0)
             right, total = right + r, total + t
         scores = {"loss": loss_sum / len(x)}
         if "accuracy" in self.metrics:
@@ -432,8 +444,9 @@ class Sequential(Layer):
         if type(batch_size) is not int or batch_size < 1:
             batch_size = check_count(batch_size, "batch_size", "predict")
         plan = self._dense_plan()
-        if (plan is not None and type(x) is np.ndarray and x.ndim == 2 and 0 < len(x) <= batch_size
-                and x.dtype == self.dtype and x.shape[1] == self._plan_cache[3][0].in_features
+        cache = self._plan_cache if plan is not None else None  # set by _dense_plan
+        if (plan is not None and cache is not None and type(x) is np.ndarray and x.ndim == 2 and 0 < len(x) <= batch_size
+                and x.dtype == self.dtype and x.shape[1] == cache[3][0].in_features
                 and x.flags.c_contiguous):
             # The serving case: one C++ call checks x for NaN/Inf and runs
             # every layer, with nothing allocated but the result.

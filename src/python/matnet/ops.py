@@ -8,12 +8,12 @@ read through their strides or copied once.
 
 from __future__ import annotations
 
-import operator
 from typing import Optional, Tuple
 
 import numpy as np
 
 from . import _core
+from ._args import float_arg, index_arg
 
 __all__ = ["matmul", "matvec", "gemm"]
 
@@ -113,7 +113,8 @@ def gemm(
     ``a`` and ``b`` are not read. Arguments and errors otherwise as
     :func:`matmul`; ``c`` may overlap ``a`` or ``b``.
     """
-    return _core.gemm(a, b, c, alpha=alpha, beta=beta, trans_a=trans_a, trans_b=trans_b)
+    return _core.gemm(a, b, c, trans_a=trans_a, trans_b=trans_b,
+                      **_floats("gemm", alpha=alpha, beta=beta))
 
 
 # ---------------------------------------------------------------- activations
@@ -134,6 +135,10 @@ __all__ += [
 DENSE_ACTIVATIONS = (None, "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu")
 
 
+def _axis(axis: int, fn: str) -> int:
+    return index_arg(axis, fn, "axis", -2**31, 2**31 - 1)  # a C int; then checked against ndim
+
+
 def _gelu_kind(approximate: str, fn: str) -> str:
     if approximate == "none":
         return "gelu"
@@ -149,7 +154,8 @@ def relu(x: np.ndarray) -> np.ndarray:
 
 def leaky_relu(x: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:
     """``x if x > 0 else negative_slope * x`` element-wise."""
-    return _core.activation(x, "leaky_relu", float(negative_slope))
+    slope = float_arg(negative_slope, "leaky_relu", "negative_slope")
+    return _core.activation(x, "leaky_relu", slope)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -176,12 +182,12 @@ def silu(x: np.ndarray) -> np.ndarray:
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """``exp(x - max) / sum(exp(x - max))`` along ``axis`` (numerically stable)."""
-    return _core.softmax(x, operator.index(axis), False)
+    return _core.softmax(x, _axis(axis, "softmax"), False)
 
 
 def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """``x - max - log(sum(exp(x - max)))`` along ``axis`` (numerically stable)."""
-    return _core.softmax(x, operator.index(axis), True)
+    return _core.softmax(x, _axis(axis, "log_softmax"), True)
 
 
 def relu_backward(grad: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -191,7 +197,8 @@ def relu_backward(grad: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 def leaky_relu_backward(grad: np.ndarray, x: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:
     """``grad * (1 if x > 0 else negative_slope)``."""
-    return _core.activation_backward(grad, x, "leaky_relu", float(negative_slope))
+    slope = float_arg(negative_slope, "leaky_relu_backward", "negative_slope")
+    return _core.activation_backward(grad, x, "leaky_relu", slope)
 
 
 def sigmoid_backward(grad: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -216,12 +223,12 @@ def silu_backward(grad: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 def softmax_backward(grad: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
     """``y * (grad - sum(grad * y, axis))`` with y = ``softmax(x, axis)``, the forward output."""
-    return _core.softmax_backward(grad, y, operator.index(axis), False)
+    return _core.softmax_backward(grad, y, _axis(axis, "softmax_backward"), False)
 
 
 def log_softmax_backward(grad: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
     """``grad - exp(y) * sum(grad, axis)`` with y = ``log_softmax(x, axis)``, the forward output."""
-    return _core.softmax_backward(grad, y, operator.index(axis), True)
+    return _core.softmax_backward(grad, y, _axis(axis, "log_softmax_backward"), True)
 
 
 # ---------------------------------------------------------------- dense layer
@@ -261,7 +268,8 @@ def dense_forward(
         for :func:`dense_backward`. With ``activation=None``, ``z is y``.
     """
     act = _dense_activation(activation, "dense_forward")
-    return _core.dense_forward(x, w, b, act, float(negative_slope))
+    slope = float_arg(negative_slope, "dense_forward", "negative_slope")
+    return _core.dense_forward(x, w, b, act, slope)
 
 
 def dense_backward(
@@ -292,13 +300,20 @@ def dense_backward(
         ``(dx, dw, db)``: (batch, in) or None, (in, out), (out,).
     """
     act = _dense_activation(activation, "dense_backward")
-    return _core.dense_backward(grad_y, x, w, z, act, float(negative_slope), bool(need_dx))
+    slope = float_arg(negative_slope, "dense_backward", "negative_slope")
+    return _core.dense_backward(grad_y, x, w, z, act, slope, bool(need_dx))
 
 
 # ---------------------------------------------------------------- optimizer updates
 # One in-place pass over a parameter and its state, torch.optim formulas.
 # param and every state array: same dtype (TypeError otherwise) and shape,
-# C-contiguous and writeable (ValueError otherwise). Return None.
+# C-contiguous and writeable (ValueError otherwise). Return None. With
+# check_only=True every argument is checked and nothing is written (an
+# optimizer validates all parameters before it updates any).
+
+
+def _floats(fn: str, **values: float) -> dict[str, float]:
+    return {name: float_arg(value, fn, name) for name, value in values.items()}
 
 
 def sgd_update(
@@ -312,6 +327,7 @@ def sgd_update(
     nesterov: bool = False,
     weight_decay: float = 0.0,
     first_step: bool = False,
+    check_only: bool = False,
 ) -> None:
     """SGD step in place, as ``torch.optim.SGD``::
 
@@ -323,9 +339,10 @@ def sgd_update(
     ``velocity`` may be None when ``momentum == 0``.
     """
     _core.sgd_update(
-        param, grad, velocity, lr=float(lr), momentum=float(momentum),
-        dampening=float(dampening), nesterov=bool(nesterov),
-        weight_decay=float(weight_decay), first_step=bool(first_step),
+        param, grad, velocity, nesterov=bool(nesterov), first_step=bool(first_step),
+        check_only=bool(check_only),
+        **_floats("sgd_update", lr=lr, momentum=momentum, dampening=dampening,
+                  weight_decay=weight_decay),
     )
 
 
@@ -342,6 +359,7 @@ def adam_update(
     eps: float = 1e-8,
     weight_decay: float = 0.0,
     decoupled: bool = False,
+    check_only: bool = False,
 ) -> None:
     """Adam step in place (AdamW when ``decoupled``), as ``torch.optim.Adam/AdamW``::
 
@@ -349,14 +367,14 @@ def adam_update(
         m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2
         param -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps)
 
-    ``step`` is the 1-based number of this update; m and v start at zero.
+    ``step`` is the 1-based number of this update (at most 2**63 - 1); m and v
+    start at zero.
     """
-    if isinstance(step, bool) or not isinstance(step, (int, np.integer)):
-        raise TypeError(f"adam_update: step must be an int, got {type(step).__name__}")
     _core.adam_update(
-        param, grad, m, v, step=int(step), lr=float(lr), beta1=float(beta1),
-        beta2=float(beta2), eps=float(eps), weight_decay=float(weight_decay),
-        decoupled=bool(decoupled),
+        param, grad, m, v, step=index_arg(step, "adam_update", "step"), decoupled=bool(decoupled),
+        check_only=bool(check_only),
+        **_floats("adam_update", lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                  weight_decay=weight_decay),
     )
 
 
@@ -373,6 +391,7 @@ def rmsprop_update(
     momentum_buffer: Optional[np.ndarray] = None,
     centered: bool = False,
     grad_avg: Optional[np.ndarray] = None,
+    check_only: bool = False,
 ) -> None:
     """RMSprop step in place, as ``torch.optim.RMSprop``::
 
@@ -387,7 +406,8 @@ def rmsprop_update(
     ``momentum > 0`` and ``grad_avg`` when ``centered``.
     """
     _core.rmsprop_update(
-        param, grad, square_avg, lr=float(lr), alpha=float(alpha), eps=float(eps),
-        weight_decay=float(weight_decay), momentum=float(momentum),
-        momentum_buffer=momentum_buffer, centered=bool(centered), grad_avg=grad_avg,
+        param, grad, square_avg, momentum_buffer=momentum_buffer, centered=bool(centered),
+        grad_avg=grad_avg, check_only=bool(check_only),
+        **_floats("rmsprop_update", lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                  momentum=momentum),
     )

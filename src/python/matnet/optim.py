@@ -66,7 +66,15 @@ class Optimizer:
                     "call model.backward(grad) before step"
                 )
         state = self._state_for(params)
+        # All or nothing: every parameter is checked (read-only, layout, dtype,
+        # hyper-parameters) before any is updated or iterations advances.
         self.iterations += 1
+        try:
+            for p, g, s in zip(params, grads, state):
+                self._update(p, g, s, check_only=True)
+        except BaseException:
+            self.iterations -= 1
+            raise
         for p, g, s in zip(params, grads, state):
             self._update(p, g, s)
 
@@ -133,7 +141,8 @@ class Optimizer:
         self._checked = list(params)
         return self._state
 
-    def _update(self, param: np.ndarray, grad: np.ndarray, state: Dict[str, np.ndarray]) -> None:
+    def _update(self, param: np.ndarray, grad: np.ndarray, state: Dict[str, np.ndarray],
+                check_only: bool = False) -> None:
         raise NotImplementedError
 
     def _hyper_config(self) -> Dict[str, Any]:
@@ -167,14 +176,15 @@ class SGD(Optimizer):
     def _active_slots(self) -> Tuple[str, ...]:
         return ("velocity",) if self.momentum else ()
 
-    def _update(self, param, grad, state):
+    def _update(self, param: np.ndarray, grad: np.ndarray, state: Dict[str, np.ndarray],
+                check_only: bool = False) -> None:
         ops.sgd_update(
             param, grad, state.get("velocity"), lr=self.lr, momentum=self.momentum,
             dampening=self.dampening, nesterov=self.nesterov, weight_decay=self.weight_decay,
-            first_step=self.iterations == 1,
+            first_step=self.iterations == 1, check_only=check_only,
         )
 
-    def _hyper_config(self):
+    def _hyper_config(self) -> Dict[str, Any]:
         return {"momentum": self.momentum, "dampening": self.dampening,
                 "nesterov": self.nesterov, "weight_decay": self.weight_decay}
 
@@ -196,14 +206,15 @@ class Adam(Optimizer):
         self.eps = check_number(eps, "eps", name)
         self.weight_decay = check_number(weight_decay, "weight_decay", name)
 
-    def _update(self, param, grad, state):
+    def _update(self, param: np.ndarray, grad: np.ndarray, state: Dict[str, np.ndarray],
+                check_only: bool = False) -> None:
         ops.adam_update(
             param, grad, state["m"], state["v"], step=self.iterations, lr=self.lr,
             beta1=self.betas[0], beta2=self.betas[1], eps=self.eps,
-            weight_decay=self.weight_decay, decoupled=self._decoupled,
+            weight_decay=self.weight_decay, decoupled=self._decoupled, check_only=check_only,
         )
 
-    def _hyper_config(self):
+    def _hyper_config(self) -> Dict[str, Any]:
         return {"betas": list(self.betas), "eps": self.eps, "weight_decay": self.weight_decay}
 
 
@@ -236,15 +247,16 @@ class RMSprop(Optimizer):
         return (("square_avg",) + (("momentum_buffer",) if self.momentum else ())
                 + (("grad_avg",) if self.centered else ()))
 
-    def _update(self, param, grad, state):
+    def _update(self, param: np.ndarray, grad: np.ndarray, state: Dict[str, np.ndarray],
+                check_only: bool = False) -> None:
         ops.rmsprop_update(
             param, grad, state["square_avg"], lr=self.lr, alpha=self.alpha, eps=self.eps,
             weight_decay=self.weight_decay, momentum=self.momentum,
             momentum_buffer=state.get("momentum_buffer"), centered=self.centered,
-            grad_avg=state.get("grad_avg"),
+            grad_avg=state.get("grad_avg"), check_only=check_only,
         )
 
-    def _hyper_config(self):
+    def _hyper_config(self) -> Dict[str, Any]:
         return {"alpha": self.alpha, "eps": self.eps, "weight_decay": self.weight_decay,
                 "momentum": self.momentum, "centered": self.centered}
 

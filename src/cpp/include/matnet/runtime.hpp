@@ -33,12 +33,26 @@ MATNET_API const char* isa_name(Isa isa);
 /// True when the CPU (and OS) support the given instruction set.
 MATNET_API bool cpu_supports(Isa isa);
 
-/// Number of OpenMP threads the kernels use on the calling thread
-/// (omp_get_max_threads(): OMP_NUM_THREADS and threadpoolctl act on it).
+/// Number of OpenMP threads the kernels use for a call from the calling
+/// thread: the process-wide setting (set_num_threads, else OMP_NUM_THREADS,
+/// else the CPU count, capped at max_num_threads()). Where the calling
+/// thread's OpenMP thread count was changed by someone else (threadpoolctl,
+/// omp_set_num_threads), that value. 1 on the thread that called fork(), in
+/// the child (see set_num_threads).
 MATNET_API int get_num_threads();
 
-/// Set the number of OpenMP threads for calls made from the calling thread.
-/// Throws matnet::invalid_argument if n < 1.
+/// The largest count set_num_threads accepts: 4 x the CPUs available to the
+/// process (omp_get_num_procs). OMP_THREAD_LIMIT may still make teams smaller.
+MATNET_API int max_num_threads();
+
+/// Sets the number of OpenMP threads for calls made from every thread of the
+/// process. Throws matnet::invalid_argument unless 1 <= n <= max_num_threads().
+///
+/// fork(): the child starts with 1 thread (libgomp's thread pool does not
+/// survive fork, and a team started from the forking thread would wait for
+/// the parent's threads forever). set_num_threads(n) in the child applies
+/// to threads the child creates; calls from the thread that forked stay on
+/// one thread.
 MATNET_API void set_num_threads(int n);
 
 }  // namespace matnet

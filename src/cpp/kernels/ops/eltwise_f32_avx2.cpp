@@ -21,9 +21,10 @@ inline __m256i tail_mask(std::int64_t rem) {
                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-/// x * p(x) with x clamped to the finite range first (x -> -Inf gives -0).
+/// x * p(x) with x clamped from below to -FLT_MAX first (x -> -Inf gives
+/// -0, where p -> 0); +Inf stays +Inf (p(+Inf) = 1), as scalar::clamp_below.
 inline __m256 times_finite(__m256 x, __m256 p) {
-  return _mm256_mul_ps(avx2::clamp_keep_nan(x, -FLT_MAX, FLT_MAX), p);
+  return _mm256_mul_ps(avx2::clamp_keep_nan(x, -FLT_MAX, INFINITY), p);
 }
 
 // ---- activation functors: f(v) and f'(v), with the slope for leaky_relu

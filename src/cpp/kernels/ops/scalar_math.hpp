@@ -6,8 +6,10 @@
 //   - sigmoid from e = exp(-|x|) in (0, 1]: r = 1/(1+e) is sigmoid(|x|) and
 //     e*r = 1 - sigmoid(|x|); both tails come out to full relative accuracy.
 //   - tanh'(x) = 1 - tanh^2 = 4 e r^2 with e = exp(-2|x|), r = 1/(1+e).
-//   - x * p(x) where p -> 0 as x -> -Inf (gelu, silu): x is clamped to the
-//     largest finite value first, so the limit 0 comes out instead of NaN.
+//   - x * p(x) where p -> 0 as x -> -Inf (gelu, silu): x is clamped from
+//     below to -max first, so the limit -0 comes out instead of NaN; +Inf is
+//     kept (p(+Inf) = 1, so f(+Inf) = +Inf). The derivatives, where +Inf
+//     would meet a factor 0 at either end, clamp both ends (finite_clamp).
 #pragma once
 
 #include <cmath>
@@ -22,6 +24,13 @@ constexpr double kInvSqrt2Pi = 0.39894228040143267794; // 1/sqrt(2 pi)
 constexpr double kGeluK0 = 0.79788456080286535588;     // sqrt(2/pi)
 constexpr double kGeluK1 = 0.044715;
 constexpr double kGeluTanhClamp = 1e4;  // beyond, sigmoid(2u) is exactly 0 or 1 in any dtype
+
+/// x clamped to [-max, +Inf]; NaN stays NaN.
+template <class T>
+inline T clamp_below(T x) {
+  const T hi = std::numeric_limits<T>::max();
+  return x < -hi ? -hi : x;
+}
 
 /// x clamped to [-max, max]; NaN stays NaN.
 template <class T>
@@ -57,14 +66,14 @@ inline T act_forward(Activation act, T v, T slope) {
     case Activation::leaky_relu: return v > T(0) ? v : slope * v;
     case Activation::sigmoid: return sigmoid2(v).s;
     case Activation::tanh: return std::tanh(v);
-    case Activation::gelu: return finite_clamp(v) * normal_cdf(v);
+    case Activation::gelu: return clamp_below(v) * normal_cdf(v);
     case Activation::gelu_tanh: {
       const T xc = v < T(-kGeluTanhClamp) ? T(-kGeluTanhClamp)
                                           : (v > T(kGeluTanhClamp) ? T(kGeluTanhClamp) : v);
       const T u = T(kGeluK0) * (xc + T(kGeluK1) * xc * xc * xc);
-      return finite_clamp(v) * sigmoid2(T(2) * u).s;
+      return clamp_below(v) * sigmoid2(T(2) * u).s;
     }
-    case Activation::silu: return finite_clamp(v) * sigmoid2(v).s;
+    case Activation::silu: return clamp_below(v) * sigmoid2(v).s;
   }
   return v;
 }

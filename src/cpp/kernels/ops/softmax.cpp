@@ -22,6 +22,16 @@ using detail::EltwiseKernels;
 
 constexpr std::int64_t kBlock = 256;  // stack buffer for chunked exp in backward
 
+/// x - m, with its limit where the maximum m is +Inf: 0 for the +Inf
+/// entries (they share the mass), -Inf for the finite ones; NaN stays NaN.
+/// So a slice holding +Inf gives [1/k ...] and [-log k ...] (k entries at
+/// +Inf) and 0 / -Inf elsewhere, not NaN.
+template <class T>
+inline T shifted(T x, T m) {
+  if (m != std::numeric_limits<T>::infinity()) return x - m;
+  return x == m ? T(0) : (x != x ? x : -m);
+}
+
 void check(const char* fn, const void* out, const void* in, std::int64_t outer, std::int64_t len,
            std::int64_t inner) {
   detail::require_size(fn, "outer", outer);
@@ -60,6 +70,18 @@ void softmax_impl(T* y, const T* x, std::int64_t outer, std::int64_t len, std::i
       const T* xr = x + o * len;
       T* yr = y + o * len;
       const T m = k.max(xr, len);
+      if (m == std::numeric_limits<T>::infinity()) {  // the kernels would give Inf - Inf
+        for (std::int64_t i = 0; i < len; ++i) yr[i] = shifted(xr[i], m);
+        const double sum = k.exp_sum(log ? nullptr : yr, yr, len, T(0));
+        if (log) {
+          const T lse = static_cast<T>(std::log(sum));
+          for (std::int64_t i = 0; i < len; ++i) yr[i] -= lse;
+        } else {
+          const T inv = static_cast<T>(1.0 / sum);
+          for (std::int64_t i = 0; i < len; ++i) yr[i] *= inv;
+        }
+        return;
+      }
       if (log) {
         const T lse = static_cast<T>(std::log(k.exp_sum(nullptr, xr, len, m)));
         for (std::int64_t i = 0; i < len; ++i) yr[i] = (xr[i] - m) - lse;
@@ -88,7 +110,7 @@ void softmax_impl(T* y, const T* x, std::int64_t outer, std::int64_t len, std::i
     for (std::int64_t i = 0; i < len; ++i) {
       const T* xr = xo + i * inner;
       T* dst = log ? tmp : yo + i * inner;
-      for (std::int64_t j = 0; j < inner; ++j) dst[j] = xr[j] - m[j];
+      for (std::int64_t j = 0; j < inner; ++j) dst[j] = shifted(xr[j], m[j]);
       k.exp_sum(dst, dst, inner, T(0));
       for (std::int64_t j = 0; j < inner; ++j) s[j] += dst[j];
     }
@@ -96,7 +118,7 @@ void softmax_impl(T* y, const T* x, std::int64_t outer, std::int64_t len, std::i
       for (std::int64_t j = 0; j < inner; ++j) s[j] = std::log(s[j]);
       for (std::int64_t i = 0; i < len; ++i)
         for (std::int64_t j = 0; j < inner; ++j)
-          yo[i * inner + j] = (xo[i * inner + j] - m[j]) - s[j];
+          yo[i * inner + j] = shifted(xo[i * inner + j], m[j]) - s[j];
     } else {
       for (std::int64_t j = 0; j < inner; ++j) s[j] = T(1) / s[j];
       for (std::int64_t i = 0; i < len; ++i)

@@ -86,11 +86,12 @@ inline __m256 tanh_ps(__m256 x) {
   p = _mm256_fmadd_ps(p, z, set1(-5.37397155531e-2f));
   p = _mm256_fmadd_ps(p, z, set1(1.33314422036e-1f));
   p = _mm256_fmadd_ps(p, z, set1(-3.33332819422e-1f));
-  const __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p, z), x, x);
+  // With the sign of x put back: p z x + x rounds -0 to +0.
+  const __m256 sign = _mm256_and_ps(x, set1(-0.0f));
+  const __m256 small = _mm256_or_ps(abs_ps(_mm256_fmadd_ps(_mm256_mul_ps(p, z), x, x)), sign);
   const __m256 e = exp_ps(_mm256_add_ps(ax, ax));
   const __m256 q = _mm256_div_ps(set1(2.0f), _mm256_add_ps(e, set1(1.0f)));
-  const __m256 large =
-      _mm256_or_ps(_mm256_sub_ps(set1(1.0f), q), _mm256_and_ps(x, set1(-0.0f)));
+  const __m256 large = _mm256_or_ps(_mm256_sub_ps(set1(1.0f), q), sign);
   return _mm256_blendv_ps(large, small, _mm256_cmp_ps(ax, set1(0.625f), _CMP_LT_OQ));
 }
 

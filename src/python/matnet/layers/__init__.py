@@ -12,7 +12,7 @@ saved file may name.
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Type
 
 from .activation import GELU, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Tanh
 from .attention import LayerNorm, MultiHeadAttention, PositionalEmbedding, SequenceMean
@@ -45,7 +45,7 @@ __all__ = [
 
 #: Layer types by name: what ``Sequential`` configs and saved files may contain
 #: (matnet.model adds "Sequential" itself, which nests).
-LAYER_TYPES: Dict[str, type] = {
+LAYER_TYPES: Dict[str, Type[Layer]] = {
     cls.__name__: cls
     for cls in (Dense, ReLU, LeakyReLU, Sigmoid, Tanh, GELU, SiLU, Softmax, LogSoftmax,
                 Dropout, Flatten, MultiHeadAttention, LayerNorm, PositionalEmbedding,

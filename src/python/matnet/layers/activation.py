@@ -41,10 +41,10 @@ class _Elementwise(Layer):
 class ReLU(_Elementwise):
     """``max(x, 0)`` elementwise."""
 
-    def _f(self, x):
+    def _f(self, x: np.ndarray) -> np.ndarray:
         return ops.relu(x)
 
-    def _df(self, grad, x):
+    def _df(self, grad: np.ndarray, x: np.ndarray) -> np.ndarray:
         return ops.relu_backward(grad, x)
 
 
@@ -55,10 +55,10 @@ class LeakyReLU(_Elementwise):
         super().__init__()
         self.negative_slope = check_number(negative_slope, "negative_slope", "LeakyReLU", 0.0, 1e6)
 
-    def _f(self, x):
+    def _f(self, x: np.ndarray) -> np.ndarray:
         return ops.leaky_relu(x, self.negative_slope)
 
-    def _df(self, grad, x):
+    def _df(self, grad: np.ndarray, x: np.ndarray) -> np.ndarray:
         return ops.leaky_relu_backward(grad, x, self.negative_slope)
 
     def get_config(self) -> Dict[str, Any]:
@@ -68,20 +68,20 @@ class LeakyReLU(_Elementwise):
 class Sigmoid(_Elementwise):
     """``1 / (1 + exp(-x))`` elementwise."""
 
-    def _f(self, x):
+    def _f(self, x: np.ndarray) -> np.ndarray:
         return ops.sigmoid(x)
 
-    def _df(self, grad, x):
+    def _df(self, grad: np.ndarray, x: np.ndarray) -> np.ndarray:
         return ops.sigmoid_backward(grad, x)
 
 
 class Tanh(_Elementwise):
     """``tanh(x)`` elementwise."""
 
-    def _f(self, x):
+    def _f(self, x: np.ndarray) -> np.ndarray:
         return ops.tanh(x)
 
-    def _df(self, grad, x):
+    def _df(self, grad: np.ndarray, x: np.ndarray) -> np.ndarray:
         return ops.tanh_backward(grad, x)
 
 
@@ -94,10 +94,10 @@ class GELU(_Elementwise):
             raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
         self.approximate = approximate
 
-    def _f(self, x):
+    def _f(self, x: np.ndarray) -> np.ndarray:
         return ops.gelu(x, approximate=self.approximate)
 
-    def _df(self, grad, x):
+    def _df(self, grad: np.ndarray, x: np.ndarray) -> np.ndarray:
         return ops.gelu_backward(grad, x, approximate=self.approximate)
 
     def get_config(self) -> Dict[str, Any]:
@@ -107,10 +107,10 @@ class GELU(_Elementwise):
 class SiLU(_Elementwise):
     """``x · sigmoid(x)`` (swish) elementwise."""
 
-    def _f(self, x):
+    def _f(self, x: np.ndarray) -> np.ndarray:
         return ops.silu(x)
 
-    def _df(self, grad, x):
+    def _df(self, grad: np.ndarray, x: np.ndarray) -> np.ndarray:
         return ops.silu_backward(grad, x)
 
 

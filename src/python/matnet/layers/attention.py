@@ -39,6 +39,10 @@ class MultiHeadAttention(Layer):
     """
 
     returns_new_array: ClassVar[bool] = True
+    dW_qkv: Optional[np.ndarray]
+    db_qkv: Optional[np.ndarray]
+    dW_o: Optional[np.ndarray]
+    db_o: Optional[np.ndarray]
 
     def __init__(self, embed_dim: int, num_heads: int, causal: bool = False,
                  seed: Optional[int] = None, dtype: Any = np.float32) -> None:
@@ -145,6 +149,8 @@ class LayerNorm(Layer):
     """
 
     returns_new_array: ClassVar[bool] = True
+    dweight: Optional[np.ndarray]
+    dbias: Optional[np.ndarray]
 
     def __init__(self, features: int, eps: float = 1e-5, elementwise_affine: bool = True,
                  dtype: Any = np.float32) -> None:

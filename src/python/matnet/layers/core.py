@@ -204,7 +204,9 @@ class Dense(Layer):
         return dx if lead is None or dx is None else dx.reshape(lead + (self.in_features,))
 
     def params(self) -> Dict[str, np.ndarray]:
-        return {"W": self.W, "b": self.b} if self.use_bias else {"W": self.W}
+        if self.b is None:
+            return {"W": self.W}
+        return {"W": self.W, "b": self.b}
 
     def grads(self) -> Dict[str, Optional[np.ndarray]]:
         return {"W": self.dW, "b": self.db} if self.use_bias else {"W": self.dW}

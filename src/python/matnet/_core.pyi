@@ -1,0 +1,106 @@
+"""
+matnet C++ kernels (private; use the matnet package)
+"""
+from __future__ import annotations
+import collections.abc
+import numpy
+import typing
+__all__: list[str] = ['DenseChain', 'activation', 'activation_backward', 'activation_names', 'adam_update', 'binary_cross_entropy', 'cpu_info', 'cross_entropy', 'dense_backward', 'dense_forward', 'dense_infer', 'gemm', 'get_num_threads', 'matmul', 'matvec', 'max_num_threads', 'mse', 'rmsprop_update', 'set_num_threads', 'sgd_update', 'softmax', 'softmax_backward']
+class DenseChain:
+    """
+    Inference through dense layers [(w, b, activation, slope), ...], checked once; call it on x.
+    """
+    def __call__(self, x: typing.Any, check_finite: bool = False) -> numpy.ndarray:
+        """
+        y for x (N, in_features); with check_finite, NaN or Inf in x is a ValueError.
+        """
+    def __init__(self, layers: collections.abc.Sequence) -> None:
+        ...
+def _gemm_blocking(dtype: str) -> dict:
+    """
+    Block sizes (mr, nr, mc, kc, nc) of the active GEMM kernel; for tests and tuning.
+    """
+def activation(x: typing.Any, kind: str, negative_slope: typing.SupportsFloat | typing.SupportsIndex = 0.01) -> numpy.ndarray:
+    """
+    act(x) element-wise for kind in relu, leaky_relu, sigmoid, tanh, gelu, gelu_tanh, silu, identity; a new array of x's shape and dtype.
+    """
+def activation_backward(grad: typing.Any, x: typing.Any, kind: str, negative_slope: typing.SupportsFloat | typing.SupportsIndex = 0.01) -> numpy.ndarray:
+    """
+    grad * act'(x), x the forward input; a new array.
+    """
+def activation_names() -> list:
+    """
+    Names accepted by activation() and dense_forward().
+    """
+def adam_update(param: typing.Any, grad: typing.Any, m: typing.Any, v: typing.Any, *, step: typing.SupportsInt | typing.SupportsIndex, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex = 0.9, beta2: typing.SupportsFloat | typing.SupportsIndex = 0.999, eps: typing.SupportsFloat | typing.SupportsIndex = 1e-08, weight_decay: typing.SupportsFloat | typing.SupportsIndex = 0.0, decoupled: bool = False, check_only: bool = False) -> None:
+    """
+    In-place Adam step (AdamW when decoupled), torch.optim formulas, 1-based step.
+    """
+def binary_cross_entropy(logits: typing.Any, targets: typing.Any) -> tuple:
+    """
+    (loss, grad): binary cross-entropy with logits, mean over all elements.
+    """
+def cpu_info() -> dict:
+    """
+    Which kernel path runs: ISA in use, thread count, supported ISAs, GEMM microkernels.
+    """
+def cross_entropy(logits: typing.Any, labels: typing.Any, label_smoothing: typing.SupportsFloat | typing.SupportsIndex = 0.0) -> tuple:
+    """
+    (loss, grad): softmax cross-entropy of (batch, classes) logits with integer labels, mean over the batch; grad = d loss / d logits.
+    """
+def dense_backward(grad_y: typing.Any, x: typing.Any, w: typing.Any, z: typing.Any, activation: typing.Any = None, negative_slope: typing.SupportsFloat | typing.SupportsIndex = 0.01, need_dx: bool = True) -> tuple:
+    """
+    (dx, dw, db) from grad_y: dZ = grad_y * act'(z) fused with db = dZ.sum(0); dw = x.T @ dZ; dx = dZ @ w.T (None unless need_dx).
+    """
+def dense_forward(x: typing.Any, w: typing.Any, b: typing.Any = None, activation: typing.Any = None, negative_slope: typing.SupportsFloat | typing.SupportsIndex = 0.01) -> tuple:
+    """
+    (y, z): z = x @ w + b, y = act(z), bias and activation fused into the GEMM; z is y when the activation is None.
+    """
+def dense_infer(x: typing.Any, w: typing.Any, b: typing.Any = None, activation: typing.Any = None, negative_slope: typing.SupportsFloat | typing.SupportsIndex = 0.01, out: typing.Any = None) -> typing.Any:
+    """
+    y = act(x @ w + b) without the pre-activation (inference); into out when given.
+    """
+def gemm(a: typing.Any, b: typing.Any, c: typing.Any = None, *, alpha: typing.SupportsFloat | typing.SupportsIndex = 1.0, beta: typing.SupportsFloat | typing.SupportsIndex = 0.0, trans_a: bool = False, trans_b: bool = False) -> numpy.ndarray:
+    """
+    alpha * op(a) @ op(b) + beta * c; updates c in place when given and returns it.
+    """
+def get_num_threads() -> int:
+    """
+    Number of threads matnet's kernels use (process-wide; honours OMP_NUM_THREADS).
+    """
+def matmul(a: typing.Any, b: typing.Any, *, trans_a: bool = False, trans_b: bool = False, out: typing.Any = None) -> numpy.ndarray:
+    """
+    op(a) @ op(b) for float32/float64 arrays with np.matmul semantics (N-D batches broadcast, 1-D operands); writes into out when given.
+    """
+def matvec(a: typing.Any, x: typing.Any, *, trans: bool = False, out: typing.Any = None) -> numpy.ndarray:
+    """
+    op(a) @ x for a 2-D a and a 1-D x (GEMV).
+    """
+def max_num_threads() -> int:
+    """
+    The largest count set_num_threads accepts (4 x the CPUs available).
+    """
+def mse(pred: typing.Any, target: typing.Any) -> tuple:
+    """
+    (loss, grad): mean squared error over all elements; grad = d loss / d pred.
+    """
+def rmsprop_update(param: typing.Any, grad: typing.Any, square_avg: typing.Any, *, lr: typing.SupportsFloat | typing.SupportsIndex, alpha: typing.SupportsFloat | typing.SupportsIndex = 0.99, eps: typing.SupportsFloat | typing.SupportsIndex = 1e-08, weight_decay: typing.SupportsFloat | typing.SupportsIndex = 0.0, momentum: typing.SupportsFloat | typing.SupportsIndex = 0.0, momentum_buffer: typing.Any = None, centered: bool = False, grad_avg: typing.Any = None, check_only: bool = False) -> None:
+    """
+    In-place RMSprop step (torch.optim.RMSprop formulas).
+    """
+def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """
+    Sets the number of threads matnet's kernels use, for every thread (ValueError outside [1, max_num_threads()]).
+    """
+def sgd_update(param: typing.Any, grad: typing.Any, velocity: typing.Any, *, lr: typing.SupportsFloat | typing.SupportsIndex, momentum: typing.SupportsFloat | typing.SupportsIndex = 0.0, dampening: typing.SupportsFloat | typing.SupportsIndex = 0.0, nesterov: bool = False, weight_decay: typing.SupportsFloat | typing.SupportsIndex = 0.0, first_step: bool = False, check_only: bool = False) -> None:
+    """
+    In-place SGD step (torch.optim.SGD formulas); check_only: validate, write nothing.
+    """
+def softmax(x: typing.Any, axis: typing.SupportsInt | typing.SupportsIndex = -1, log: bool = False) -> numpy.ndarray:
+    """
+    softmax (or log_softmax when log) of x along axis; a new array.
+    """
+def softmax_backward(grad: typing.Any, y: typing.Any, axis: typing.SupportsInt | typing.SupportsIndex = -1, log: bool = False) -> numpy.ndarray:
+    """
+    Backward of softmax (or log_softmax) from its forward output y; a new array.
+    """
