@@ -130,6 +130,7 @@ class MultiHeadAttention(Layer):
         e = self.embed_dim
         g2 = np.ascontiguousarray(grad).reshape(n * length, e)
         do2, self.dW_o, self.db_o = ops.dense_backward(g2, o2, self.W_o, None)
+        assert do2 is not None  # need_dx defaults to True
         do = self._heads(do2, n, length)
         dq, dk, dv = ops.scaled_dot_product_attention_backward(
             do, q, k, v, o, lse, causal=self.causal)
