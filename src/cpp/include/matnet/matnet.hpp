@@ -7,6 +7,7 @@
 //                  gemm_batched (strided batches, stride 0 to share an operand)
 // gemv.hpp         gemv(trans, m, n, alpha, a, lda, x, incx, beta, y, incy)
 // activations.hpp  Activation, activation_forward/backward, softmax, log_softmax
+// attention.hpp    attention_forward / attention_backward (flash-style SDPA, masks, causal)
 // dense.hpp        dense_forward / dense_backward (fused bias + activation)
 // losses.hpp       cross_entropy, mse, binary_cross_entropy (loss + gradient)
 // model.hpp        load_model(path) -> Model::predict(x, rows, out): serve a model
@@ -23,6 +24,7 @@
 #pragma once
 
 #include "matnet/activations.hpp"
+#include "matnet/attention.hpp"
 #include "matnet/dense.hpp"
 #include "matnet/errors.hpp"
 #include "matnet/gemm.hpp"

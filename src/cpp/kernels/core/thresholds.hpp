@@ -83,4 +83,19 @@ inline constexpr std::int64_t chain_split_last_min_bytes = std::int64_t{1} << 15
 // the second thread (23.5 -> 18.7 us).
 inline constexpr std::int64_t optim_parallel_min_bytes = std::int64_t{1} << 17;
 
+// ------------------------------------------------------------ nn/attention
+
+// Flash attention's blocks (nn/attention.cpp): a task is this many queries
+// (rounded up to the microkernel's NR) against blocks of this many keys
+// (rounded up to a multiple of MR and NR). At d = 64, float32, the forward
+// task keeps Q^T (16 KiB), one panel of scores (8 KiB) in L1 and O^T (17
+// KiB) in L2. Measured (1 thread, (1, 8, 2048, 64), forward, vs 32/64/128
+// each way): see the commit that set them.
+inline constexpr std::int64_t attention_block_q = 64;
+inline constexpr std::int64_t attention_block_k = 128;
+
+// Below this many multiply-adds (B * Lq * Lk * (D + Dv)) attention runs on
+// one thread (the GEMM's fork/join threshold).
+inline constexpr double attention_parallel_min_flops = parallel_min_flops;
+
 }  // namespace matnet::detail::thresholds
