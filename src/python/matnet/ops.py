@@ -503,3 +503,50 @@ def scaled_dot_product_attention_backward(
     dq, dk, dv = _core.attention_backward(grad_out, q, k, v, out, lse, m,
                                           scale=_attention_scale(q, scale), causal=bool(causal))
     return dq, dk, dv
+
+
+# ---------------------------------------------------------------- normalization
+__all__ += ["layer_norm", "layer_norm_backward"]
+
+
+def layer_norm(
+    x: np.ndarray,
+    weight: Optional[np.ndarray] = None,
+    bias: Optional[np.ndarray] = None,
+    eps: float = 1e-5,
+    return_stats: bool = False,
+):
+    """Layer normalization over the last axis, as ``torch.nn.functional.layer_norm(x, (C,))``::
+
+        mean = x.mean(-1), var = x.var(-1) (biased), rstd = 1 / sqrt(var + eps)
+        y = (x - mean) * rstd * weight + bias
+
+    Args:
+        x: (..., C) float32 or float64.
+        weight, bias: optional (C,) arrays of x's dtype (default 1 and 0).
+        eps: added to the variance, >= 0.
+        return_stats: also return ``mean`` and ``rstd`` (shape x.shape[:-1]),
+            which :func:`layer_norm_backward` needs.
+
+    Returns:
+        y of x's shape, or (y, mean, rstd) when ``return_stats``.
+    """
+    y, mean, rstd = _core.layer_norm(x, weight, bias, eps=float(eps))
+    return (y, mean, rstd) if return_stats else y
+
+
+def layer_norm_backward(
+    grad_y: np.ndarray,
+    x: np.ndarray,
+    weight: Optional[np.ndarray],
+    mean: np.ndarray,
+    rstd: np.ndarray,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients (dx, dweight, dbias) of :func:`layer_norm` from grad_y, the
+    forward input x, weight (None: 1) and the forward's mean and rstd::
+
+        g = grad_y * weight, xhat = (x - mean) * rstd
+        dx = rstd * (g - mean(g, -1) - xhat * mean(g * xhat, -1))
+        dweight = sum(grad_y * xhat over all but the last axis), dbias = sum(grad_y likewise)
+    """
+    return _core.layer_norm_backward(grad_y, x, weight, mean, rstd)

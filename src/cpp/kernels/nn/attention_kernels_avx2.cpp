@@ -1,5 +1,6 @@
 // AVX2 attention softmax loops, float32 (contract in attention_kernels.hpp),
-// on the vectorised exp of ops/vmath_f32_avx2.hpp (about 1 eps relative).
+// on the vectorised exp of ops/vmath_f32_avx2.hpp for arguments <= 0 (about
+// 1 eps relative; the softmax's exponents are never positive).
 // Compiled with -mavx2 -mfma, reached only through the registry.
 #include <immintrin.h>
 
@@ -13,7 +14,7 @@ namespace matnet::detail {
 
 namespace {
 
-using avx2::exp_ps;
+using avx2::exp_nonpositive_ps;
 using avx2::set1;
 
 /// Lanes [0, rem) set, rem in [0, 8].
@@ -44,19 +45,19 @@ inline void panel_columns(float* s, std::int64_t rows, int nr, int j, __m256i ma
   const __m256 shift = _mm256_blendv_ps(mx, _mm256_setzero_ps(), _mm256_cmp_ps(mx, ninf, _CMP_EQ_OQ));
   __m256 sum0 = _mm256_setzero_ps(), sum1 = _mm256_setzero_ps();
   for (r = 0; r + 2 <= rows; r += 2) {
-    const __m256 e0 = exp_ps(_mm256_sub_ps(ld(s + r * nr + j), shift));
-    const __m256 e1 = exp_ps(_mm256_sub_ps(ld(s + (r + 1) * nr + j), shift));
+    const __m256 e0 = exp_nonpositive_ps(_mm256_sub_ps(ld(s + r * nr + j), shift));
+    const __m256 e1 = exp_nonpositive_ps(_mm256_sub_ps(ld(s + (r + 1) * nr + j), shift));
     st(s + r * nr + j, e0);
     st(s + (r + 1) * nr + j, e1);
     sum0 = _mm256_add_ps(sum0, e0);
     sum1 = _mm256_add_ps(sum1, e1);
   }
   if (r < rows) {
-    const __m256 e0 = exp_ps(_mm256_sub_ps(ld(s + r * nr + j), shift));
+    const __m256 e0 = exp_nonpositive_ps(_mm256_sub_ps(ld(s + r * nr + j), shift));
     st(s + r * nr + j, e0);
     sum0 = _mm256_add_ps(sum0, e0);
   }
-  const __m256 a = exp_ps(_mm256_sub_ps(m_old, shift));
+  const __m256 a = exp_nonpositive_ps(_mm256_sub_ps(m_old, shift));
   st(alpha + j, a);
   st(l + j, _mm256_fmadd_ps(ld(l + j), a, _mm256_add_ps(sum0, sum1)));
   st(m + j, mx);
@@ -76,13 +77,13 @@ void softmax_grad_row(float* s, float* dp, std::int64_t n, float lse, float dsum
   const __m256 vl = set1(lse), vd = set1(dsum);
   std::int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    const __m256 p = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(s + i), vl));
+    const __m256 p = exp_nonpositive_ps(_mm256_sub_ps(_mm256_loadu_ps(s + i), vl));
     _mm256_storeu_ps(s + i, p);
     _mm256_storeu_ps(dp + i, _mm256_mul_ps(p, _mm256_sub_ps(_mm256_loadu_ps(dp + i), vd)));
   }
   if (i < n) {
     const __m256i mask = tail_mask(n - i);
-    const __m256 p = exp_ps(_mm256_sub_ps(_mm256_maskload_ps(s + i, mask), vl));
+    const __m256 p = exp_nonpositive_ps(_mm256_sub_ps(_mm256_maskload_ps(s + i, mask), vl));
     _mm256_maskstore_ps(s + i, mask, p);
     _mm256_maskstore_ps(
         dp + i, mask, _mm256_mul_ps(p, _mm256_sub_ps(_mm256_maskload_ps(dp + i, mask), vd)));

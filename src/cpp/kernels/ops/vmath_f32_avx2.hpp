@@ -65,6 +65,34 @@ inline __m256 exp_ps(__m256 x) {
   return _mm256_blendv_ps(res, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
 }
 
+/// exp(x) for x <= 0 (or -inf), the softmax case: the polynomial of exp_ps
+/// (about 1 eps relative) without its overflow, NaN and denormal handling,
+/// so about half the instructions. Results below FLT_MIN (x < -87.33) are
+/// flushed to 0, -inf gives 0; NaN gives an unspecified value.
+inline __m256 exp_nonpositive_ps(__m256 x) {
+  const __m256 lo = set1(-87.33654f);
+  const __m256 keep = _mm256_cmp_ps(x, lo, _CMP_GE_OQ);
+  const __m256 xc = _mm256_max_ps(x, lo);
+  // n = round(x / ln2) in the low mantissa bits of t (t = x/ln2 + 1.5 * 2^23).
+  const __m256 magic = set1(12582912.0f);
+  const __m256 t = _mm256_fmadd_ps(xc, set1(1.44269504088896341f), magic);
+  const __m256 n = _mm256_sub_ps(t, magic);
+  __m256 r = _mm256_fnmadd_ps(n, set1(0.693359375f), xc);
+  r = _mm256_fnmadd_ps(n, set1(-2.12194440e-4f), r);
+  __m256 p = set1(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, set1(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, set1(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, set1(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, set1(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, set1(5.0000001201e-1f));
+  const __m256 y = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, set1(1.0f)));
+  // 2^n: n + 127 into the exponent field (t's bits are magic + n; n >= -126).
+  const __m256i bits = _mm256_add_epi32(_mm256_castps_si256(t),
+                                        _mm256_set1_epi32(127 - 0x4B400000));
+  const __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(bits, 23));
+  return _mm256_and_ps(_mm256_mul_ps(y, scale), keep);
+}
+
 /// sigmoid(x) and 1 - sigmoid(x), both to full relative accuracy: with
 /// e = exp(-|x|), r = 1/(1+e) = sigmoid(|x|) and e*r = 1 - sigmoid(|x|).
 inline void sigmoid_ps(__m256 x, __m256& s, __m256& one_minus_s) {
