@@ -197,7 +197,8 @@ void backward_impl(T* dq, T* dk, T* dv, const T* go, const T* q, const T* k, con
   const GemmKernel<T>& g = *ks.gemm;
   const auto& ak = *ks.attention;
   const i64 MR = g.mr, NR = g.nr, tile = std::lcm(MR, NR);
-  const i64 bk = round_up(std::min(detail::thresholds::attention_block_k, std::max<i64>(lk, 1)), tile);
+  const i64 bk =
+      round_up(std::min(detail::thresholds::attention_backward_block_k, std::max<i64>(lk, 1)), tile);
   const i64 bq = round_up(std::min(detail::thresholds::attention_block_q, std::max<i64>(lq, 1)), MR);
   const i64 nkb = ceil_div(lk, bk), nqb = ceil_div(lq, bq);
   const i64 d_pn = round_up(d, NR), dv_pn = round_up(dvw, NR);
