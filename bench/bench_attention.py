@@ -162,11 +162,9 @@ def attention_section(args, libs) -> tuple[list, list]:
             for mode in MODES:
                 run_libs = [lib for lib in libs
                             if lib != "numpy" or length <= args.numpy_max_length]
-                per = {lib: [] for lib in run_libs}
-                for r in range(rounds):
-                    k = r % len(run_libs)
-                    for lib in run_libs[k:] + run_libs[:k]:
-                        per[lib].append(run_child(lib, mode, length, nt, False, args.quick)["ms"])
+                per = harness.rotating_rounds(
+                    run_libs, rounds,
+                    lambda lib: run_child(lib, mode, length, nt, False, args.quick)["ms"])
                 row = {"threads": nt, "L": length, "mode": mode}
                 for lib in run_libs:
                     row[f"{lib}_ms"] = statistics.median(per[lib])
