@@ -73,7 +73,8 @@ i64 lines(i64 n) {
 /// (i0, jp) of C is at c + i0 * ldc + jp * c_panel; rows up to
 /// round_up(m, MR) and np * NR columns are written, so C must have them.
 /// Whole MR-row tiles read A in place when the ISA has direct-A kernels;
-/// the rest are packed into apack (MR x k).
+/// the rest are packed into apack (MR x k), and run on the ISA's tail kernel
+/// (mr_tail rows) when they fit it.
 template <class T>
 void tile_product(const GemmKernel<T>& g, T* apack, i64 m, i64 k, i64 np, T alpha, const T* a,
                   i64 lda, bool trans_a, const T* b, i64 panel_stride, T beta, T* c, i64 ldc,
@@ -82,12 +83,14 @@ void tile_product(const GemmKernel<T>& g, T* apack, i64 m, i64 k, i64 np, T alph
   for (i64 i0 = 0; i0 < m; i0 += g.mr) {
     const i64 rows = std::min<i64>(g.mr, m - i0);
     const bool in_place = direct != nullptr && rows == g.mr;
-    if (!in_place) g.pack_a(a, lda, trans_a, i0, 0, rows, k, g.mr, apack);
+    const bool tail = !in_place && g.ukernel_tail != nullptr && rows <= g.mr_tail;
+    if (!in_place) g.pack_a(a, lda, trans_a, i0, 0, rows, k, tail ? g.mr_tail : g.mr, apack);
     const T* at = trans_a ? a + i0 : a + i0 * lda;
     for (i64 jp = 0; jp < np; ++jp) {
       T* ct = c + i0 * ldc + jp * c_panel;
       const T* bp = b + jp * panel_stride;
       if (in_place) direct(k, alpha, at, lda, bp, beta, ct, ldc);
+      else if (tail) g.ukernel_tail(k, alpha, apack, bp, beta, ct, ldc);
       else g.ukernel(k, alpha, apack, bp, beta, ct, ldc);
     }
   }
