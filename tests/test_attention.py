@@ -172,6 +172,18 @@ def test_fully_masked_rows_are_zero_without_nan(rng, dtype, lk):
             assert_close(a, b, tol(dtype, 4.0), "grads")
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nan_propagates(rng, dtype):
+    q, k, v = make(rng, (1, 2), 70, 300, 16, 16, dtype)
+    q[0, 1, 5, 3] = np.nan
+    out, lse = sdpa(q, k, v, return_lse=True)
+    assert np.all(np.isnan(out[0, 1, 5])) and np.isnan(lse[0, 1, 5])
+    out[0, 1, 5] = 0
+    assert np.all(np.isfinite(out))
+    dq, dk, dv = sdpa_backward(np.ones_like(out), q, k, v, out, lse)
+    assert np.all(np.isnan(dq[0, 1, 5])) and np.all(np.isnan(dk[0, 1]))
+
+
 def test_no_keys_gives_zeros(rng):
     q = rng.standard_normal((2, 4, 8))
     k = np.zeros((2, 0, 8))

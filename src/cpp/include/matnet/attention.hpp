@@ -28,6 +28,9 @@
 // batch x key blocks (backward); safe to call concurrently on distinct
 // outputs. Outputs must not overlap inputs.
 //
+// NaN in q, k or v gives NaN in every output it reaches (a NaN score makes
+// its whole query row NaN), as in PyTorch.
+//
 // Accuracy: the float32 AVX2 path uses a vectorised exp (about 1 eps
 // relative); the block products are matnet's GEMM microkernels; float64 uses
 // libm. The forward sums run in the dtype.

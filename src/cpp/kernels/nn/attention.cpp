@@ -181,13 +181,13 @@ void forward_impl(T* out, T* lse, const T* q, const T* k, const T* v, const Atte
       first = false;
     }
     for (i64 j = 0; j < qn; ++j) {
-      const T lj = first ? T(0) : l[j];
-      const T inv = lj > T(0) ? T(1) / lj : T(0);
+      // No key attended: out 0, lse -inf (a NaN sum stays NaN).
+      const bool none = first || l[j] == T(0);
+      const T inv = none ? T(0) : T(1) / l[j];
       if (lse != nullptr)
-        lse[b * lq + q0 + j] =
-            lj > T(0) ? m[j] + std::log(lj) : -std::numeric_limits<T>::infinity();
+        lse[b * lq + q0 + j] = none ? -std::numeric_limits<T>::infinity() : m[j] + std::log(l[j]);
       T* orow = out + (b * lq + q0 + j) * dv;
-      for (i64 i = 0; i < dv; ++i) orow[i] = first ? T(0) : ot[i * bq + j] * inv;
+      for (i64 i = 0; i < dv; ++i) orow[i] = none ? T(0) : ot[i * bq + j] * inv;
     }
   });
 }

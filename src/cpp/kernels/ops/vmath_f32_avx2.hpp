@@ -76,11 +76,11 @@ inline __m256 exp_ps(__m256 x) {
 /// exp(x) for x <= 0 (or -inf), the softmax case: the polynomial of exp_ps
 /// (about 1 eps relative) without its overflow, NaN and denormal handling,
 /// so about half the instructions. Results below FLT_MIN (x < -87.33) are
-/// flushed to 0, -inf gives 0; NaN gives an unspecified value.
+/// flushed to 0, -inf gives 0, NaN gives NaN.
 inline __m256 exp_nonpositive_ps(__m256 x) {
   const __m256 lo = set1(-87.33654f);
-  const __m256 keep = _mm256_cmp_ps(x, lo, _CMP_GE_OQ);
-  const __m256 xc = _mm256_max_ps(x, lo);
+  const __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+  const __m256 xc = _mm256_max_ps(lo, x);  // NaN kept (max returns its second operand)
   // n = round(x / ln2) in the low mantissa bits of t (t = x/ln2 + 1.5 * 2^23).
   const __m256 magic = set1(12582912.0f);
   const __m256 t = _mm256_fmadd_ps(xc, set1(1.44269504088896341f), magic);
@@ -90,7 +90,7 @@ inline __m256 exp_nonpositive_ps(__m256 x) {
   const __m256i bits = _mm256_add_epi32(_mm256_castps_si256(t),
                                         _mm256_set1_epi32(127 - 0x4B400000));
   const __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(bits, 23));
-  return _mm256_and_ps(_mm256_mul_ps(y, scale), keep);
+  return _mm256_andnot_ps(under, _mm256_mul_ps(y, scale));
 }
 
 /// sigmoid(x) and 1 - sigmoid(x), both to full relative accuracy: with
