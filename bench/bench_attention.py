@@ -152,8 +152,28 @@ def run_child(lib, mode, length, threads, memory, quick) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def check_against_numpy(length: int = 128) -> None:
+    """matnet's forward and backward vs the NumPy version (float64) before any timing."""
+    import matnet as mn
+
+    rng = np.random.default_rng(1)
+    q, k, v, g = (rng.standard_normal((1, HEADS, length, D), dtype=np.float32) for _ in range(4))
+    scale = 1.0 / np.sqrt(D)
+    out, lse = mn.ops.scaled_dot_product_attention(q, k, v, return_lse=True)
+    grads = mn.ops.scaled_dot_product_attention_backward(g, q, k, v, out, lse)
+    q64, k64, v64, g64 = (a.astype(np.float64) for a in (q, k, v, g))
+    want, p = numpy_attention(q64, k64, v64, scale)
+    pairs = [("out", out, want)] + list(zip(
+        ("dq", "dk", "dv"), grads, numpy_attention_backward(g64, q64, k64, v64, p, scale)))
+    for name, got, ref in pairs:
+        err = float(np.abs(got - ref).max())
+        if not err <= 1e-4:
+            raise SystemExit(f"bench_attention: matnet {name} differs from NumPy by {err:.3g}")
+
+
 def attention_section(args, libs) -> tuple[list, list]:
     """(timing rows, memory rows) of the attention section."""
+    check_against_numpy()
     lengths = QUICK_LENGTHS if args.quick else tuple(args.lengths)
     rounds = args.rounds or (1 if args.quick else 3)
     rows, mem_rows = [], []
