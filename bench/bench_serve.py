@@ -155,11 +155,9 @@ def main(argv=None) -> int:
         server = build_server(workdir)
         for nt in args.threads:
             for batch in BATCHES:
-                per = {f: [] for f in forms}
-                for r in range(rounds):
-                    k = r % len(forms)
-                    for form in forms[k:] + forms[:k]:
-                        per[form].append(run_form(form, server, workdir, batch, nt, args.quick))
+                per = harness.rotating_rounds(
+                    forms, rounds,
+                    lambda form: run_form(form, server, workdir, batch, nt, args.quick))
                 row = {"batch": batch, "threads": nt}
                 for form in forms:
                     row[f"{form}_us"] = statistics.median(per[form])

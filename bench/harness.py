@@ -33,6 +33,8 @@ Helpers:
   gflops(flop, s)        flop / s / 1e9.
   settle(seconds)        sleep so other libraries' spinning worker threads
                          go idle before the next library is timed.
+  rotating_rounds(names, rounds, measure)  measure(name) for every name in
+                         each round, the order rotating: per-name samples.
   interleaved(fns, ...)  time several libraries in rounds (order rotating,
                          settling between them): median (or best) times and
                          median per-round ratios to a reference library.
@@ -70,6 +72,7 @@ __all__ = [
     "load_torch",
     "plot_panels",
     "print_table",
+    "rotating_rounds",
     "sanity_report",
     "settle",
     "threads",
@@ -155,6 +158,21 @@ def settle(seconds: float = 0.25) -> None:
     time.sleep(seconds)
 
 
+def rotating_rounds(
+    names: Sequence[str], rounds: int, measure: Callable[[str], float]
+) -> dict[str, list[float]]:
+    """``measure(name)`` for every name in each of ``rounds`` rounds, the
+    order rotating from round to round (no name always first, or always after
+    the same one); returns each name's samples in round order."""
+    names = list(names)
+    per: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        k = r % len(names) if names else 0
+        for name in names[k:] + names[:k]:
+            per[name].append(measure(name))
+    return per
+
+
 def interleaved(
     fns: dict[str, Callable[[], Any]],
     rounds: int,
@@ -188,12 +206,12 @@ def interleaved(
     if rounds < 1:
         raise ValueError(f"interleaved: rounds must be >= 1, got {rounds}")
     names = list(fns)
-    per: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(rounds):
-        k = r % len(names) if names else 0
-        for name in names[k:] + names[:k]:
-            settle(settle_s)
-            per[name].append(time_median(fns[name], **timing))
+
+    def measure(name: str) -> float:
+        settle(settle_s)
+        return time_median(fns[name], **timing)
+
+    per = rotating_rounds(names, rounds, measure)
     others = [name for name in names if ref in per and name != ref]
     if stat == "min":
         times = {name: min(v) for name, v in per.items()}

@@ -448,3 +448,56 @@ class ReferenceMLP:
             else:
                 raise ValueError(self.optimizer)
         return loss
+
+
+# ------------------------------------------------------ attention and norms
+
+
+def attention(q, k, v, mask=None, causal=False, scale=None):
+    """Explicit softmax attention in float64: returns (out, lse, p).
+
+    mask: boolean (True = attend) or additive, broadcastable to (..., Lq, Lk);
+    causal: query i attends keys j <= i. Rows that attend no key give out 0,
+    lse -inf and p 0."""
+    q, k, v = (np.asarray(a, np.float64) for a in (q, k, v))
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[-1]) if q.shape[-1] else 1.0
+    s = scale * (q @ np.swapaxes(k, -1, -2))
+    if mask is not None:
+        mask = np.asarray(mask)
+        s = s + (np.where(mask, 0.0, -np.inf) if mask.dtype == bool else mask.astype(np.float64))
+    if causal:
+        lq, lk = s.shape[-2:]
+        s = np.where(np.tril(np.ones((lq, lk), bool)), s, -np.inf)
+    mx = s.max(axis=-1, keepdims=True) if s.shape[-1] else np.full(s.shape[:-1] + (1,), -np.inf)
+    live = np.isfinite(mx)
+    e = np.exp(s - np.where(live, mx, 0.0))
+    denom = e.sum(axis=-1, keepdims=True)
+    p = np.where(live, e / np.where(live, denom, 1.0), 0.0)
+    lse = np.where(live, np.log(np.where(live, denom, 1.0)) + np.where(live, mx, 0.0), -np.inf)
+    return p @ v, lse[..., 0], p
+
+
+def attention_backward(grad_out, q, k, v, mask=None, causal=False, scale=None):
+    """(dq, dk, dv) of attention() by the textbook formulas on the full P."""
+    q, k, v, g = (np.asarray(a, np.float64) for a in (q, k, v, grad_out))
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[-1]) if q.shape[-1] else 1.0
+    _, _, p = attention(q, k, v, mask, causal, scale)
+    dv = np.swapaxes(p, -1, -2) @ g
+    dp = g @ np.swapaxes(v, -1, -2)
+    ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
+    return scale * (ds @ k), scale * (np.swapaxes(ds, -1, -2) @ q), dv
+
+
+def layer_norm(x, weight=None, bias=None, eps=1e-5):
+    """Textbook layer norm over the last axis in float64: (y, mean, rstd)."""
+    x = np.asarray(x, np.float64)
+    mean = x.mean(axis=-1)
+    rstd = 1.0 / np.sqrt(x.var(axis=-1) + eps)
+    y = (x - mean[..., None]) * rstd[..., None]
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y, mean, rstd

@@ -411,3 +411,162 @@ def rmsprop_update(
         **_floats("rmsprop_update", lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                   momentum=momentum),
     )
+
+
+# ---------------------------------------------------------------- attention
+__all__ += ["scaled_dot_product_attention", "scaled_dot_product_attention_backward"]
+
+
+def _attention_mask(mask, q: np.ndarray, k: np.ndarray, fn: str) -> Optional[np.ndarray]:
+    """The mask as an additive array of q's dtype, broadcast (a view) to
+    (..., Lq, Lk); None stays None."""
+    if mask is None:
+        return None
+    m = np.asarray(mask)
+    dtype = np.result_type(q) if np.asarray(q).dtype.kind == "f" else np.float32
+    if m.dtype == np.bool_:
+        # True = attend (torch's boolean mask): 0 there, -inf where blocked.
+        m = np.where(m, 0.0, -np.inf).astype(dtype)
+    elif m.dtype.kind not in "fiu":
+        raise TypeError(f"{fn}: mask must be boolean or floating, got dtype {m.dtype}")
+    else:
+        m = m.astype(dtype, copy=False)
+    q = np.asarray(q)
+    k = np.asarray(k)
+    if q.ndim < 2 or k.ndim < 2:
+        return m  # the kernel's shape check names the problem
+    target = q.shape[:-1] + (k.shape[-2],)
+    try:
+        return np.broadcast_to(m, target)
+    except ValueError:
+        raise ValueError(
+            f"{fn}: mask of shape {m.shape} does not broadcast to (..., Lq, Lk) = {target}"
+        ) from None
+
+
+def _attention_scale(q, scale: Optional[float]) -> float:
+    if scale is not None:
+        return float(scale)
+    d = np.shape(q)[-1] if np.ndim(q) >= 1 else 0
+    return 1.0 / float(np.sqrt(d)) if d > 0 else 1.0
+
+
+def scaled_dot_product_attention(
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    *,
+    mask: Optional[np.ndarray] = None,
+    causal: bool = False,
+    scale: Optional[float] = None,
+    return_lse: bool = False,
+):
+    """Scaled dot-product attention, as ``torch.nn.functional.scaled_dot_product_attention``::
+
+        S = scale * q @ k^T + mask  (-inf where causal hides a key)
+        out = softmax(S, axis=-1) @ v,   lse = logsumexp(S, axis=-1)
+
+    Flash-style: blocks of queries against blocks of keys with an online
+    softmax, so memory is O(L * D) and the Lq x Lk scores are never held
+    whole; threads over batch x heads x query blocks.
+
+    Args:
+        q: (..., Lq, D) float32 or float64.
+        k: (..., Lk, D), same leading dimensions and dtype (Lk may differ from Lq).
+        v: (..., Lk, Dv).
+        mask: optional, broadcastable to (..., Lq, Lk). Boolean: True = attend
+            (PyTorch's convention); floating: added to the scores (use -inf to
+            block). Read through its strides (broadcasting copies nothing).
+        causal: query i attends keys j <= i (top-left aligned, as PyTorch's
+            ``is_causal``); may be combined with ``mask``.
+        scale: defaults to 1/sqrt(D).
+        return_lse: also return the row log-sum-exp (..., Lq), which
+            :func:`scaled_dot_product_attention_backward` needs.
+
+    Returns:
+        out (..., Lq, Dv), and lse when ``return_lse``. A query row that
+        attends no key (its mask blocks every key, or Lk == 0) gives an out
+        row of zeros and lse = -inf, never NaN.
+
+    Raises:
+        TypeError: an input is not float32/float64 or the dtypes differ.
+        ValueError: the shapes do not fit (the message names them).
+    """
+    fn = "scaled_dot_product_attention"
+    m = _attention_mask(mask, q, k, fn)
+    out, lse = _core.attention(q, k, v, m, scale=_attention_scale(q, scale), causal=bool(causal))
+    return (out, lse) if return_lse else out
+
+
+def scaled_dot_product_attention_backward(
+    grad_out: np.ndarray,
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    out: np.ndarray,
+    lse: np.ndarray,
+    *,
+    mask: Optional[np.ndarray] = None,
+    causal: bool = False,
+    scale: Optional[float] = None,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients (dq, dk, dv) of :func:`scaled_dot_product_attention`.
+
+    ``out`` and ``lse`` are the forward's (``return_lse=True``); ``mask``,
+    ``causal`` and ``scale`` must be the forward's. Flash-attention-2
+    backward: P is recomputed block by block from q, k and lse, D =
+    rowsum(grad_out * out), dS = P * (dP - D); no Lq x Lk buffer. Rows that
+    attended no key get zero gradients.
+    """
+    fn = "scaled_dot_product_attention_backward"
+    m = _attention_mask(mask, q, k, fn)
+    dq, dk, dv = _core.attention_backward(grad_out, q, k, v, out, lse, m,
+                                          scale=_attention_scale(q, scale), causal=bool(causal))
+    return dq, dk, dv
+
+
+# ---------------------------------------------------------------- normalization
+__all__ += ["layer_norm", "layer_norm_backward"]
+
+
+def layer_norm(
+    x: np.ndarray,
+    weight: Optional[np.ndarray] = None,
+    bias: Optional[np.ndarray] = None,
+    eps: float = 1e-5,
+    return_stats: bool = False,
+):
+    """Layer normalization over the last axis, as ``torch.nn.functional.layer_norm(x, (C,))``::
+
+        mean = x.mean(-1), var = x.var(-1) (biased), rstd = 1 / sqrt(var + eps)
+        y = (x - mean) * rstd * weight + bias
+
+    Args:
+        x: (..., C) float32 or float64.
+        weight, bias: optional (C,) arrays of x's dtype (default 1 and 0).
+        eps: added to the variance, >= 0.
+        return_stats: also return ``mean`` and ``rstd`` (shape x.shape[:-1]),
+            which :func:`layer_norm_backward` needs.
+
+    Returns:
+        y of x's shape, or (y, mean, rstd) when ``return_stats``.
+    """
+    y, mean, rstd = _core.layer_norm(x, weight, bias, eps=float(eps))
+    return (y, mean, rstd) if return_stats else y
+
+
+def layer_norm_backward(
+    grad_y: np.ndarray,
+    x: np.ndarray,
+    weight: Optional[np.ndarray],
+    mean: np.ndarray,
+    rstd: np.ndarray,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients (dx, dweight, dbias) of :func:`layer_norm` from grad_y, the
+    forward input x, weight (None: 1) and the forward's mean and rstd::
+
+        g = grad_y * weight, xhat = (x - mean) * rstd
+        dx = rstd * (g - mean(g, -1) - xhat * mean(g * xhat, -1))
+        dweight = sum(grad_y * xhat over all but the last axis), dbias = sum(grad_y likewise)
+    """
+    return _core.layer_norm_backward(grad_y, x, weight, mean, rstd)

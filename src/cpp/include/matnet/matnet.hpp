@@ -7,7 +7,9 @@
 //                  gemm_batched (strided batches, stride 0 to share an operand)
 // gemv.hpp         gemv(trans, m, n, alpha, a, lda, x, incx, beta, y, incy)
 // activations.hpp  Activation, activation_forward/backward, softmax, log_softmax
+// attention.hpp    attention_forward / attention_backward (flash-style SDPA, masks, causal)
 // dense.hpp        dense_forward / dense_backward (fused bias + activation)
+// layer_norm.hpp   layer_norm_forward / layer_norm_backward (last dimension)
 // losses.hpp       cross_entropy, mse, binary_cross_entropy (loss + gradient)
 // model.hpp        load_model(path) -> Model::predict(x, rows, out): serve a model
 //                  saved from Python as .safetensors; TensorFile reads any safetensors file
@@ -23,10 +25,12 @@
 #pragma once
 
 #include "matnet/activations.hpp"
+#include "matnet/attention.hpp"
 #include "matnet/dense.hpp"
 #include "matnet/errors.hpp"
 #include "matnet/gemm.hpp"
 #include "matnet/gemv.hpp"
+#include "matnet/layer_norm.hpp"
 #include "matnet/losses.hpp"
 #include "matnet/model.hpp"
 #include "matnet/optim.hpp"

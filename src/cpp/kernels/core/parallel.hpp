@@ -40,6 +40,27 @@ void parallel_parts(std::int64_t n, int max_threads, std::int64_t align, F&& bod
   }
 }
 
+/// Calls body(thread, task) for every task in [0, n), handed out one at a
+/// time (dynamic schedule: for tasks of unequal cost, such as causal
+/// attention's) to a team of at most max_threads; thread is in
+/// [0, parts_for(n, max_threads)), so per-thread scratch can be laid out
+/// before the region. On the calling thread alone when max_threads <= 1.
+/// body must not throw.
+template <class F>
+void parallel_tasks(std::int64_t n, int max_threads, F&& body) {
+  const int nt = static_cast<int>(std::min<std::int64_t>(std::max(max_threads, 1), n));
+  if (nt <= 1) {
+    for (std::int64_t t = 0; t < n; ++t) body(0, t);
+    return;
+  }
+#pragma omp parallel num_threads(nt)
+  {
+    const int me = omp_get_thread_num();
+#pragma omp for schedule(dynamic, 1)
+    for (std::int64_t t = 0; t < n; ++t) body(me, t);
+  }
+}
+
 /// Number of parts parallel_parts(n, max_threads, ...) may use.
 inline int parts_for(std::int64_t n, int max_threads) {
   return static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(std::max(max_threads, 1), n)));

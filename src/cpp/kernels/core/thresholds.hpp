@@ -83,4 +83,26 @@ inline constexpr std::int64_t chain_split_last_min_bytes = std::int64_t{1} << 15
 // the second thread (23.5 -> 18.7 us).
 inline constexpr std::int64_t optim_parallel_min_bytes = std::int64_t{1} << 17;
 
+// ------------------------------------------------------------ nn/attention
+
+// Flash attention's blocks (nn/attention.cpp): a forward task is
+// attention_block_q queries (rounded up to the microkernel's NR) against
+// blocks of attention_block_k keys (rounded up to MR); the backward takes
+// blocks of attention_backward_block_k keys (rounded up to a multiple of MR
+// and NR) against blocks of attention_block_q queries. At D = 64, float32,
+// the forward keeps Q^T (16 KiB) and a panel of scores (16 KiB) in L1 and
+// O^T (17 KiB) in L2. Measured (1 thread, (1, 8, L, 64), float32, CPU time,
+// GFLOP/s; BQ/BK): forward L = 2048: 64/128 86, 64/256 89, 64/512 88,
+// 128/128 69, 128/256 89, 32/256 85; L = 512: 64/128 81, 64/256 81, 32/128
+// 78. Backward (2.5x the forward's flops) L = 2048: 64/128 97, 64/256 95;
+// L = 512: 93 and 94. PyTorch's CPU flash kernel on the same machine:
+// forward 77 / 72, forward + backward (3.5x) 74 / 69.
+inline constexpr std::int64_t attention_block_q = 64;
+inline constexpr std::int64_t attention_block_k = 256;
+inline constexpr std::int64_t attention_backward_block_k = 128;
+
+// Below this many multiply-adds (B * Lq * Lk * (D + Dv)) attention runs on
+// one thread (the GEMM's fork/join threshold).
+inline constexpr double attention_parallel_min_flops = parallel_min_flops;
+
 }  // namespace matnet::detail::thresholds
