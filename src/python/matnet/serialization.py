@@ -245,6 +245,19 @@ def _build_layer(i: int, spec: Any) -> Tuple[type, Dict[str, Any], Dict[str, Tup
     return cls, spec["config"], shapes
 
 
+def _config_dtypes(config: Any) -> set:
+    """The "dtype" settings in a layer config, including those of the layers a
+    container (Residual's "layer", Sequential's "layers") holds."""
+    if not isinstance(config, dict):
+        return set()
+    found = {config["dtype"]} if isinstance(config.get("dtype"), str) else set()
+    inner = [config.get("layer")] + list(config.get("layers") or [])
+    for spec in inner:
+        if isinstance(spec, dict):
+            found |= _config_dtypes(spec.get("config"))
+    return found
+
+
 def _check_training(training: Any) -> Optional[Dict[str, Any]]:
     if training is None:
         return None
@@ -351,7 +364,7 @@ def _load(source: Any, compile: bool, max_bytes: int) -> Any:
     training = _check_training(config["training"])
 
     specs = [_build_layer(i, spec) for i, spec in enumerate(config["layers"])]
-    dtypes = {spec[1].get("dtype", "float32") for spec in specs if spec[2]}
+    dtypes = set().union(*(_config_dtypes(spec[1]) for spec in specs if spec[2]))
     if len(dtypes) > 1 or not dtypes <= {"float32", "float64"}:
         raise _Corrupt(f"layer dtypes {sorted(map(str, dtypes))} are not one of float32/float64")
     dtype = np.dtype(dtypes.pop() if dtypes else "float32")
