@@ -11,5 +11,7 @@ void register_ops(pybind11::module_& m);
 void register_dense(pybind11::module_& m);
 void register_losses(pybind11::module_& m);
 void register_optim(pybind11::module_& m);
+void register_conv(pybind11::module_& m);
+void register_norm(pybind11::module_& m);
 
 }  // namespace matnet::bind

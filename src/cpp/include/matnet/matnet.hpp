@@ -23,11 +23,14 @@
 #pragma once
 
 #include "matnet/activations.hpp"
+#include "matnet/conv.hpp"
 #include "matnet/dense.hpp"
 #include "matnet/errors.hpp"
 #include "matnet/gemm.hpp"
 #include "matnet/gemv.hpp"
 #include "matnet/losses.hpp"
 #include "matnet/model.hpp"
+#include "matnet/norm.hpp"
 #include "matnet/optim.hpp"
+#include "matnet/pool.hpp"
 #include "matnet/runtime.hpp"

@@ -1,0 +1,490 @@
+// 2-D convolution as implicit GEMM (matnet/conv.hpp).
+//
+// Legend: N batch, C in-channels, H x W input, F out-channels, KH x KW
+// kernel, OH x OW output, G groups, Cg = C/G, Fg = F/G, Kg = Cg*KH*KW,
+// S = OH*OW. Arrays are NCHW at the API and stay NCHW inside.
+//
+// Why NCHW and no layout change: with the output as C = W (Fg x Kg) . B
+// (Kg x S) per image and group, C *is* the NCHW output plane block, so no
+// transpose is needed on either side, and the GEMM driver's B pack
+// callback gathers the im2col panel straight from the NCHW input into the
+// packed KC x NR buffer (rows (c, kh, kw), columns (oh, ow)). The im2col
+// matrix is never materialised: the packed buffer already is a copy, so
+// materialising it first would be a second copy of Kg*S elements per image
+// (9x the input for 3x3), and for stride 1 each packed row is a contiguous
+// run of the input. An NHWC copy would need the transposes in and out.
+//
+//   forward:  y[n, g] (Fg, S) = act(w[g] (Fg, Kg) . im2col(x[n, g]) (Kg, S) + b[g])
+//             bias and activation in the GEMM's tile epilogue (per output row).
+//             1x1, stride 1, no padding: B is x[n, g] itself (Cg, H*W).
+//   dW:       dw[g] (Fg, Kg) = sum_n dZ[n, g] (Fg, S) . im2col(x[n, g])^T (S, Kg)
+//             ONE GEMM per group whose reduction runs over n and S, with
+//             both operands packed by callbacks; the reduction is split over
+//             threads (parallel_k_sum), each thread a private partial.
+//   dX:       stride 1: dx = conv(dZ, w') with w' the kernel flipped and
+//             in/out channels swapped, padding dh*(KH-1) - pad (may be
+//             negative: rows cropped) - the forward path again, implicit.
+//             stride > 1: dcol (Kg, S) = w[g]^T . dZ[n, g] per image in
+//             per-thread workspace, then col2im adds it into dx.
+// Threads: over images x groups, one single-threaded GEMM each, when there
+// are at least as many of those as threads; otherwise each GEMM gets the
+// whole budget.
+#include "matnet/conv.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include "blas3/gemm_driver.hpp"
+#include "core/checks.hpp"
+#include "core/parallel.hpp"
+#include "core/workspace.hpp"
+#include "runtime/registry.hpp"
+
+namespace matnet {
+
+namespace {
+
+using detail::GemmOperand;
+using I = std::int64_t;
+
+constexpr int kMaxPanel = 64;  // >= every microkernel's NR and MR
+
+// ------------------------------------------------------------ pack callbacks
+
+/// B operand of the forward GEMM for one image and group: im2col(x) (Kg, S),
+/// element ((c, p, q), (i, j)) = x[c, i*sh - pt + p*dh, j*sw - pl + q*dw].
+template <class T>
+struct Im2col {
+  const T* x;  // (Cg, H, W) of this image and group
+  const Conv2dShape* s;
+  I oh, ow;
+};
+
+template <class T>
+void pack_im2col(const void* ctx, I p0, I j0, I kc, I cols, int nr, T* dst) {
+  const auto& m = *static_cast<const Im2col<T>*>(ctx);
+  const Conv2dShape& s = *m.s;
+  const I h = s.height, w = s.width;
+  I ih0[kMaxPanel], iw0[kMaxPanel];
+  I i = j0 / m.ow, j = j0 % m.ow;
+  const bool one_row = j + cols <= m.ow;
+  for (I t = 0; t < cols; ++t) {
+    ih0[t] = i * s.stride_h - s.pad_top;
+    iw0[t] = j * s.stride_w - s.pad_left;
+    if (++j == m.ow) j = 0, ++i;
+  }
+  const I khw = s.kernel_h * s.kernel_w;
+  I c = p0 / khw, p = (p0 % khw) / s.kernel_w, q = p0 % s.kernel_w;
+  for (I r = 0; r < kc; ++r, dst += nr) {
+    const T* plane = m.x + c * h * w;
+    const I dh = p * s.dilation_h, dw = q * s.dilation_w;
+    if (one_row && s.stride_w == 1) {
+      // One output row: a contiguous run of one input row (or zeros).
+      const I ih = ih0[0] + dh, iw = iw0[0] + dw;
+      if (ih < 0 || ih >= h) {
+        std::fill(dst, dst + cols, T(0));
+      } else if (iw >= 0 && iw + cols <= w) {
+        std::memcpy(dst, plane + ih * w + iw, static_cast<std::size_t>(cols) * sizeof(T));
+      } else {
+        const T* row = plane + ih * w;
+        for (I t = 0; t < cols; ++t) {
+          const I x = iw + t;
+          dst[t] = x >= 0 && x < w ? row[x] : T(0);
+        }
+      }
+    } else {
+      for (I t = 0; t < cols; ++t) {
+        const I y = ih0[t] + dh, x = iw0[t] + dw;
+        dst[t] = y >= 0 && y < h && x >= 0 && x < w ? plane[y * w + x] : T(0);
+      }
+    }
+    std::fill(dst + cols, dst + nr, T(0));
+    if (++q == s.kernel_w) {
+      q = 0;
+      if (++p == s.kernel_h) p = 0, ++c;
+    }
+  }
+}
+
+/// A operand of the dW GEMM for one group: dZ as (Fg, N*S), element
+/// (f, (n, s)) = dz[(n*F + f0 + f)*S + s]; columns offset by k0.
+template <class T>
+struct GradRows {
+  const T* dz;  // at channel f0 of image 0
+  I f_total, s_len, k0;
+};
+
+template <class T>
+void pack_grad_rows(const void* ctx, I i0, I p0, I rows, I kc, int mr, T* dst) {
+  const auto& m = *static_cast<const GradRows<T>*>(ctx);
+  for (I i = 0; i < rows; i += mr) {
+    T* panel = dst + (i / mr) * mr * kc;
+    for (I r = 0; r < mr; ++r) {
+      if (i + r >= rows) {
+        for (I t = 0; t < kc; ++t) panel[t * mr + r] = T(0);
+        continue;
+      }
+      const I f = i0 + i + r;
+      I n = (m.k0 + p0) / m.s_len, sp = (m.k0 + p0) % m.s_len;
+      for (I t = 0; t < kc;) {
+        const T* src = m.dz + (n * m.f_total + f) * m.s_len;
+        const I run = std::min(kc - t, m.s_len - sp);
+        for (I u = 0; u < run; ++u) panel[(t + u) * mr + r] = src[sp + u];
+        t += run;
+        sp = 0;
+        ++n;
+      }
+    }
+  }
+}
+
+/// B operand of the dW GEMM for one group: im2col(x)^T as (N*S, Kg),
+/// element ((n, i, j), (c, p, q)) = x[n, c0 + c, i*sh - pt + p*dh, ...];
+/// rows offset by k0.
+template <class T>
+struct Im2colT {
+  const T* x;  // at channel c0 of image 0
+  const Conv2dShape* s;
+  I oh, ow, k0;
+};
+
+template <class T>
+void pack_im2col_t(const void* ctx, I p0, I j0, I kc, I cols, int nr, T* dst) {
+  const auto& m = *static_cast<const Im2colT<T>*>(ctx);
+  const Conv2dShape& s = *m.s;
+  const I h = s.height, w = s.width, plane = h * w, img = s.in_channels * plane;
+  I off[kMaxPanel], dh[kMaxPanel], dw[kMaxPanel];
+  const I khw = s.kernel_h * s.kernel_w;
+  for (I t = 0; t < cols; ++t) {
+    const I q = j0 + t;
+    off[t] = (q / khw) * plane;
+    dh[t] = ((q % khw) / s.kernel_w) * s.dilation_h;
+    dw[t] = (q % s.kernel_w) * s.dilation_w;
+  }
+  const I sl = m.oh * m.ow;
+  I n = (m.k0 + p0) / sl, sp = (m.k0 + p0) % sl;
+  I i = sp / m.ow, j = sp % m.ow;
+  for (I r = 0; r < kc; ++r, dst += nr) {
+    const T* xn = m.x + n * img;
+    const I y0 = i * s.stride_h - s.pad_top, x0 = j * s.stride_w - s.pad_left;
+    for (I t = 0; t < cols; ++t) {
+      const I y = y0 + dh[t], x = x0 + dw[t];
+      dst[t] = y >= 0 && y < h && x >= 0 && x < w ? xn[off[t] + y * w + x] : T(0);
+    }
+    std::fill(dst + cols, dst + nr, T(0));
+    if (++j == m.ow) {
+      j = 0;
+      if (++i == m.oh) i = 0, ++n;
+    }
+  }
+}
+
+// ------------------------------------------------------------ epilogue
+
+template <class T>
+struct BiasRowsAct {
+  const detail::EltwiseKernels<T>* kernels;
+  const T* b;  // (Fg,) or null
+  T* z;        // (Fg, S) or null
+  I ldz;
+  Activation act;
+  T slope;
+};
+
+/// Per output row (channel): + b[f], keep z, apply act, on a tile in cache.
+template <class T>
+void bias_rows_act(const void* ctx, T* c, I ldc, I i0, I j0, int rows, int cols) {
+  const auto& e = *static_cast<const BiasRowsAct<T>*>(ctx);
+  for (int r = 0; r < rows; ++r) {
+    T* row = c + r * ldc;
+    if (e.b != nullptr) {
+      const T bias = e.b[i0 + r];
+      for (int t = 0; t < cols; ++t) row[t] += bias;
+    }
+    if (e.act != Activation::identity || e.z != nullptr)
+      e.kernels->forward(row, e.z != nullptr ? e.z + (i0 + r) * e.ldz + j0 : nullptr, row,
+                         nullptr, cols, e.act, e.slope);
+  }
+}
+
+// ------------------------------------------------------------ drivers
+
+/// Runs body(item, threads) for item in [0, items): one item per thread with
+/// threads = 1 when there are enough items, else one after another with the
+/// whole budget. Exceptions are rethrown on the calling thread.
+template <class F>
+void for_items(I items, int budget, F&& body) {
+  if (budget <= 1 || items < budget) {
+    for (I it = 0; it < items; ++it) body(it, budget);
+    return;
+  }
+  std::exception_ptr error;
+  detail::parallel_split(items, budget, 1, [&](I b, I e) {
+    try {
+      for (I it = b; it < e; ++it) body(it, 1);
+    } catch (...) {
+#pragma omp critical(matnet_conv_error)
+      error = std::current_exception();
+    }
+  });
+  if (error) std::rethrow_exception(error);
+}
+
+int budget_for(double flops) {
+  return flops < detail::thresholds::parallel_min_flops ? 1 : std::max(get_num_threads(), 1);
+}
+
+/// The forward convolution without validation; pads may be negative (the
+/// stride-1 dX path). y, z (N, F, OH, OW).
+template <class T>
+void forward_run(T* y, T* z, const T* x, const T* w, const T* b, const Conv2dShape& s,
+                 Activation act, T slope, int budget) {
+  const I oh = s.out_h(), ow = s.out_w(), sl = oh * ow, hw = s.height * s.width;
+  const I g_count = s.groups, cg = s.in_channels / g_count, fg = s.out_channels / g_count;
+  const I kg = cg * s.kernel_h * s.kernel_w;
+  const bool plain = s.kernel_h == 1 && s.kernel_w == 1 && s.stride_h == 1 && s.stride_w == 1 &&
+                     s.pad_top == 0 && s.pad_left == 0 && s.pad_bottom == 0 && s.pad_right == 0;
+  const bool need_ep = b != nullptr || z != nullptr || act != Activation::identity;
+  const auto* kern = detail::kernels<T>().eltwise;
+  for_items(s.batch * g_count, budget, [&](I it, int threads) {
+    const I n = it / g_count, g = it % g_count;
+    const T* xg = x + (n * s.in_channels + g * cg) * hw;
+    const I out_off = (n * s.out_channels + g * fg) * sl;
+    const Im2col<T> pack_ctx{xg, &s, oh, ow};
+    GemmOperand<T> bop = GemmOperand<T>::blas(xg, hw, false);
+    if (!plain) {
+      bop = GemmOperand<T>{};
+      bop.pack = &pack_im2col<T>;
+      bop.ctx = &pack_ctx;
+    }
+    const BiasRowsAct<T> ep_ctx{kern, b != nullptr ? b + g * fg : nullptr,
+                                z != nullptr ? z + out_off : nullptr, sl, act, slope};
+    const detail::GemmTileEpilogue<T> ep{&bias_rows_act<T>, &ep_ctx};
+    detail::gemm_operands<T>(fg, sl, kg, T(1), GemmOperand<T>::blas(w + g * fg * kg, kg, false),
+                             bop, T(0), y + out_off, sl, need_ep ? &ep : nullptr, threads);
+  });
+}
+
+bool overlaps(const void* a, I a_bytes, const void* b, I b_bytes) {
+  if (a == nullptr || b == nullptr || a_bytes == 0 || b_bytes == 0) return false;
+  const auto pa = reinterpret_cast<std::uintptr_t>(a), pb = reinterpret_cast<std::uintptr_t>(b);
+  return pa < pb + static_cast<std::uintptr_t>(b_bytes) &&
+         pb < pa + static_cast<std::uintptr_t>(a_bytes);
+}
+
+struct Region {
+  const void* p;
+  I bytes;
+  const char* name;
+};
+
+/// Throws unless every output is disjoint from every input and other output.
+void require_disjoint(const char* fn, std::initializer_list<Region> outs,
+                      std::initializer_list<Region> ins) {
+  for (auto o = outs.begin(); o != outs.end(); ++o) {
+    for (const Region& i : ins)
+      if (overlaps(o->p, o->bytes, i.p, i.bytes))
+        detail::fail(fn, std::string(o->name) + " overlaps " + i.name);
+    for (auto p = o + 1; p != outs.end(); ++p)
+      if (overlaps(o->p, o->bytes, p->p, p->bytes))
+        detail::fail(fn, std::string(o->name) + " overlaps " + p->name);
+  }
+}
+
+template <class T>
+void forward_impl(T* y, T* z, const T* x, const T* w, const T* b, const Conv2dShape& s,
+                  Activation act, T slope) {
+  constexpr const char* fn = "conv2d_forward";
+  conv2d_check_shape(fn, s);
+  detail::require_activation(fn, act);
+  if (s.batch == 0 || s.out_channels == 0) return;
+  detail::require_ptr(fn, "y", y);
+  detail::require_ptr(fn, "w", w);
+  if (s.in_channels > 0) detail::require_ptr(fn, "x", x);
+  if (z == y) {
+    if (act != Activation::identity)
+      detail::fail(fn, "z must not be y unless the activation is identity");
+    z = nullptr;
+  }
+  const I sz = sizeof(T), ybytes = s.batch * s.out_channels * s.out_h() * s.out_w() * sz;
+  require_disjoint(fn, {{y, ybytes, "y"}, {z, ybytes, "z"}},
+                   {{x, s.batch * s.in_channels * s.height * s.width * sz, "x"},
+                    {w, s.out_channels * (s.in_channels / s.groups) * s.kernel_h * s.kernel_w * sz,
+                     "w"},
+                    {b, s.out_channels * sz, "b"}});
+  const double flops = static_cast<double>(ybytes / sz) * (s.in_channels / s.groups) *
+                       s.kernel_h * s.kernel_w;
+  forward_run(y, z, x, w, b, s, act, slope, budget_for(flops));
+}
+
+template <class T>
+void backward_impl(T* dx, T* dw, T* db, const T* gy, const T* x, const T* w, const T* z,
+                   const Conv2dShape& s, Activation act, T slope) {
+  constexpr const char* fn = "conv2d_backward";
+  conv2d_check_shape(fn, s);
+  detail::require_activation(fn, act);
+  const I oh = s.out_h(), ow = s.out_w(), sl = oh * ow, hw = s.height * s.width;
+  const I g_count = s.groups, cg = s.in_channels / g_count, fg = s.out_channels / g_count;
+  const I kg = cg * s.kernel_h * s.kernel_w, khw = s.kernel_h * s.kernel_w;
+  const I n_out = s.batch * s.out_channels * sl, n_in = s.batch * s.in_channels * hw;
+  const I sz = sizeof(T);
+  if (s.out_channels * kg > 0) detail::require_ptr(fn, "dw", dw);
+  if (n_out > 0) {
+    detail::require_ptr(fn, "grad_y", gy);
+    if (act != Activation::identity) detail::require_ptr(fn, "z", z);
+  }
+  if (n_in > 0) detail::require_ptr(fn, "x", x);
+  if (dx != nullptr && s.out_channels > 0) detail::require_ptr(fn, "w", w);
+  require_disjoint(fn,
+                   {{dx, n_in * sz, "dx"}, {dw, s.out_channels * kg * sz, "dw"},
+                    {db, s.out_channels * sz, "db"}},
+                   {{gy, n_out * sz, "grad_y"}, {x, n_in * sz, "x"},
+                    {w, s.out_channels * kg * sz, "w"}, {z, n_out * sz, "z"}});
+  const double flops = static_cast<double>(n_out) * kg;
+  const int budget = budget_for(flops);
+  detail::WorkspaceScope scope;
+
+  // dZ = grad_y * act'(z)
+  const T* dz = gy;
+  if (act != Activation::identity && n_out > 0) {
+    T* buf = scope.alloc<T>(static_cast<std::size_t>(n_out));
+    const auto& kern = *detail::kernels<T>().eltwise;
+    detail::parallel_split(n_out, detail::threads_for(n_out, budget), 64, [&](I b0, I e0) {
+      kern.backward(buf + b0, nullptr, gy + b0, z + b0, e0 - b0, act, slope);
+    });
+    dz = buf;
+  }
+  // db = sum of dZ over n and the spatial positions
+  if (db != nullptr) {
+    for (I f = 0; f < s.out_channels; ++f) {
+      double acc = 0;
+      for (I n = 0; n < s.batch; ++n) {
+        const T* row = dz + (n * s.out_channels + f) * sl;
+        for (I t = 0; t < sl; ++t) acc += row[t];
+      }
+      db[f] = static_cast<T>(acc);
+    }
+  }
+  // dw[g] = dZ[:, g] (Fg, N*S) . im2col(x[:, g])^T (N*S, Kg)
+  for (I g = 0; g < g_count; ++g) {
+    T* dwg = dw + g * fg * kg;
+    detail::parallel_k_sum<T>(
+        s.batch * sl, 64, budget, fg, kg, dwg, kg, T(0),
+        [&](int, I k0, I k1, T* dst, I ld, T beta) {
+          const GradRows<T> a_ctx{dz + g * fg * sl, s.out_channels, sl, k0};
+          const Im2colT<T> b_ctx{x + g * cg * hw, &s, oh, ow, k0};
+          GemmOperand<T> a, bop;
+          a.pack = &pack_grad_rows<T>;
+          a.ctx = &a_ctx;
+          bop.pack = &pack_im2col_t<T>;
+          bop.ctx = &b_ctx;
+          detail::gemm_operands<T>(fg, kg, k1 - k0, T(1), a, bop, beta, dst, ld, nullptr, 1);
+        });
+  }
+  if (dx == nullptr || n_in == 0) return;
+  if (s.stride_h == 1 && s.stride_w == 1) {
+    // dx = conv(dZ, w'): w'[g*Cg + c, f, p, q] = w[g*Fg + f, c, KH-1-p, KW-1-q].
+    T* wt = scope.alloc<T>(static_cast<std::size_t>(s.out_channels * kg));
+    for (I g = 0; g < g_count; ++g)
+      for (I f = 0; f < fg; ++f)
+        for (I c = 0; c < cg; ++c)
+          for (I t = 0; t < khw; ++t)
+            wt[((g * cg + c) * fg + f) * khw + (khw - 1 - t)] = w[((g * fg + f) * cg + c) * khw + t];
+    Conv2dShape t = s;
+    t.in_channels = s.out_channels;
+    t.out_channels = s.in_channels;
+    t.height = oh;
+    t.width = ow;
+    const I eh = s.dilation_h * (s.kernel_h - 1), ew = s.dilation_w * (s.kernel_w - 1);
+    t.pad_top = eh - s.pad_top;
+    t.pad_bottom = eh - s.pad_bottom;
+    t.pad_left = ew - s.pad_left;
+    t.pad_right = ew - s.pad_right;
+    forward_run<T>(dx, nullptr, dz, wt, nullptr, t, Activation::identity, T(0), budget);
+    return;
+  }
+  // Strided: dcol (Kg, S) = w[g]^T . dZ[n, g], then col2im into dx[n, g].
+  const int parts = detail::parts_for(s.batch * g_count, budget);
+  T* cols = scope.alloc<T>(static_cast<std::size_t>(parts * kg * sl));
+  std::exception_ptr error;
+  detail::parallel_parts(s.batch * g_count, budget, 1,
+                         [&](int part, I b0, I e0) {
+    T* dcol = cols + part * kg * sl;
+    try {
+      for (I it = b0; it < e0; ++it) {
+        const I n = it / g_count, g = it % g_count;
+        detail::gemm_operands<T>(kg, sl, fg, T(1),
+                                 GemmOperand<T>::blas(w + g * fg * kg, kg, true),
+                                 GemmOperand<T>::blas(dz + (n * s.out_channels + g * fg) * sl, sl,
+                                                      false),
+                                 T(0), dcol, sl, nullptr, 1);
+        T* dxg = dx + (n * s.in_channels + g * cg) * hw;
+        std::fill(dxg, dxg + cg * hw, T(0));
+        for (I q = 0; q < kg; ++q) {
+          T* plane = dxg + (q / khw) * hw;
+          const I dh = ((q % khw) / s.kernel_w) * s.dilation_h;
+          const I dwo = (q % s.kernel_w) * s.dilation_w;
+          const T* src = dcol + q * sl;
+          for (I i = 0; i < oh; ++i) {
+            const I y = i * s.stride_h - s.pad_top + dh;
+            if (y < 0 || y >= s.height) continue;
+            for (I j = 0; j < ow; ++j) {
+              const I xx = j * s.stride_w - s.pad_left + dwo;
+              if (xx >= 0 && xx < s.width) plane[y * s.width + xx] += src[i * ow + j];
+            }
+          }
+        }
+      }
+    } catch (...) {
+#pragma omp critical(matnet_conv_error)
+      error = std::current_exception();
+    }
+  });
+  if (error) std::rethrow_exception(error);
+}
+
+}  // namespace
+
+void conv2d_check_shape(const char* fn, const Conv2dShape& s) {
+  const std::pair<const char*, I> sizes[] = {
+      {"batch", s.batch}, {"in_channels", s.in_channels}, {"height", s.height},
+      {"width", s.width}, {"out_channels", s.out_channels}, {"pad_top", s.pad_top},
+      {"pad_bottom", s.pad_bottom}, {"pad_left", s.pad_left}, {"pad_right", s.pad_right}};
+  for (const auto& [name, v] : sizes) detail::require_size(fn, name, v);
+  const std::pair<const char*, I> positive[] = {
+      {"kernel_h", s.kernel_h}, {"kernel_w", s.kernel_w}, {"stride_h", s.stride_h},
+      {"stride_w", s.stride_w}, {"dilation_h", s.dilation_h}, {"dilation_w", s.dilation_w},
+      {"groups", s.groups}};
+  for (const auto& [name, v] : positive)
+    if (v < 1) detail::fail(fn, std::string(name) + " must be >= 1, got " + std::to_string(v));
+  if (s.in_channels % s.groups != 0 || s.out_channels % s.groups != 0)
+    detail::fail(fn, "groups = " + std::to_string(s.groups) + " must divide in_channels = " +
+                         std::to_string(s.in_channels) + " and out_channels = " +
+                         std::to_string(s.out_channels));
+  if (s.height + s.pad_top + s.pad_bottom < s.dilation_h * (s.kernel_h - 1) + 1 ||
+      s.width + s.pad_left + s.pad_right < s.dilation_w * (s.kernel_w - 1) + 1)
+    detail::fail(fn, "the (dilated) kernel is larger than the padded input");
+}
+
+void conv2d_forward(float* y, float* z, const float* x, const float* w, const float* b,
+                    const Conv2dShape& s, Activation act, float negative_slope) {
+  forward_impl(y, z, x, w, b, s, act, negative_slope);
+}
+void conv2d_forward(double* y, double* z, const double* x, const double* w, const double* b,
+                    const Conv2dShape& s, Activation act, double negative_slope) {
+  forward_impl(y, z, x, w, b, s, act, negative_slope);
+}
+void conv2d_backward(float* dx, float* dw, float* db, const float* grad_y, const float* x,
+                     const float* w, const float* z, const Conv2dShape& s, Activation act,
+                     float negative_slope) {
+  backward_impl(dx, dw, db, grad_y, x, w, z, s, act, negative_slope);
+}
+void conv2d_backward(double* dx, double* dw, double* db, const double* grad_y, const double* x,
+                     const double* w, const double* z, const Conv2dShape& s, Activation act,
+                     double negative_slope) {
+  backward_impl(dx, dw, db, grad_y, x, w, z, s, act, negative_slope);
+}
+
+}  // namespace matnet
