@@ -108,20 +108,21 @@ class Sequential:
         """Number of trainable scalars."""
         return int(sum(p.size for p in self.parameters()))
 
-    def summary(self) -> str:
-        """A table of layers, output shapes and parameter counts (returned, not printed)."""
+    def summary(self, input_shape: Optional[Shape] = None) -> str:
+        """A table of layers, output shapes and parameter counts (returned, not printed).
+
+        Output shapes need the per-sample input shape: ``input_shape``, or
+        the one a first Dense layer fixes; "?" otherwise.
+        """
         rows = [("#", "layer", "output shape", "params")]
-        shape: Optional[Shape] = self.input_shape
+        shape: Optional[Shape] = tuple(input_shape) if input_shape is not None \
+            else self.input_shape
         for i, layer in enumerate(self.layers):
             if shape is not None:
                 shape = layer.output_shape(shape)
             n = sum(p.size for p in layer.params().values())
-            desc = type(layer).__name__
-            if isinstance(layer, Dense):
-                desc += f"({layer.in_features}->{layer.out_features}"
-                desc += f", {layer.activation})" if layer.activation else ")"
             out = "(None, " + ", ".join(map(str, shape)) + ")" if shape is not None else "?"
-            rows.append((str(i), desc, out, f"{n:,}"))
+            rows.append((str(i), layer.describe(), out, f"{n:,}"))
         widths = [max(len(r[c]) for r in rows) for c in range(4)]
         line = "  ".join("-" * w for w in widths)
         text = [line]

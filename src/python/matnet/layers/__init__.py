@@ -2,7 +2,10 @@
 
 - :mod:`.base`: :class:`Layer`, the forward/backward/config contract.
 - :mod:`.core`: Dense, Dropout, Flatten.
+- :mod:`.core`: also Reshape.
 - :mod:`.activation`: ReLU, LeakyReLU, Sigmoid, Tanh, GELU, SiLU, Softmax, LogSoftmax.
+- :mod:`.conv`: Conv2D.  :mod:`.pool`: MaxPool2D, AvgPool2D, GlobalAvgPool2D.
+- :mod:`.normalization`: BatchNorm.
 
 :data:`LAYER_TYPES` is the whitelist of types a ``Sequential`` config or a
 saved file may name.
@@ -14,7 +17,10 @@ from typing import Dict
 
 from .activation import GELU, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Tanh
 from .base import Layer
-from .core import DENSE_ACTIVATIONS, INITIALIZERS, Dense, Dropout, Flatten
+from .conv import Conv2D
+from .core import DENSE_ACTIVATIONS, INITIALIZERS, Dense, Dropout, Flatten, Reshape
+from .normalization import BatchNorm
+from .pool import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 
 __all__ = [
     "Layer",
@@ -29,6 +35,12 @@ __all__ = [
     "LogSoftmax",
     "Dropout",
     "Flatten",
+    "Reshape",
+    "Conv2D",
+    "MaxPool2D",
+    "AvgPool2D",
+    "GlobalAvgPool2D",
+    "BatchNorm",
     "LAYER_TYPES",
     "DENSE_ACTIVATIONS",
     "INITIALIZERS",
@@ -38,5 +50,6 @@ __all__ = [
 LAYER_TYPES: Dict[str, type] = {
     cls.__name__: cls
     for cls in (Dense, ReLU, LeakyReLU, Sigmoid, Tanh, GELU, SiLU, Softmax, LogSoftmax,
-                Dropout, Flatten)
+                Dropout, Flatten, Reshape, Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool2D,
+                BatchNorm)
 }

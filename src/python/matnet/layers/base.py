@@ -115,6 +115,10 @@ class Layer:
         """Constructor arguments, JSON-serialisable."""
         return {}
 
+    def describe(self) -> str:
+        """A short description for ``Sequential.summary`` (the class name by default)."""
+        return type(self).__name__
+
     @classmethod
     def from_config(cls, config: Dict[str, Any],
                     weights: Optional[Dict[str, np.ndarray]] = None) -> "Layer":
