@@ -95,6 +95,12 @@ class Sequential:
         return [(f"layers.{i}.{name}", p) for i, layer in enumerate(self.layers)
                 for name, p in layer.params().items()]
 
+    def named_buffers(self) -> List[Tuple[str, np.ndarray]]:
+        """``("layers.<i>.<name>", array)`` for every buffer (BatchNorm's running
+        statistics): saved and loaded with the parameters, never trained."""
+        return [(f"layers.{i}.{name}", b) for i, layer in enumerate(self.layers)
+                for name, b in layer.buffers().items()]
+
     def gradients(self) -> List[Optional[np.ndarray]]:
         """Gradients from the last ``backward``, in ``parameters()`` order."""
         return [g for layer in self.layers for g in layer.grads().values()]

@@ -32,6 +32,7 @@ class BatchNorm(Layer):
     """
 
     has_training_mode = True
+    has_buffers = True
     returns_new_array = True
 
     def __init__(self, num_features: int, momentum: float = 0.1, eps: float = 1e-5,
