@@ -18,14 +18,18 @@
 //             bias and activation in the GEMM's tile epilogue (per output row).
 //             1x1, stride 1, no padding: B is x[n, g] itself (Cg, H*W).
 //   dW:       dw[g] (Fg, Kg) = sum_n dZ[n, g] (Fg, S) . im2col(x[n, g])^T (S, Kg)
-//             ONE GEMM per group whose reduction runs over n and S, with
-//             both operands packed by callbacks; the reduction is split over
-//             threads (parallel_k_sum), each thread a private partial.
-//   dX:       stride 1: dx = conv(dZ, w') with w' the kernel flipped and
-//             in/out channels swapped, padding dh*(KH-1) - pad (may be
-//             negative: rows cropped) - the forward path again, implicit.
-//             stride > 1: dcol (Kg, S) = w[g]^T . dZ[n, g] per image in
-//             per-thread workspace, then col2im adds it into dx.
+//             one GEMM per image, accumulated: A is dZ as it is, B is packed
+//             by a callback column by column (one kernel tap = runs of input
+//             rows); images split over threads, each a private partial
+//             (parallel_k_sum), summed in a fixed order.
+//   dX:       stride 1 and Fg*KH*KW <= Fg + 2*Kg: dx = conv(dZ, w') with w'
+//             the kernel flipped and in/out channels swapped, padding
+//             dh*(KH-1) - pad (may be negative: rows cropped) - the forward
+//             path again, implicit. Otherwise (strided, or few input
+//             channels, where that convolution would pack Fg*KH*KW rows per
+//             pixel for a product of only Cg rows): dcol (Kg, S) =
+//             w[g]^T . dZ[n, g] per image in per-thread workspace, then
+//             col2im adds it into dx (Fg + 2*Kg values per pixel moved).
 // Threads: over images x groups, one single-threaded GEMM each, when there
 // are at least as many of those as threads; otherwise each GEMM gets the
 // whole budget.
@@ -53,6 +57,48 @@ constexpr int kMaxPanel = 64;  // >= every microkernel's NR and MR
 
 // ------------------------------------------------------------ pack callbacks
 
+/// dst[t * ds] = x row `ih` of `plane` (h x w) at column iw0 + t*sw, for t
+/// in [0, len), and 0 outside the image: the zero-padded run of one kernel
+/// tap over a stretch of one output row. No per-element bounds test: the
+/// in-image stretch [lo, hi) is computed once.
+template <class T>
+inline void gather_run(T* dst, I ds, const T* plane, I h, I w, I ih, I iw0, I len, I sw) {
+  I lo = 0, hi = 0;
+  if (ih >= 0 && ih < h) {
+    lo = iw0 >= 0 ? 0 : (-iw0 + sw - 1) / sw;
+    hi = iw0 > w - 1 ? 0 : (w - 1 - iw0) / sw + 1;
+    lo = std::min(lo, len);
+    hi = std::max(lo, std::min(hi, len));
+  }
+  for (I t = 0; t < lo; ++t) dst[t * ds] = T(0);
+  const T* src = plane + ih * w + iw0;
+  if (ds == 1 && sw == 1) {
+    if (hi > lo) std::memcpy(dst + lo, src + lo, static_cast<std::size_t>(hi - lo) * sizeof(T));
+  } else {
+    for (I t = lo; t < hi; ++t) dst[t * ds] = src[t * sw];
+  }
+  for (I t = hi; t < len; ++t) dst[t * ds] = T(0);
+}
+
+/// Output pixels [j0, j0 + cols) cut at output-row ends: runs (first
+/// column offset, length, output row i, output column j) of the panel.
+struct PixelRun {
+  I t0, len, i, j;
+};
+
+inline int pixel_runs(I j0, I cols, I ow, PixelRun* runs) {
+  int count = 0;
+  I i = j0 / ow, j = j0 % ow;
+  for (I t = 0; t < cols; ++count) {
+    const I len = std::min(cols - t, ow - j);
+    runs[count] = {t, len, i, j};
+    t += len;
+    j = 0;
+    ++i;
+  }
+  return count;
+}
+
 /// B operand of the forward GEMM for one image and group: im2col(x) (Kg, S),
 /// element ((c, p, q), (i, j)) = x[c, i*sh - pt + p*dh, j*sw - pl + q*dw].
 template <class T>
@@ -67,38 +113,16 @@ void pack_im2col(const void* ctx, I p0, I j0, I kc, I cols, int nr, T* dst) {
   const auto& m = *static_cast<const Im2col<T>*>(ctx);
   const Conv2dShape& s = *m.s;
   const I h = s.height, w = s.width;
-  I ih0[kMaxPanel], iw0[kMaxPanel];
-  I i = j0 / m.ow, j = j0 % m.ow;
-  const bool one_row = j + cols <= m.ow;
-  for (I t = 0; t < cols; ++t) {
-    ih0[t] = i * s.stride_h - s.pad_top;
-    iw0[t] = j * s.stride_w - s.pad_left;
-    if (++j == m.ow) j = 0, ++i;
-  }
+  PixelRun runs[kMaxPanel];
+  const int nruns = pixel_runs(j0, cols, m.ow, runs);
   const I khw = s.kernel_h * s.kernel_w;
   I c = p0 / khw, p = (p0 % khw) / s.kernel_w, q = p0 % s.kernel_w;
   for (I r = 0; r < kc; ++r, dst += nr) {
     const T* plane = m.x + c * h * w;
-    const I dh = p * s.dilation_h, dw = q * s.dilation_w;
-    if (one_row && s.stride_w == 1) {
-      // One output row: a contiguous run of one input row (or zeros).
-      const I ih = ih0[0] + dh, iw = iw0[0] + dw;
-      if (ih < 0 || ih >= h) {
-        std::fill(dst, dst + cols, T(0));
-      } else if (iw >= 0 && iw + cols <= w) {
-        std::memcpy(dst, plane + ih * w + iw, static_cast<std::size_t>(cols) * sizeof(T));
-      } else {
-        const T* row = plane + ih * w;
-        for (I t = 0; t < cols; ++t) {
-          const I x = iw + t;
-          dst[t] = x >= 0 && x < w ? row[x] : T(0);
-        }
-      }
-    } else {
-      for (I t = 0; t < cols; ++t) {
-        const I y = ih0[t] + dh, x = iw0[t] + dw;
-        dst[t] = y >= 0 && y < h && x >= 0 && x < w ? plane[y * w + x] : T(0);
-      }
+    for (int u = 0; u < nruns; ++u) {
+      const PixelRun& run = runs[u];
+      gather_run(dst + run.t0, 1, plane, h, w, run.i * s.stride_h - s.pad_top + p * s.dilation_h,
+                 run.j * s.stride_w - s.pad_left + q * s.dilation_w, run.len, s.stride_w);
     }
     std::fill(dst + cols, dst + nr, T(0));
     if (++q == s.kernel_w) {
@@ -108,77 +132,46 @@ void pack_im2col(const void* ctx, I p0, I j0, I kc, I cols, int nr, T* dst) {
   }
 }
 
-/// A operand of the dW GEMM for one group: dZ as (Fg, N*S), element
-/// (f, (n, s)) = dz[(n*F + f0 + f)*S + s]; columns offset by k0.
-template <class T>
-struct GradRows {
-  const T* dz;  // at channel f0 of image 0
-  I f_total, s_len, k0;
-};
-
-template <class T>
-void pack_grad_rows(const void* ctx, I i0, I p0, I rows, I kc, int mr, T* dst) {
-  const auto& m = *static_cast<const GradRows<T>*>(ctx);
-  for (I i = 0; i < rows; i += mr) {
-    T* panel = dst + (i / mr) * mr * kc;
-    for (I r = 0; r < mr; ++r) {
-      if (i + r >= rows) {
-        for (I t = 0; t < kc; ++t) panel[t * mr + r] = T(0);
-        continue;
-      }
-      const I f = i0 + i + r;
-      I n = (m.k0 + p0) / m.s_len, sp = (m.k0 + p0) % m.s_len;
-      for (I t = 0; t < kc;) {
-        const T* src = m.dz + (n * m.f_total + f) * m.s_len;
-        const I run = std::min(kc - t, m.s_len - sp);
-        for (I u = 0; u < run; ++u) panel[(t + u) * mr + r] = src[sp + u];
-        t += run;
-        sp = 0;
-        ++n;
-      }
-    }
-  }
-}
-
-/// B operand of the dW GEMM for one group: im2col(x)^T as (N*S, Kg),
-/// element ((n, i, j), (c, p, q)) = x[n, c0 + c, i*sh - pt + p*dh, ...];
-/// rows offset by k0.
-template <class T>
-struct Im2colT {
-  const T* x;  // at channel c0 of image 0
-  const Conv2dShape* s;
-  I oh, ow, k0;
-};
-
+/// B operand of the dW GEMM for one image and group: im2col(x)^T (S, Kg),
+/// element ((i, j), (c, p, q)) = x[c, i*sh - pt + p*dh, j*sw - pl + q*dw].
+/// Packed column by column: each column is one kernel tap, and its rows
+/// are consecutive output pixels, so runs of one input row.
 template <class T>
 void pack_im2col_t(const void* ctx, I p0, I j0, I kc, I cols, int nr, T* dst) {
-  const auto& m = *static_cast<const Im2colT<T>*>(ctx);
+  const auto& m = *static_cast<const Im2col<T>*>(ctx);
   const Conv2dShape& s = *m.s;
-  const I h = s.height, w = s.width, plane = h * w, img = s.in_channels * plane;
-  I off[kMaxPanel], dh[kMaxPanel], dw[kMaxPanel];
+  const I h = s.height, w = s.width;
+  PixelRun runs[2 * kMaxPanel];
+  I rows_left = kc, at = p0;
+  int nruns = 0;
+  while (rows_left > 0) {  // runs of [p0, p0 + kc) (at most kc / ow + 2 of them)
+    PixelRun chunk[1];
+    pixel_runs(at, std::min(rows_left, m.ow - at % m.ow), m.ow, chunk);
+    chunk[0].t0 = at - p0;
+    if (nruns < 2 * kMaxPanel) runs[nruns++] = chunk[0];
+    at += chunk[0].len;
+    rows_left -= chunk[0].len;
+    if (nruns == 2 * kMaxPanel && rows_left > 0) {
+      // Many short output rows: finish this panel in pieces.
+      pack_im2col_t<T>(ctx, at, j0, rows_left, cols, nr, dst + (at - p0) * nr);
+      break;
+    }
+  }
   const I khw = s.kernel_h * s.kernel_w;
-  for (I t = 0; t < cols; ++t) {
-    const I q = j0 + t;
-    off[t] = (q / khw) * plane;
-    dh[t] = ((q % khw) / s.kernel_w) * s.dilation_h;
-    dw[t] = (q % s.kernel_w) * s.dilation_w;
-  }
-  const I sl = m.oh * m.ow;
-  I n = (m.k0 + p0) / sl, sp = (m.k0 + p0) % sl;
-  I i = sp / m.ow, j = sp % m.ow;
-  for (I r = 0; r < kc; ++r, dst += nr) {
-    const T* xn = m.x + n * img;
-    const I y0 = i * s.stride_h - s.pad_top, x0 = j * s.stride_w - s.pad_left;
-    for (I t = 0; t < cols; ++t) {
-      const I y = y0 + dh[t], x = x0 + dw[t];
-      dst[t] = y >= 0 && y < h && x >= 0 && x < w ? xn[off[t] + y * w + x] : T(0);
-    }
-    std::fill(dst + cols, dst + nr, T(0));
-    if (++j == m.ow) {
-      j = 0;
-      if (++i == m.oh) i = 0, ++n;
+  for (I col = 0; col < cols; ++col) {
+    const I q = j0 + col, c = q / khw;
+    const I dh = ((q % khw) / s.kernel_w) * s.dilation_h, dw = (q % s.kernel_w) * s.dilation_w;
+    const T* plane = m.x + c * h * w;
+    for (int u = 0; u < nruns; ++u) {
+      const PixelRun& run = runs[u];
+      gather_run(dst + run.t0 * nr + col, nr, plane, h, w,
+                 run.i * s.stride_h - s.pad_top + dh, run.j * s.stride_w - s.pad_left + dw,
+                 run.len, s.stride_w);
     }
   }
+  for (int u = 0; u < nruns; ++u)
+    for (I t = runs[u].t0; t < runs[u].t0 + runs[u].len; ++t)
+      std::fill(dst + t * nr + cols, dst + (t + 1) * nr, T(0));
 }
 
 // ------------------------------------------------------------ epilogue
@@ -236,6 +229,12 @@ int budget_for(double flops) {
   return flops < detail::thresholds::parallel_min_flops ? 1 : std::max(get_num_threads(), 1);
 }
 
+/// True for a 1x1 convolution with stride 1 and no padding: im2col(x) is x.
+bool is_plain(const Conv2dShape& s) {
+  return s.kernel_h == 1 && s.kernel_w == 1 && s.stride_h == 1 && s.stride_w == 1 &&
+         s.pad_top == 0 && s.pad_left == 0 && s.pad_bottom == 0 && s.pad_right == 0;
+}
+
 /// The forward convolution without validation; pads may be negative (the
 /// stride-1 dX path). y, z (N, F, OH, OW).
 template <class T>
@@ -244,8 +243,7 @@ void forward_run(T* y, T* z, const T* x, const T* w, const T* b, const Conv2dSha
   const I oh = s.out_h(), ow = s.out_w(), sl = oh * ow, hw = s.height * s.width;
   const I g_count = s.groups, cg = s.in_channels / g_count, fg = s.out_channels / g_count;
   const I kg = cg * s.kernel_h * s.kernel_w;
-  const bool plain = s.kernel_h == 1 && s.kernel_w == 1 && s.stride_h == 1 && s.stride_w == 1 &&
-                     s.pad_top == 0 && s.pad_left == 0 && s.pad_bottom == 0 && s.pad_right == 0;
+  const bool plain = is_plain(s);
   const bool need_ep = b != nullptr || z != nullptr || act != Activation::identity;
   const auto* kern = detail::kernels<T>().eltwise;
   for_items(s.batch * g_count, budget, [&](I it, int threads) {
@@ -344,6 +342,7 @@ void backward_impl(T* dx, T* dw, T* db, const T* gy, const T* x, const T* w, con
                     {w, s.out_channels * kg * sz, "w"}, {z, n_out * sz, "z"}});
   const double flops = static_cast<double>(n_out) * kg;
   const int budget = budget_for(flops);
+  const bool plain = is_plain(s);
   detail::WorkspaceScope scope;
 
   // dZ = grad_y * act'(z)
@@ -367,24 +366,35 @@ void backward_impl(T* dx, T* dw, T* db, const T* gy, const T* x, const T* w, con
       db[f] = static_cast<T>(acc);
     }
   }
-  // dw[g] = dZ[:, g] (Fg, N*S) . im2col(x[:, g])^T (N*S, Kg)
+  // dw[g] (Fg, Kg) = sum_n dZ[n, g] (Fg, S) . im2col(x[n, g])^T (S, Kg): one
+  // GEMM per image (reduction S), accumulated; the images are split over
+  // threads, each summing into its own partial (parallel_k_sum).
   for (I g = 0; g < g_count; ++g) {
-    T* dwg = dw + g * fg * kg;
     detail::parallel_k_sum<T>(
-        s.batch * sl, 64, budget, fg, kg, dwg, kg, T(0),
-        [&](int, I k0, I k1, T* dst, I ld, T beta) {
-          const GradRows<T> a_ctx{dz + g * fg * sl, s.out_channels, sl, k0};
-          const Im2colT<T> b_ctx{x + g * cg * hw, &s, oh, ow, k0};
-          GemmOperand<T> a, bop;
-          a.pack = &pack_grad_rows<T>;
-          a.ctx = &a_ctx;
-          bop.pack = &pack_im2col_t<T>;
-          bop.ctx = &b_ctx;
-          detail::gemm_operands<T>(fg, kg, k1 - k0, T(1), a, bop, beta, dst, ld, nullptr, 1);
+        s.batch, 1, budget, fg, kg, dw + g * fg * kg, kg, T(0),
+        [&](int, I n0, I n1, T* dst, I ld, T beta) {
+          if (n0 == n1) {  // no image: the partial is zero
+            for (I f = 0; f < fg; ++f) std::fill(dst + f * ld, dst + f * ld + kg, T(0));
+            return;
+          }
+          for (I n = n0; n < n1; ++n) {
+            const T* xg = x + (n * s.in_channels + g * cg) * hw;
+            const Im2col<T> b_ctx{xg, &s, oh, ow};
+            GemmOperand<T> bop = GemmOperand<T>::blas(xg, hw, true);  // 1x1: x[n, g]^T
+            if (!plain) {
+              bop = GemmOperand<T>{};
+              bop.pack = &pack_im2col_t<T>;
+              bop.ctx = &b_ctx;
+            }
+            detail::gemm_operands<T>(
+                fg, kg, sl, T(1), GemmOperand<T>::blas(dz + (n * s.out_channels + g * fg) * sl, sl,
+                                                       false),
+                bop, n == n0 ? beta : T(1), dst, ld, nullptr, 1);
+          }
         });
   }
   if (dx == nullptr || n_in == 0) return;
-  if (s.stride_h == 1 && s.stride_w == 1) {
+  if (s.stride_h == 1 && s.stride_w == 1 && fg * khw <= fg + 2 * kg) {
     // dx = conv(dZ, w'): w'[g*Cg + c, f, p, q] = w[g*Fg + f, c, KH-1-p, KW-1-q].
     T* wt = scope.alloc<T>(static_cast<std::size_t>(s.out_channels * kg));
     for (I g = 0; g < g_count; ++g)
@@ -405,7 +415,7 @@ void backward_impl(T* dx, T* dw, T* db, const T* gy, const T* x, const T* w, con
     forward_run<T>(dx, nullptr, dz, wt, nullptr, t, Activation::identity, T(0), budget);
     return;
   }
-  // Strided: dcol (Kg, S) = w[g]^T . dZ[n, g], then col2im into dx[n, g].
+  // dcol (Kg, S) = w[g]^T . dZ[n, g], then col2im into dx[n, g].
   const int parts = detail::parts_for(s.batch * g_count, budget);
   T* cols = scope.alloc<T>(static_cast<std::size_t>(parts * kg * sl));
   std::exception_ptr error;
