@@ -39,8 +39,9 @@ DEFAULTS = {
               "label_smoothing": 0.0, "threads": None},
 }
 
-#: What ``--model cnn`` changes in DEFAULTS. Digits: over seeds 0-4 the test
-#: accuracy was CNN_ACCURACY_NOTE (see _build_cnn for the architecture).
+#: What ``--model cnn`` changes in DEFAULTS (architecture: _build_cnn). Digits,
+#: seeds 0-4: test accuracy 0.9889, 1.0000, 0.9972, 0.9972, 0.9972 (median
+#: 0.9972); 25-40 s per run on one thread of a busy 2-core machine.
 CNN_DEFAULTS = {
     "digits": {"epochs": 30, "batch_size": 32, "lr": 3e-3},
     "mnist": {"epochs": 5, "batch_size": 128, "lr": 1e-3},
