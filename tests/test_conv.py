@@ -31,6 +31,10 @@ CONV_CASES = [
     ("valid", 1, 2, 6, 6, 3, 3, 1, "valid", 1, 1),
     ("batch1-5x5", 1, 2, 8, 8, 3, 5, 1, 2, 1, 1),
     ("wide-k", 2, 20, 6, 6, 33, 3, 1, 1, 1, 1),
+    # dcol scratch (Kg x OH*OW, float64) above conv_dcol_max_bytes: dX by the
+    # flipped-kernel convolution (negative padding when padding > kernel - 1).
+    ("flipped-dx", 1, 64, 61, 61, 2, 3, 1, 1, 1, 1),
+    ("flipped-dx-pad>kernel", 1, 128, 61, 61, 2, 2, 1, 3, 1, 1),
 ]
 CONV_IDS = [c[0] for c in CONV_CASES]
 

@@ -22,14 +22,13 @@
 //             by a callback column by column (one kernel tap = runs of input
 //             rows); images split over threads, each a private partial
 //             (parallel_k_sum), summed in a fixed order.
-//   dX:       stride 1 and Fg*KH*KW <= Fg + 2*Kg: dx = conv(dZ, w') with w'
-//             the kernel flipped and in/out channels swapped, padding
-//             dh*(KH-1) - pad (may be negative: rows cropped) - the forward
-//             path again, implicit. Otherwise (strided, or few input
-//             channels, where that convolution would pack Fg*KH*KW rows per
-//             pixel for a product of only Cg rows): dcol (Kg, S) =
-//             w[g]^T . dZ[n, g] per image in per-thread workspace, then
-//             col2im adds it into dx (Fg + 2*Kg values per pixel moved).
+//   dX:       dcol (Kg, S) = w[g]^T . dZ[n, g] per image in per-thread
+//             workspace, then col2im adds it into dx (1x1: the GEMM writes dx).
+//             Stride 1 with a dcol scratch above thresholds::conv_dcol_max_bytes:
+//             implicitly, dx = conv(dZ, w') with w' the kernel flipped and
+//             in/out channels swapped, padding dh*(KH-1) - pad (may be
+//             negative: rows cropped) - the forward path again, no scratch,
+//             but measured slower where both fit (see the threshold).
 // Threads: over images x groups, one single-threaded GEMM each, when there
 // are at least as many of those as threads; otherwise each GEMM gets the
 // whole budget.
@@ -61,23 +60,45 @@ constexpr int kMaxPanel = 64;  // >= every microkernel's NR and MR
 /// in [0, len), and 0 outside the image: the zero-padded run of one kernel
 /// tap over a stretch of one output row. No per-element bounds test: the
 /// in-image stretch [lo, hi) is computed once.
+/// [lo, hi) of t in [0, len) with column iw0 + t*sw inside [0, w), and row
+/// ih inside [0, h) (else empty): the in-image stretch of a run.
+inline void run_bounds(I h, I w, I ih, I iw0, I len, I sw, I& lo, I& hi) {
+  lo = hi = 0;
+  if (ih < 0 || ih >= h) return;
+  if (sw == 1) {  // the common case: no divisions (this runs once per 16-32 values)
+    lo = std::min(std::max<I>(-iw0, 0), len);
+    hi = std::max(lo, std::min(len, w - iw0));
+  } else {
+    lo = std::min(iw0 >= 0 ? 0 : (-iw0 + sw - 1) / sw, len);
+    hi = std::max(lo, std::min(iw0 > w - 1 ? 0 : (w - 1 - iw0) / sw + 1, len));
+  }
+}
+
 template <class T>
 inline void gather_run(T* dst, I ds, const T* plane, I h, I w, I ih, I iw0, I len, I sw) {
-  I lo = 0, hi = 0;
-  if (ih >= 0 && ih < h) {
-    lo = iw0 >= 0 ? 0 : (-iw0 + sw - 1) / sw;
-    hi = iw0 > w - 1 ? 0 : (w - 1 - iw0) / sw + 1;
-    lo = std::min(lo, len);
-    hi = std::max(lo, std::min(hi, len));
-  }
+  I lo, hi;
+  run_bounds(h, w, ih, iw0, len, sw, lo, hi);
   for (I t = 0; t < lo; ++t) dst[t * ds] = T(0);
   const T* src = plane + ih * w + iw0;
   if (ds == 1 && sw == 1) {
-    if (hi > lo) std::memcpy(dst + lo, src + lo, static_cast<std::size_t>(hi - lo) * sizeof(T));
+    for (I t = lo; t < hi; ++t) dst[t] = src[t];  // vectorised; short runs beat a memcpy call
   } else {
     for (I t = lo; t < hi; ++t) dst[t * ds] = src[t * sw];
   }
   for (I t = hi; t < len; ++t) dst[t * ds] = T(0);
+}
+
+/// The adjoint of gather_run (ds = 1): plane[ih, iw0 + t*sw] += src[t] inside the image.
+template <class T>
+inline void scatter_add_run(T* plane, const T* src, I h, I w, I ih, I iw0, I len, I sw) {
+  I lo, hi;
+  run_bounds(h, w, ih, iw0, len, sw, lo, hi);
+  T* d = plane + ih * w + iw0;
+  if (sw == 1) {
+    for (I t = lo; t < hi; ++t) d[t] += src[t];
+  } else {
+    for (I t = lo; t < hi; ++t) d[t * sw] += src[t];
+  }
 }
 
 /// Output pixels [j0, j0 + cols) cut at output-row ends: runs (first
@@ -394,7 +415,9 @@ void backward_impl(T* dx, T* dw, T* db, const T* gy, const T* x, const T* w, con
         });
   }
   if (dx == nullptr || n_in == 0) return;
-  if (s.stride_h == 1 && s.stride_w == 1 && fg * khw <= fg + 2 * kg) {
+  const bool flipped = s.stride_h == 1 && s.stride_w == 1 && !plain &&
+                       kg * sl * sz > detail::thresholds::conv_dcol_max_bytes;
+  if (flipped) {
     // dx = conv(dZ, w'): w'[g*Cg + c, f, p, q] = w[g*Fg + f, c, KH-1-p, KW-1-q].
     T* wt = scope.alloc<T>(static_cast<std::size_t>(s.out_channels * kg));
     for (I g = 0; g < g_count; ++g)
@@ -417,7 +440,7 @@ void backward_impl(T* dx, T* dw, T* db, const T* gy, const T* x, const T* w, con
   }
   // dcol (Kg, S) = w[g]^T . dZ[n, g], then col2im into dx[n, g].
   const int parts = detail::parts_for(s.batch * g_count, budget);
-  T* cols = scope.alloc<T>(static_cast<std::size_t>(parts * kg * sl));
+  T* cols = scope.alloc<T>(static_cast<std::size_t>(plain ? 0 : parts * kg * sl));
   std::exception_ptr error;
   detail::parallel_parts(s.batch * g_count, budget, 1,
                          [&](int part, I b0, I e0) {
@@ -425,26 +448,21 @@ void backward_impl(T* dx, T* dw, T* db, const T* gy, const T* x, const T* w, con
     try {
       for (I it = b0; it < e0; ++it) {
         const I n = it / g_count, g = it % g_count;
+        T* dxg = dx + (n * s.in_channels + g * cg) * hw;
         detail::gemm_operands<T>(kg, sl, fg, T(1),
                                  GemmOperand<T>::blas(w + g * fg * kg, kg, true),
                                  GemmOperand<T>::blas(dz + (n * s.out_channels + g * fg) * sl, sl,
                                                       false),
-                                 T(0), dcol, sl, nullptr, 1);
-        T* dxg = dx + (n * s.in_channels + g * cg) * hw;
+                                 T(0), plain ? dxg : dcol, sl, nullptr, 1);
+        if (plain) continue;  // 1x1: dcol is dx
         std::fill(dxg, dxg + cg * hw, T(0));
         for (I q = 0; q < kg; ++q) {
           T* plane = dxg + (q / khw) * hw;
           const I dh = ((q % khw) / s.kernel_w) * s.dilation_h;
           const I dwo = (q % s.kernel_w) * s.dilation_w;
-          const T* src = dcol + q * sl;
-          for (I i = 0; i < oh; ++i) {
-            const I y = i * s.stride_h - s.pad_top + dh;
-            if (y < 0 || y >= s.height) continue;
-            for (I j = 0; j < ow; ++j) {
-              const I xx = j * s.stride_w - s.pad_left + dwo;
-              if (xx >= 0 && xx < s.width) plane[y * s.width + xx] += src[i * ow + j];
-            }
-          }
+          for (I i = 0; i < oh; ++i)
+            scatter_add_run(plane, dcol + q * sl + i * ow, s.height, s.width,
+                            i * s.stride_h - s.pad_top + dh, -s.pad_left + dwo, ow, s.stride_w);
         }
       }
     } catch (...) {
