@@ -347,21 +347,10 @@ def plot(args, results, torch):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    harness.add_common_args(parser)
-    parser.add_argument("--only", action="append", choices=list(SECTIONS), default=None,
-                        help="run this part only (repeatable; default: all)")
-    parser.add_argument("--rounds", type=int, default=None,
-                        help="interleaved rounds per case (default 3, --quick 1)")
-    harness.add_stat_arg(parser)
-    args = parser.parse_args(argv)
-    if args.repeat is None:
-        args.repeat = 3 if args.quick else 7
-    if args.rounds is None:
-        args.rounds = 1 if args.quick else 3
+    args, sections = harness.parse_sectioned_args(parser, SECTIONS, argv, repeat=(3, 7))
     # Seconds per timed repeat: thousands of back-to-back calls of a
     # microsecond op, so timer resolution and clock noise do not count.
     args.min_time = 0.01 if args.quick else 0.02
-    sections = [s for s in SECTIONS if args.only is None or s in args.only]
     env = harness.sanity_report()
     torch = harness.load_torch(args)
     r = Runner(args, torch)

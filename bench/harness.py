@@ -66,6 +66,7 @@ __all__ = [
     "Column",
     "add_common_args",
     "add_stat_arg",
+    "parse_sectioned_args",
     "clean_openblas_env",
     "gflops",
     "interleaved",
@@ -327,6 +328,26 @@ def add_stat_arg(parser: argparse.ArgumentParser) -> None:
         "--stat", choices=["median", "min"], default="median",
         help="statistic over rounds: median (default; what a user saw on the day) or min "
              "(each library's best round: what the code does when it gets its cores)")
+
+
+def parse_sectioned_args(parser: argparse.ArgumentParser, sections: Sequence[str],
+                         argv: Optional[Sequence[str]], *, repeat: tuple[int, int]
+                         ) -> tuple[argparse.Namespace, list[str]]:
+    """Common args, ``--only SECTION`` (repeatable), ``--rounds`` (default 3,
+    --quick 1) and ``--stat``; parses ``argv``. ``repeat`` = (quick, full)
+    default for ``--repeat``. Returns (args, the sections to run, in order)."""
+    add_common_args(parser)
+    parser.add_argument("--only", action="append", choices=list(sections), default=None,
+                        help="run this section only (repeatable; default: all)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="interleaved rounds per case (default 3, --quick 1)")
+    add_stat_arg(parser)
+    args = parser.parse_args(argv)
+    if args.repeat is None:
+        args.repeat = repeat[0] if args.quick else repeat[1]
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 3
+    return args, [s for s in sections if args.only is None or s in args.only]
 
 
 def load_torch(args: Optional[argparse.Namespace] = None):

@@ -501,3 +501,46 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
     if bias is not None:
         y = y + bias
     return y, mean, rstd
+# ---------------------------------------------------------------- convolution, pooling, batch norm
+# NCHW like PyTorch; written with sliding_window_view + einsum, float64.
+
+
+def conv2d(x, w, b=None, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1):
+    """Cross-correlation; pads = (top, bottom, left, right) zeros."""
+    sh, sw = stride
+    dh, dw = dilation
+    pt, pb, pl, pr = pads
+    f, cg, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    win = np.lib.stride_tricks.sliding_window_view(
+        xp, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw]
+    fg = f // groups
+    y = np.concatenate([
+        np.einsum("ncijpq,fcpq->nfij", win[:, g * cg:(g + 1) * cg], w[g * fg:(g + 1) * fg])
+        for g in range(groups)], axis=1)
+    return y if b is None else y + b[None, :, None, None]
+
+
+def _pool_windows(x, kernel, stride, padding, fill):
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
+    return np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+
+
+def max_pool2d(x, kernel, stride, padding):
+    return _pool_windows(x, kernel, stride, padding, -np.inf).max(axis=(4, 5))
+
+
+def avg_pool2d(x, kernel, stride, padding):
+    """count_include_pad=True: windows never pass the padded border (pad <= k/2, floor)."""
+    return _pool_windows(x, kernel, stride, padding, 0.0).mean(axis=(4, 5))
+
+
+def batch_norm_train(x, gamma, beta, eps):
+    """Textbook batch norm over all axes but 1; returns y, batch mean, biased variance."""
+    axes = (0,) + tuple(range(2, x.ndim))
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    mean = x.mean(axis=axes)
+    var = x.var(axis=axes)
+    xhat = (x - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + eps)
+    return xhat * gamma.reshape(shape) + beta.reshape(shape), mean, var

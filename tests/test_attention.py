@@ -222,20 +222,17 @@ def test_threads_agree(rng, threads, lead):
         assert_close(a, b, tol(np.float64, 4.0), "2 threads")
 
 
-def test_generic_isa_path(isa_subprocess):
-    isa_subprocess("generic", """
-import numpy as np, numpy_reference as ref, test_attention as t
-rng = np.random.default_rng(1)
-for dtype in (np.float32, np.float64):
-    for causal in (False, True):
-        q, k, v = t.make(rng, (2,), 37, 45, 13, 9, dtype)
-        g = rng.standard_normal((2, 37, 9)).astype(dtype)
-        out, lse = mn.ops.scaled_dot_product_attention(q, k, v, causal=causal, return_lse=True)
-        t.assert_close(out, ref.attention(q, k, v, causal=causal)[0], t.tol(dtype), "out")
-        got = mn.ops.scaled_dot_product_attention_backward(g, q, k, v, out, lse, causal=causal)
-        for a, b in zip(got, ref.attention_backward(g, q, k, v, causal=causal)):
-            t.assert_close(a, b, t.tol(dtype, 4.0), "grad")
-""")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("causal", [False, True])
+def test_every_isa_path(isa_path, dtype, causal):
+    rng = np.random.default_rng(1)
+    q, k, v = make(rng, (2,), 37, 45, 13, 9, dtype)
+    g = rng.standard_normal((2, 37, 9)).astype(dtype)
+    out, lse = mn.ops.scaled_dot_product_attention(q, k, v, causal=causal, return_lse=True)
+    assert_close(out, ref.attention(q, k, v, causal=causal)[0], tol(dtype), "out")
+    got = mn.ops.scaled_dot_product_attention_backward(g, q, k, v, out, lse, causal=causal)
+    for a, b in zip(got, ref.attention_backward(g, q, k, v, causal=causal)):
+        assert_close(a, b, tol(dtype, 4.0), "grad")
 
 
 @pytest.mark.torch

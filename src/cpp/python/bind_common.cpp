@@ -186,4 +186,44 @@ py::array empty_array(DType dt, const std::vector<py::ssize_t>& shape) {
   return py::array_t<double>(shape);
 }
 
+Activation activation_arg(const py::object& act, const char* fn) {
+  if (act.is_none()) return Activation::identity;
+  if (!py::isinstance<py::str>(act)) {
+    throw py::type_error(std::string(fn) + ": activation must be None or a str, got " +
+                         py::str(py::type::of(act)).cast<std::string>());
+  }
+  try {
+    return activation_from_name(act.cast<std::string>());
+  } catch (const std::invalid_argument& e) {
+    throw py::value_error(std::string(fn) + ": " + e.what());
+  }
+}
+
+DType xwb_arrays(const py::object& x_obj, const py::object& w_obj, const py::object& b_obj,
+                 const char* fn, py::array& x, py::array& w, py::array& b, bool& has_b) {
+  x = to_array(x_obj, fn, "x");
+  w = to_array(w_obj, fn, "w");
+  has_b = !b_obj.is_none();
+  if (!has_b) return common_float_dtype({{"x", &x}, {"w", &w}}, fn);
+  b = to_array(b_obj, fn, "b");
+  return common_float_dtype({{"x", &x}, {"w", &w}, {"b", &b}}, fn);
+}
+
+DType backward_arrays(const py::object& gy_obj, const py::object& x_obj, const py::object& w_obj,
+                      const py::object& z_obj, Activation act, const char* fn,
+                      const char* producer, py::array& gy, py::array& x, py::array& w,
+                      py::array& z, bool& has_z) {
+  gy = to_array(gy_obj, fn, "grad_y");
+  x = to_array(x_obj, fn, "x");
+  w = to_array(w_obj, fn, "w");
+  has_z = !z_obj.is_none();
+  if (!has_z && act != Activation::identity) {
+    throw py::value_error(std::string(fn) + ": z (the pre-activation from " + producer +
+                          ") is required for activation '" + activation_name(act) + "'");
+  }
+  if (!has_z) return common_float_dtype({{"grad_y", &gy}, {"x", &x}, {"w", &w}}, fn);
+  z = to_array(z_obj, fn, "z");
+  return common_float_dtype({{"grad_y", &gy}, {"x", &x}, {"w", &w}, {"z", &z}}, fn);
+}
+
 }  // namespace matnet::bind

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <string>
 
+#include "matnet/activations.hpp"
+
 namespace matnet::bind {
 
 namespace py = pybind11;
@@ -68,5 +70,39 @@ bool may_overlap(const py::array& x, const py::array& y);
 
 /// A fresh uninitialised C-contiguous array of the dtype.
 py::array empty_array(DType dt, const std::vector<py::ssize_t>& shape);
+
+/// An activation argument: None (identity) or a name (activation_from_name);
+/// TypeError for another type, ValueError for an unknown name.
+Activation activation_arg(const py::object& act, const char* fn);
+
+/// x, w and b (None: left empty, has_b false) as arrays of one float
+/// dtype, returned; TypeError naming the dtypes otherwise.
+DType xwb_arrays(const py::object& x_obj, const py::object& w_obj, const py::object& b_obj,
+                 const char* fn, py::array& x, py::array& w, py::array& b, bool& has_b);
+
+/// The arrays of a fused layer's backward: grad_y, x, w and z (None: left
+/// empty, has_z false; ValueError when act needs it, naming `producer`, the
+/// forward that returns z), all of one float dtype, returned.
+DType backward_arrays(const py::object& gy_obj, const py::object& x_obj, const py::object& w_obj,
+                      const py::object& z_obj, Activation act, const char* fn,
+                      const char* producer, py::array& gy, py::array& x, py::array& w,
+                      py::array& z, bool& has_z);
+
+/// The data of an array the caller checked to hold T.
+template <class T>
+const T* cptr(const py::array& a) {
+  return static_cast<const T*>(a.data());
+}
+template <class T>
+T* mptr(py::array& a) {
+  return static_cast<T*>(a.mutable_data());
+}
+
+/// f(float{}) or f(double{}) for the dtype: the kernel call of a binding.
+template <class F>
+void dispatch(DType dt, F&& f) {
+  if (dt == DType::f32) f(float{});
+  else f(double{});
+}
 
 }  // namespace matnet::bind

@@ -12,19 +12,6 @@ namespace matnet::bind {
 
 namespace {
 
-Activation dense_activation(const py::object& act, const char* fn) {
-  if (act.is_none()) return Activation::identity;
-  if (!py::isinstance<py::str>(act)) {
-    throw py::type_error(std::string(fn) + ": activation must be None or a str, got " +
-                         py::str(py::type::of(act)).cast<std::string>());
-  }
-  try {
-    return activation_from_name(act.cast<std::string>());
-  } catch (const std::invalid_argument& e) {
-    throw py::value_error(std::string(fn) + ": " + e.what());
-  }
-}
-
 std::string dims(std::int64_t a, std::int64_t b) {
   return "(" + std::to_string(a) + ", " + std::to_string(b) + ")";
 }
@@ -48,16 +35,6 @@ void check_x_w(const py::array& x, const py::array& w, const char* fn) {
   }
 }
 
-template <class T>
-const T* ptr(const py::array& a) {
-  return static_cast<const T*>(a.data());
-}
-
-template <class T>
-T* mptr(py::array& a) {
-  return static_cast<T*>(a.mutable_data());
-}
-
 /// y = act(x @ w + b); with keep_z also the pre-activation z (a second
 /// array unless the activation is identity). `out`, when given, receives y:
 /// a C-contiguous, writeable (N, M) array of the dtype, not overlapping x,
@@ -65,14 +42,10 @@ T* mptr(py::array& a) {
 py::tuple dense_forward_common(const char* fn, const py::object& x_obj, const py::object& w_obj,
                                const py::object& b_obj, const py::object& act_obj, double slope,
                                bool keep_z, const py::object& out_obj) {
-  const Activation act = dense_activation(act_obj, fn);
-  py::array x = to_array(x_obj, fn, "x");
-  py::array w = to_array(w_obj, fn, "w");
-  py::array b;
-  const bool has_b = !b_obj.is_none();
-  if (has_b) b = to_array(b_obj, fn, "b");
-  const DType dt = has_b ? common_float_dtype({{"x", &x}, {"w", &w}, {"b", &b}}, fn)
-                         : common_float_dtype({{"x", &x}, {"w", &w}}, fn);
+  const Activation act = activation_arg(act_obj, fn);
+  py::array x, w, b;
+  bool has_b = false;
+  const DType dt = xwb_arrays(x_obj, w_obj, b_obj, fn, x, w, b, has_b);
   check_x_w(x, w, fn);
   const std::int64_t n = x.shape(0), k = x.shape(1), m = w.shape(1);
   if (has_b && (b.ndim() != 1 || b.shape(0) != m)) {
@@ -98,9 +71,9 @@ py::tuple dense_forward_common(const char* fn, const py::object& x_obj, const py
     using T = decltype(tag);
     T* yp = mptr<T>(y);
     T* zp = separate_z ? mptr<T>(z) : nullptr;
-    const T* xp = ptr<T>(x);
-    const T* wp = ptr<T>(w);
-    const T* bp = has_b ? ptr<T>(b) : nullptr;
+    const T* xp = cptr<T>(x);
+    const T* wp = cptr<T>(w);
+    const T* bp = has_b ? cptr<T>(b) : nullptr;
     py::gil_scoped_release release;
     dense_forward(yp, zp, xp, wp, bp, n, k, m, act, static_cast<T>(slope));
   };
@@ -126,21 +99,11 @@ py::tuple dense_backward_py(const py::object& gy_obj, const py::object& x_obj,
                             const py::object& w_obj, const py::object& z_obj,
                             const py::object& act_obj, double slope, bool need_dx) {
   constexpr const char* fn = "dense_backward";
-  const Activation act = dense_activation(act_obj, fn);
-  py::array gy = to_array(gy_obj, fn, "grad_y");
-  py::array x = to_array(x_obj, fn, "x");
-  py::array w = to_array(w_obj, fn, "w");
-  const bool has_z = !z_obj.is_none();
-  if (!has_z && act != Activation::identity) {
-    throw py::value_error(std::string(fn) + ": z (the pre-activation from dense_forward) is "
-                                            "required for activation '" +
-                          activation_name(act) + "'");
-  }
-  py::array z;
-  if (has_z) z = to_array(z_obj, fn, "z");
-  const DType dt =
-      has_z ? common_float_dtype({{"grad_y", &gy}, {"x", &x}, {"w", &w}, {"z", &z}}, fn)
-            : common_float_dtype({{"grad_y", &gy}, {"x", &x}, {"w", &w}}, fn);
+  const Activation act = activation_arg(act_obj, fn);
+  py::array gy, x, w, z;
+  bool has_z = false;
+  const DType dt = backward_arrays(gy_obj, x_obj, w_obj, z_obj, act, fn, "dense_forward", gy, x,
+                                   w, z, has_z);
   check_x_w(x, w, fn);
   const std::int64_t n = x.shape(0), k = x.shape(1), m = w.shape(1);
   require_shape2(gy, n, m, fn, "grad_y", "x.shape[0], w.shape[1]");
@@ -162,10 +125,10 @@ py::tuple dense_backward_py(const py::object& gy_obj, const py::object& x_obj,
     T* dxp = need_dx ? mptr<T>(dx) : nullptr;
     T* dwp = mptr<T>(dw);
     T* dbp = mptr<T>(db);
-    const T* gp = ptr<T>(gy);
-    const T* xp = ptr<T>(x);
-    const T* wp = ptr<T>(w);
-    const T* zp = has_z ? ptr<T>(z) : nullptr;
+    const T* gp = cptr<T>(gy);
+    const T* xp = cptr<T>(x);
+    const T* wp = cptr<T>(w);
+    const T* zp = has_z ? cptr<T>(z) : nullptr;
     py::gil_scoped_release release;
     dense_backward(dxp, dwp, dbp, gp, xp, wp, zp, n, k, m, act, static_cast<T>(slope));
   };
@@ -231,7 +194,7 @@ class DenseChain {
         if (b.shape(0) != w.shape(1)) throw py::value_error(std::string(fn) + ": b does not match w");
         bp = b.data();
       }
-      const Activation act = dense_activation(spec[2], fn);
+      const Activation act = activation_arg(spec[2], fn);
       const double slope = spec[3].cast<double>();
       if (dt_ == DType::f32) {
         f32_.push_back({static_cast<const float*>(w.data()), static_cast<const float*>(bp),
@@ -260,11 +223,11 @@ class DenseChain {
     auto go = [&](const auto& refs) {
       using T = std::remove_const_t<std::remove_pointer_t<decltype(refs.front().w)>>;
       if (check_finite) {
-        const std::int64_t bad = first_nonfinite_row(ptr<T>(x), x.shape(0), x.shape(1));
+        const std::int64_t bad = first_nonfinite_row(cptr<T>(x), x.shape(0), x.shape(1));
         if (bad >= 0)
           throw py::value_error("x contains NaN or Inf (first in row " + std::to_string(bad) + ")");
       }
-      const T* xp = ptr<T>(x);
+      const T* xp = cptr<T>(x);
       T* yp = mptr<T>(y);
       py::gil_scoped_release release;
       dense_chain_forward(refs.data(), static_cast<std::int64_t>(refs.size()), xp, x.shape(0), yp);

@@ -13,5 +13,7 @@ void register_losses(pybind11::module_& m);
 void register_optim(pybind11::module_& m);
 void register_attention(pybind11::module_& m);
 void register_layer_norm(pybind11::module_& m);
+void register_conv(pybind11::module_& m);
+void register_norm(pybind11::module_& m);
 
 }  // namespace matnet::bind

@@ -17,4 +17,6 @@ PYBIND11_MODULE(_core, m) {
   matnet::bind::register_optim(m);
   matnet::bind::register_attention(m);
   matnet::bind::register_layer_norm(m);
+  matnet::bind::register_conv(m);
+  matnet::bind::register_norm(m);
 }

@@ -1,6 +1,7 @@
 """Command line: ``python -m matnet train`` (also the ``matnet`` console script).
 
     matnet train                      # MLP on scikit-learn's digits, ~0.98 test accuracy
+    matnet train --model cnn          # a small CNN on the digits, ~0.99
     matnet train --data mnist --data-dir ~/mnist --epochs 10
     matnet --cmakedir                 # for CMake: -Dmatnet_DIR="$(python -m matnet --cmakedir)"
     matnet --includedir               # C++ headers
@@ -39,6 +40,14 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
                "label_smoothing": 0.1, "threads": 1},
     "mnist": {"hidden": "256,128", "epochs": 10, "batch_size": 128, "lr": 1e-3,
               "label_smoothing": 0.0, "threads": None},
+}
+
+#: What ``--model cnn`` changes in DEFAULTS (architecture: _build_cnn). Digits,
+#: seeds 0-4: test accuracy 0.9889, 1.0000, 0.9972, 0.9972, 0.9972 (median
+#: 0.9972); 25-40 s per run on one thread of a busy 2-core machine.
+CNN_DEFAULTS = {
+    "digits": {"epochs": 30, "batch_size": 32, "lr": 3e-3},
+    "mnist": {"epochs": 5, "batch_size": 128, "lr": 1e-3},
 }
 
 
@@ -82,8 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default: ./matnet-run)")
     train.add_argument("--epochs", type=_positive_int, help="passes over the training data")
     train.add_argument("--batch-size", type=_positive_int, help="rows per training step")
+    train.add_argument("--model", choices=("mlp", "cnn"), default="mlp",
+                       help="mlp: Dense layers (default); cnn: Conv2D(32) + Conv2D(64) + "
+                            "max pooling + Dense on the images")
     train.add_argument("--hidden", type=_hidden_sizes,
-                       help="hidden layer sizes, comma-separated (e.g. 128,64)")
+                       help="hidden layer sizes of the mlp, comma-separated (e.g. 128,64)")
     train.add_argument("--optimizer", choices=("adam", "adamw", "sgd", "rmsprop"), default="adam")
     train.add_argument("--lr", type=float, help="peak learning rate (cosine decay to 0)")
     train.add_argument("--label-smoothing", type=float,
@@ -109,10 +121,32 @@ def _build_model(n_in: int, hidden: Sequence[int], n_out: int, seed: int) -> "Se
     return mn.Sequential(layers)
 
 
+def _build_cnn(n_in: int, n_out: int, seed: int, dropout: float = 0.25):
+    """Square one-channel images of n_in pixels: two 3x3 convolutions (32, 64
+    channels, same padding, ReLU), 2x2 max pooling, dropout, Dense to n_out."""
+    import matnet as mn
+
+    side = int(round(n_in ** 0.5))
+    if side * side != n_in:
+        raise ValueError(f"--model cnn needs square images, got {n_in} features")
+    half = side // 2
+    return mn.Sequential([
+        mn.layers.Reshape((1, side, side)),
+        mn.layers.Conv2D(1, 32, 3, padding=1, activation="relu", seed=seed),
+        mn.layers.Conv2D(32, 64, 3, padding=1, activation="relu", seed=seed + 1),
+        mn.layers.MaxPool2D(2),
+        mn.layers.Flatten(),
+        mn.layers.Dropout(dropout, seed=seed + 2),
+        mn.layers.Dense(64 * half * half, n_out, init="glorot", seed=seed + 3),
+    ])
+
+
 def _train(args: argparse.Namespace) -> int:
     import matnet as mn
 
-    defaults = DEFAULTS[args.data]
+    defaults = dict(DEFAULTS[args.data])
+    if args.model == "cnn":
+        defaults.update(CNN_DEFAULTS[args.data])
     epochs = args.epochs or defaults["epochs"]
     batch_size = args.batch_size or defaults["batch_size"]
     hidden = args.hidden if args.hidden is not None else _hidden_sizes(defaults["hidden"])
@@ -150,7 +184,10 @@ def _train(args: argparse.Namespace) -> int:
     x_fit, y_fit = x_train[fit_idx], y_train[fit_idx]
 
     classes = int(max(y_train.max(), y_test.max())) + 1
-    model = _build_model(x_train.shape[1], hidden, classes, args.seed)
+    if args.model == "cnn":
+        model = _build_cnn(x_train.shape[1], classes, args.seed)
+    else:
+        model = _build_model(x_train.shape[1], hidden, classes, args.seed)
     schedule = mn.schedules.CosineLR(lr, epochs=epochs)
     optimizers: Dict[str, Callable[..., mn.optim.Optimizer]] = {
         "adam": mn.optim.Adam, "adamw": mn.optim.AdamW, "rmsprop": mn.optim.RMSprop,
@@ -165,7 +202,7 @@ def _train(args: argparse.Namespace) -> int:
     print(f"kernels: {info['isa']}, {info['threads']} thread(s); optimizer: "
           f"{type(model.optimizer).__name__}(lr={lr:g}, cosine decay), batch {batch_size}, "
           f"{epochs} epochs, label smoothing {smoothing:g}")
-    print(model.summary())
+    print(model.summary((x_train.shape[1],)))
     start = time.perf_counter()
     history = model.fit(x_fit, y_fit, epochs=epochs, batch_size=batch_size,
                         validation_data=validation, seed=args.seed,
@@ -188,7 +225,7 @@ def _train(args: argparse.Namespace) -> int:
     print(f"trained in {seconds:.1f} s; wrote {model_path}")
     try:
         plot_path = history.plot(os.path.join(args.out, "learning_curves.png"),
-                                 title=f"matnet MLP on {args.data}")
+                                 title=f"matnet {args.model.upper()} on {args.data}")
         print(f"wrote {plot_path}")
     except ImportError as exc:
         print(f"(no plot: {exc})")

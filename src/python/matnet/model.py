@@ -22,7 +22,7 @@ from .callbacks import Callback, History
 from . import _core
 from ._validate import check_count
 from .layers import LAYER_TYPES, Dense, Dropout, Layer
-from .layers.containers import build_layer, spec_param_shapes
+from .layers.containers import build_layer, spec_param_shapes, spec_shapes
 from .metrics import LOSSES, METRICS, check_targets, correct_count
 
 __all__ = ["Sequential"]
@@ -107,6 +107,26 @@ class Sequential(Layer):
             if mine:
                 layer.set_params(mine)
 
+    @property
+    def has_buffers(self) -> bool:  # type: ignore[override]
+        return bool(self.named_buffers())
+
+    def buffers(self) -> Dict[str, np.ndarray]:
+        return dict(self.named_buffers())
+
+    def set_buffers(self, values: Dict[str, np.ndarray]) -> None:
+        for i, layer in enumerate(self.layers):
+            prefix = f"layers.{i}."
+            mine = {k[len(prefix):]: v for k, v in values.items() if k.startswith(prefix)}
+            if mine or layer.buffers():
+                layer.set_buffers(mine)
+
+    @classmethod
+    def config_buffer_shapes(cls, config: Dict[str, Any]) -> Dict[str, Shape]:
+        cls.config_param_shapes(config)  # the structure, checked
+        return {f"layers.{i}.{name}": shape for i, spec in enumerate(config["layers"])
+                for name, shape in spec_shapes(spec, f"layer {i}", buffers=True).items()}
+
     @classmethod
     def config_param_shapes(cls, config: Dict[str, Any]) -> Dict[str, Shape]:
         specs = config.get("layers") if isinstance(config, dict) else None
@@ -140,6 +160,12 @@ class Sequential(Layer):
         return [(f"layers.{i}.{name}", p) for i, layer in enumerate(self.layers)
                 for name, p in layer.params().items()]
 
+    def named_buffers(self) -> List[Tuple[str, np.ndarray]]:
+        """``("layers.<i>.<name>", array)`` for every buffer (BatchNorm's running
+        statistics): saved and loaded with the parameters, never trained."""
+        return [(f"layers.{i}.{name}", b) for i, layer in enumerate(self.layers)
+                for name, b in layer.buffers().items()]
+
     def gradients(self) -> List[Optional[np.ndarray]]:
         """Gradients from the last ``backward``, in ``parameters()`` order."""
         return [g for layer in self.layers for g in layer.grads().values()]
@@ -153,20 +179,24 @@ class Sequential(Layer):
         """Number of trainable scalars."""
         return int(sum(p.size for p in self.parameters()))
 
-    def summary(self) -> str:
-        """A table of layers, output shapes and parameter counts (returned, not printed)."""
+    def summary(self, input_shape: Optional[Shape] = None) -> str:
+        """A table of layers, output shapes and parameter counts (returned, not printed).
+
+        Output shapes need the per-sample input shape: ``input_shape``, or
+        the one a first Dense layer fixes; "?" otherwise.
+        """
         rows = [("#", "layer", "output shape", "params")]
-        shape: Optional[Shape] = self.input_shape
+        shape: Optional[Shape] = tuple(input_shape) if input_shape is not None \
+            else self.input_shape
         for i, layer in enumerate(self.layers):
             if shape is not None:
-                shape = layer.output_shape(shape)
+                try:
+                    shape = layer.output_shape(shape)
+                except ValueError:  # the guess from a first Dense does not fit (sequences)
+                    shape = None
             n = sum(p.size for p in layer.params().values())
-            desc = type(layer).__name__
-            if isinstance(layer, Dense):
-                desc += f"({layer.in_features}->{layer.out_features}"
-                desc += f", {layer.activation})" if layer.activation else ")"
             out = "(None, " + ", ".join(map(str, shape)) + ")" if shape is not None else "?"
-            rows.append((str(i), desc, out, f"{n:,}"))
+            rows.append((str(i), layer.describe(), out, f"{n:,}"))
         widths = [max(len(r[c]) for r in rows) for c in range(4)]
         line = "  ".join("-" * w for w in widths)
         text = [line]

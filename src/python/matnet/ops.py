@@ -14,6 +14,7 @@ import numpy as np
 
 from . import _core
 from ._args import float_arg, index_arg
+from ._validate import check_int, check_number, check_pair, check_padding
 
 __all__ = ["matmul", "matvec", "gemm"]
 
@@ -302,6 +303,232 @@ def dense_backward(
     act = _dense_activation(activation, "dense_backward")
     slope = float_arg(negative_slope, "dense_backward", "negative_slope")
     return _core.dense_backward(grad_y, x, w, z, act, slope, bool(need_dx))
+
+
+# ---------------------------------------------------------------- convolution
+# NCHW like PyTorch. Geometry arguments: an int or an (h, w) pair; conv
+# padding also "valid" (0) or "same" (output size = input size, stride 1;
+# an odd total goes to the bottom/right, as PyTorch).
+
+__all__ += [
+    "conv2d", "conv2d_forward", "conv2d_backward", "conv2d_output_shape", "conv2d_padding",
+    "max_pool2d", "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d",
+    "avg_pool2d_backward", "pool2d_output_shape", "global_avg_pool2d",
+    "global_avg_pool2d_backward", "batch_norm", "batch_norm_backward",
+]
+
+
+def conv2d_padding(padding, kernel_size, stride=1, dilation=1,
+                   who: str = "conv2d") -> Tuple[int, int, int, int]:
+    """(top, bottom, left, right) zero padding for ``padding`` = int, pair, "same" or "valid"."""
+    padding = check_padding(padding, who)
+    if padding == "valid":
+        return (0, 0, 0, 0)
+    if padding == "same":
+        if check_pair(stride, "stride", who) != (1, 1):
+            raise ValueError(f"{who}: padding='same' needs stride 1, got stride={stride!r}")
+        kh, kw = check_pair(kernel_size, "kernel_size", who)
+        dh, dw = check_pair(dilation, "dilation", who)
+        th, tw = dh * (kh - 1), dw * (kw - 1)
+        return (th // 2, th - th // 2, tw // 2, tw - tw // 2)
+    return (padding[0], padding[0], padding[1], padding[1])
+
+
+def _conv_geometry(w_shape, stride, padding, dilation, groups, who):
+    if len(w_shape) != 4:
+        raise ValueError(f"{who}: w must have shape (out_channels, in_channels/groups, kh, kw), "
+                         f"got {tuple(w_shape)}")
+    stride = check_pair(stride, "stride", who)
+    dilation = check_pair(dilation, "dilation", who)
+    pads = conv2d_padding(padding, w_shape[2:], stride, dilation, who)
+    groups = check_int(groups, "groups", who)
+    return list(stride), list(pads), list(dilation), groups
+
+
+def conv2d_output_shape(input_shape, out_channels: int, kernel_size, stride=1, padding=0,
+                        dilation=1) -> Tuple[int, int, int]:
+    """Per-sample output shape (F, OH, OW) for a per-sample input shape (C, H, W)."""
+    kh, kw = check_pair(kernel_size, "kernel_size", "conv2d")
+    sh, sw = check_pair(stride, "stride", "conv2d")
+    dh, dw = check_pair(dilation, "dilation", "conv2d")
+    pt, pb, pl, pr = conv2d_padding(padding, (kh, kw), (sh, sw), (dh, dw))
+    _, h, w = input_shape
+    oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + pl + pr - dw * (kw - 1) - 1) // sw + 1
+    if oh < 1 or ow < 1:
+        raise ValueError(f"conv2d: a {kh}x{kw} kernel (dilation {dh}x{dw}) does not fit an "
+                         f"input of shape {tuple(input_shape)} with padding {padding!r}")
+    return (int(out_channels), oh, ow)
+
+
+def conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1,
+                   activation: Optional[str] = None, *, negative_slope: float = 0.01,
+                   keep_z: bool = True):
+    """Fused 2-D convolution: ``z = conv2d(x, w) + b``, ``y = activation(z)``.
+
+    Args:
+        x: (N, C, H, W) input.  w: (F, C/groups, KH, KW) weights (PyTorch's layout).
+        b: (F,) bias or None.
+        stride, dilation: int or (h, w) pair, >= 1.
+        padding: int or (h, w) pair >= 0, "valid" or "same" (stride 1).
+        groups: divides C and F (groups == C is depthwise).
+        activation, negative_slope: as :func:`dense_forward`.
+        keep_z: also return the pre-activation for :func:`conv2d_backward`.
+
+    Returns:
+        ``(y, z)``, both (N, F, OH, OW); ``z is y`` for activation None,
+        ``z`` is None unless ``keep_z``.
+
+    Implicit GEMM: the im2col panels are gathered straight into the GEMM's
+    packed buffers (nothing materialised); bias and activation are applied
+    per output tile in cache. GIL released, up to get_num_threads() threads.
+    """
+    act = _dense_activation(activation, "conv2d")
+    stride, pads, dilation, groups = _conv_geometry(np.shape(w), stride, padding, dilation,
+                                                    groups, "conv2d")
+    return _core.conv2d_forward(x, w, b, stride, pads, dilation, groups, act,
+                                float(negative_slope), bool(keep_z))
+
+
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1,
+           activation: Optional[str] = None, *, negative_slope: float = 0.01) -> np.ndarray:
+    """``activation(conv2d(x, w) + b)`` (N, F, OH, OW), as ``torch.nn.functional.conv2d``
+    followed by the activation; arguments as :func:`conv2d_forward`."""
+    return conv2d_forward(x, w, b, stride, padding, dilation, groups, activation,
+                          negative_slope=negative_slope, keep_z=False)[0]
+
+
+def conv2d_backward(grad_y, x, w, z, stride=1, padding=0, dilation=1, groups=1,
+                    activation: Optional[str] = None, *, negative_slope: float = 0.01,
+                    need_dx: bool = True, need_db: bool = True):
+    """Backward of :func:`conv2d_forward`: ``(dx, dw, db)``.
+
+    ``dZ = grad_y * activation'(z)``; ``db`` sums dZ over N, OH, OW;
+    ``dw = sum_n dZ[n] . im2col(x[n])^T`` (one implicit GEMM per group);
+    ``dx``: for stride 1 the convolution of dZ with the flipped kernel
+    (implicit), else ``col2im(w^T . dZ)``. Fresh arrays; None where
+    ``need_dx``/``need_db`` is False. ``z`` may be None for activation None.
+    """
+    act = _dense_activation(activation, "conv2d_backward")
+    stride, pads, dilation, groups = _conv_geometry(np.shape(w), stride, padding, dilation,
+                                                    groups, "conv2d_backward")
+    return _core.conv2d_backward(grad_y, x, w, z, stride, pads, dilation, groups, act,
+                                 float(negative_slope), bool(need_dx), bool(need_db))
+
+
+# ---------------------------------------------------------------- pooling
+
+
+def _pool_geometry(kernel_size, stride, padding, who):
+    kernel = check_pair(kernel_size, "kernel_size", who)
+    stride = kernel if stride is None else check_pair(stride, "stride", who)
+    padding = check_pair(padding, "padding", who, minimum=0)
+    return list(kernel), list(stride), list(padding)
+
+
+def pool2d_output_shape(input_shape, kernel_size, stride=None, padding=0,
+                        who: str = "pool2d") -> Tuple[int, int, int]:
+    """Per-sample output shape (C, OH, OW) of max/avg pooling for (C, H, W)."""
+    (kh, kw), (sh, sw), (ph, pw) = _pool_geometry(kernel_size, stride, padding, who)
+    if len(input_shape) != 3:
+        raise ValueError(f"{who}: expects samples of shape (C, H, W), got {tuple(input_shape)}")
+    c, h, w = input_shape
+    if 2 * ph > kh or 2 * pw > kw:
+        raise ValueError(f"{who}: padding {(ph, pw)} must be at most half the window "
+                         f"{(kh, kw)}")
+    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    if h + 2 * ph < kh or w + 2 * pw < kw:
+        raise ValueError(f"{who}: a {kh}x{kw} window does not fit samples of shape "
+                         f"{tuple(input_shape)}")
+    return (c, oh, ow)
+
+
+def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
+    """``(y, argmax)``: max over each window of x (N, C, H, W) (stride defaults to the
+    window, -inf padding); argmax (int64, indices into each H*W plane) for backward."""
+    k, s, p = _pool_geometry(kernel_size, stride, padding, "max_pool2d")
+    return _core.max_pool2d_forward(x, k, s, p)
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0) -> np.ndarray:
+    """Max pooling, as ``torch.nn.functional.max_pool2d``."""
+    return max_pool2d_forward(x, kernel_size, stride, padding)[0]
+
+
+def max_pool2d_backward(grad_y, argmax, x_shape, kernel_size, stride=None, padding=0):
+    """dx (x_shape): grad_y added at the argmax positions of :func:`max_pool2d_forward`."""
+    k, s, p = _pool_geometry(kernel_size, stride, padding, "max_pool2d_backward")
+    return _core.max_pool2d_backward(grad_y, argmax, [int(d) for d in x_shape], k, s, p)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad: bool = True):
+    """Average pooling, as ``torch.nn.functional.avg_pool2d`` (zero padding counted in
+    the divisor unless ``count_include_pad`` is False)."""
+    k, s, p = _pool_geometry(kernel_size, stride, padding, "avg_pool2d")
+    return _core.avg_pool2d_forward(x, k, s, p, bool(count_include_pad))
+
+
+def avg_pool2d_backward(grad_y, x_shape, kernel_size, stride=None, padding=0,
+                        count_include_pad: bool = True):
+    """dx (x_shape): each grad_y element spread evenly over its window."""
+    k, s, p = _pool_geometry(kernel_size, stride, padding, "avg_pool2d_backward")
+    return _core.avg_pool2d_backward(grad_y, [int(d) for d in x_shape], k, s, p,
+                                     bool(count_include_pad))
+
+
+def _nchw(x, who):
+    shape = np.shape(x)
+    if len(shape) != 4:
+        raise ValueError(f"{who}: x must have shape (N, C, H, W), got {tuple(shape)}")
+    if shape[2] < 1 or shape[3] < 1:
+        raise ValueError(f"{who}: x of shape {tuple(shape)} has an empty plane")
+    return shape
+
+
+def global_avg_pool2d(x) -> np.ndarray:
+    """(N, C): the mean of each (H, W) plane of x (N, C, H, W)."""
+    n, c, h, w = _nchw(x, "global_avg_pool2d")
+    return avg_pool2d(x, (h, w)).reshape(n, c)
+
+
+def global_avg_pool2d_backward(grad_y, x_shape) -> np.ndarray:
+    """dx (x_shape) from grad_y (N, C): grad_y / (H*W) over each plane."""
+    n, c, h, w = _nchw(np.empty(tuple(x_shape), dtype=np.int8), "global_avg_pool2d_backward")
+    g = np.asarray(grad_y)
+    if g.shape != (n, c):
+        raise ValueError(f"global_avg_pool2d_backward: grad_y must have shape {(n, c)}, "
+                         f"got {g.shape}")
+    return avg_pool2d_backward(g.reshape(n, c, 1, 1), x_shape, (h, w))
+
+
+# ---------------------------------------------------------------- batch normalization
+
+
+def batch_norm(x, gamma, beta, running_mean, running_var, training: bool, *,
+               momentum: float = 0.1, eps: float = 1e-5):
+    """Batch normalization of x (N, C, ...) per channel: ``(y, mean, invstd)``.
+
+    Training: batch mean and biased variance; ``running_mean``/``running_var``
+    (C,) updated in place with ``momentum`` (the unbiased variance, as PyTorch);
+    needs more than one value per channel. Evaluation: the running statistics.
+    gamma/beta (C,) or None. ``mean``/``invstd`` are what
+    :func:`batch_norm_backward` needs.
+    """
+    momentum = check_number(momentum, "momentum", "batch_norm", 0.0, 1.0)
+    eps = check_number(eps, "eps", "batch_norm", 0.0)
+    return _core.batchnorm_forward(x, gamma, beta, running_mean, running_var, bool(training),
+                                   momentum, eps)
+
+
+def batch_norm_backward(grad_y, x, gamma, mean, invstd, training: bool = True, *,
+                        need_dx: bool = True):
+    """Backward of :func:`batch_norm`: ``(dx, dgamma, dbeta)``.
+
+    ``training`` says whether the forward used batch statistics (then dx
+    includes their dependence on x) or the running ones.
+    """
+    return _core.batchnorm_backward(grad_y, x, gamma, mean, invstd, bool(training),
+                                    bool(need_dx))
 
 
 # ---------------------------------------------------------------- optimizer updates

@@ -14,8 +14,9 @@ Both formats hold the same JSON description of the model::
                          "optimizer": {"type": "Adam", "config": {...}}},
      "optimizer_state": null | {"iterations": 12, "has_slots": true}}
 
-and the same arrays: ``layers.<i>.<name>`` for parameter ``name`` of layer
-``i`` (``layers.0.W``) and, when saved with ``include_optimizer=True``,
+and the same arrays: ``layers.<i>.<name>`` for parameter or buffer ``name``
+of layer ``i`` (``layers.0.W``, ``layers.1.running_mean``), all of the
+model's dtype, and, when saved with ``include_optimizer=True``,
 ``optimizer.<j>.<slot>`` for the optimizer state of parameter ``j``.
 
 * **safetensors** (version 1): the arrays are the file's tensors; its
@@ -143,6 +144,8 @@ def save_model(model: Any, path: "os.PathLike[str] | str", include_optimizer: bo
     text = json.dumps(config, allow_nan=False, sort_keys=True)
     arrays: Dict[str, np.ndarray] = {name: np.ascontiguousarray(p)
                                      for name, p in model.named_parameters()}
+    # np.asarray(order="C") keeps 0-d buffers 0-d (ascontiguousarray makes them 1-d).
+    arrays.update((name, np.asarray(b, order="C")) for name, b in model.named_buffers())
     if include_optimizer:
         for j, slots in enumerate(model.optimizer.state_arrays()):
             for slot, arr in slots.items():
@@ -201,7 +204,7 @@ def _read_entry(zf: zipfile.ZipFile, name: str, shape: Tuple[int, ...], dtype: n
             raise _Corrupt(f"entry {name!r} has data past its declared shape {tuple(shape)}")
     arr = np.frombuffer(data, dtype=got_dtype)  # a bytearray: the array is writeable
     arr = arr.reshape(shape, order="F" if fortran else "C")
-    return np.ascontiguousarray(arr, dtype=dtype)
+    return np.asarray(arr, dtype=dtype, order="C")  # not ascontiguousarray: 0-d stays 0-d
 
 
 def _check_json(text: bytes) -> Dict[str, Any]:
@@ -229,8 +232,9 @@ def _check_json(text: bytes) -> Dict[str, Any]:
     return config
 
 
-def _build_layer(i: int, spec: Any) -> Tuple[type, Dict[str, Any], Dict[str, Tuple[int, ...]]]:
-    """Layer class, config and parameter shapes, checked without allocating weights."""
+def _build_layer(i: int, spec: Any) -> Tuple[type, Dict[str, Any], Dict[str, Tuple[int, ...]],
+                                             Dict[str, Tuple[int, ...]]]:
+    """Layer class, config, parameter and buffer shapes, checked without allocating weights."""
     if not isinstance(spec, dict) or set(spec) != {"type", "config"}:
         raise _Corrupt(f"layer {i}: expected {{'type': ..., 'config': {{...}}}}, got {spec!r:.200}")
     cls = LAYER_TYPES.get(spec["type"]) if isinstance(spec["type"], str) else None
@@ -240,9 +244,10 @@ def _build_layer(i: int, spec: Any) -> Tuple[type, Dict[str, Any], Dict[str, Tup
         raise _Corrupt(f"layer {i}: config must be an object")
     try:
         shapes = cls.config_param_shapes(spec["config"])
+        buffers = cls.config_buffer_shapes(spec["config"])
     except (TypeError, ValueError) as exc:
         raise _Corrupt(f"layer {i} ({spec['type']}): {exc}") from None
-    return cls, spec["config"], shapes
+    return cls, spec["config"], shapes, buffers
 
 
 def _config_dtypes(config: Any) -> set:
@@ -364,7 +369,7 @@ def _load(source: Any, compile: bool, max_bytes: int) -> Any:
     training = _check_training(config["training"])
 
     specs = [_build_layer(i, spec) for i, spec in enumerate(config["layers"])]
-    dtypes = set().union(*(_config_dtypes(spec[1]) for spec in specs if spec[2]))
+    dtypes = set().union(*(_config_dtypes(spec[1]) for spec in specs if spec[2] or spec[3]))
     if len(dtypes) > 1 or not dtypes <= {"float32", "float64"}:
         raise _Corrupt(f"layer dtypes {sorted(map(str, dtypes))} are not one of float32/float64")
     dtype = np.dtype(dtypes.pop() if dtypes else "float32")
@@ -372,8 +377,10 @@ def _load(source: Any, compile: bool, max_bytes: int) -> Any:
     # Every array the architecture implies, in parameters() order.
     expected: List[Tuple[str, Tuple[int, ...]]] = [
         (f"layers.{i}.{name}", shape)
-        for i, (_, _, shapes) in enumerate(specs) for name, shape in shapes.items()
+        for i, (_, _, shapes, _) in enumerate(specs) for name, shape in shapes.items()
     ]
+    buffer_entries = [(f"layers.{i}.{name}", shape)
+                      for i, (*_, buffers) in enumerate(specs) for name, shape in buffers.items()]
     optimizer = None
     state = config["optimizer_state"]
     if (training is not None and compile) or state is not None:
@@ -396,29 +403,33 @@ def _load(source: Any, compile: bool, max_bytes: int) -> Any:
             slot_entries = [(j, slot, shape) for j, (_, shape) in enumerate(expected)
                             for slot in optimizer._active_slots()]
 
-    wanted = {name for name, _ in expected} | {f"optimizer.{j}.{s}" for j, s, _ in slot_entries}
+    wanted = {name for name, _ in expected + buffer_entries} | \
+        {f"optimizer.{j}.{s}" for j, s, _ in slot_entries}
     missing = sorted(wanted - source.names)
     if missing:
         raise _Corrupt(f"missing entries {missing[:10]}")
     extra = sorted(source.names - wanted)
     if extra:
         raise _Corrupt(f"unexpected entries {extra[:10]!r:.300}")
-    total = sum(int(np.prod(shape, dtype=np.int64)) for _, shape in expected) * dtype.itemsize
+    total = sum(int(np.prod(shape, dtype=np.int64))
+                for _, shape in expected + buffer_entries) * dtype.itemsize
     total += sum(int(np.prod(shape, dtype=np.int64)) for *_, shape in slot_entries) * dtype.itemsize
     if total > max_bytes:
         raise _Corrupt(f"the architecture declares {total} bytes of arrays, more than "
                        f"max_bytes={max_bytes}")
 
-    for name, shape in expected:  # every declaration, before any data
+    for name, shape in expected + buffer_entries:  # every declaration, before any data
         source.check(name, shape, dtype)
     for j, slot, shape in slot_entries:
         source.check(f"optimizer.{j}.{slot}", shape, dtype)
-    values = {name: source.read(name, shape, dtype) for name, shape in expected}
+    values = {name: source.read(name, shape, dtype) for name, shape in expected + buffer_entries}
     layers: List[Layer] = []
-    for i, (cls, layer_config, shapes) in enumerate(specs):
+    for i, (cls, layer_config, shapes, buffers) in enumerate(specs):
         try:
             layer = cls.from_config(layer_config, weights={
                 name: values[f"layers.{i}.{name}"] for name in shapes})
+            if buffers:
+                layer.set_buffers({name: values[f"layers.{i}.{name}"] for name in buffers})
         except (TypeError, ValueError) as exc:
             raise _Corrupt(f"layer {i}: {exc}") from None
         layers.append(layer)

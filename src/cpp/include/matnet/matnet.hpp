@@ -26,6 +26,7 @@
 
 #include "matnet/activations.hpp"
 #include "matnet/attention.hpp"
+#include "matnet/conv.hpp"
 #include "matnet/dense.hpp"
 #include "matnet/errors.hpp"
 #include "matnet/gemm.hpp"
@@ -33,5 +34,7 @@
 #include "matnet/layer_norm.hpp"
 #include "matnet/losses.hpp"
 #include "matnet/model.hpp"
+#include "matnet/norm.hpp"
 #include "matnet/optim.hpp"
+#include "matnet/pool.hpp"
 #include "matnet/runtime.hpp"

@@ -71,6 +71,20 @@ inline constexpr double dense_concurrent_min_flops = 2 * 96.0 * 96.0 * 96.0;
 // one row, 2 threads: 8.3 -> 7.7 us).
 inline constexpr std::int64_t chain_split_last_min_bytes = std::int64_t{1} << 15;
 
+// ------------------------------------------------------------ nn/conv2d
+
+// Conv2D backward computes dX (stride 1) either as dcol = W^T . dZ per image
+// in a per-thread scratch of Kg x S values, then col2im (the default), or
+// implicitly as the convolution of dZ with the flipped kernel (no scratch,
+// but its packing gathers Fg*KH*KW values per pixel for a product of only
+// Cg rows). Single thread, float32, best of 7, busy 2-core AVX-512 machine,
+// dX time flipped vs dcol: (64,16,32,32)->32 3x3: 36/30 vs 17/24 ms;
+// (64,3,32,32)->16: 9/14 vs 6/1 ms; (32,64,56,56)->64: 188/209 vs 211/144 ms.
+// dcol is never slower, so the flipped form is kept for when the scratch
+// would be large: above this many bytes per thread (7.2 MB for 64 channels
+// of 56x56, 3x3, float32 stays below).
+inline constexpr std::int64_t conv_dcol_max_bytes = std::int64_t{1} << 24;
+
 // ------------------------------------------------------------------ optim
 
 // Bytes moved by an update pass (elements x arrays read or written x size)

@@ -31,6 +31,8 @@ class Layer:
 
     #: True for layers that act differently in training (Dropout).
     has_training_mode: ClassVar[bool] = False
+    #: True for layers with buffers (non-trainable saved state, BatchNorm).
+    has_buffers: ClassVar[bool] = False
     #: True when forward (in evaluation) always returns a new array, never
     #: its input or a view of it; Sequential.predict reuses the buffers of
     #: earlier layers only up to the last such layer.
@@ -115,6 +117,10 @@ class Layer:
         """Constructor arguments, JSON-serialisable."""
         return {}
 
+    def describe(self) -> str:
+        """A short description for ``Sequential.summary`` (the class name by default)."""
+        return type(self).__name__
+
     @classmethod
     def from_config(cls, config: Dict[str, Any],
                     weights: Optional[Dict[str, np.ndarray]] = None) -> "Layer":
@@ -123,6 +129,11 @@ class Layer:
         if weights is not None:
             layer.set_params(weights)
         return layer
+
+    @classmethod
+    def config_buffer_shapes(cls, config: Dict[str, Any]) -> Dict[str, Shape]:
+        """Buffer shapes a layer built from ``config`` has (TypeError/ValueError if invalid)."""
+        return cls(**config).buffer_shapes() if cls.has_buffers else {}
 
     @classmethod
     def config_param_shapes(cls, config: Dict[str, Any]) -> Dict[str, Shape]:

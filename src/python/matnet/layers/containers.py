@@ -20,7 +20,7 @@ import numpy as np
 
 from .base import Layer, Shape
 
-__all__ = ["Residual", "build_layer"]
+__all__ = ["Residual", "build_layer", "spec_param_shapes", "spec_shapes"]
 
 
 def build_layer(spec: Any, weights: Optional[Dict[str, np.ndarray]] = None,
@@ -38,6 +38,12 @@ def build_layer(spec: Any, weights: Optional[Dict[str, np.ndarray]] = None,
 
 def spec_param_shapes(spec: Any, where: str = "layer") -> Dict[str, Shape]:
     """Parameter shapes of a nested layer spec, without allocating anything."""
+    return spec_shapes(spec, where)
+
+
+def spec_shapes(spec: Any, where: str = "layer", buffers: bool = False) -> Dict[str, Shape]:
+    """Parameter (or, with ``buffers``, buffer) shapes of a nested layer spec,
+    without allocating anything."""
     from . import LAYER_TYPES
 
     if not isinstance(spec, dict) or set(spec) != {"type", "config"}:
@@ -45,6 +51,8 @@ def spec_param_shapes(spec: Any, where: str = "layer") -> Dict[str, Shape]:
     cls = LAYER_TYPES.get(spec["type"]) if isinstance(spec["type"], str) else None
     if cls is None or not isinstance(spec["config"], dict):
         raise ValueError(f"{where}: unknown layer type {spec['type']!r:.100}")
+    if buffers:
+        return cls.config_buffer_shapes(spec["config"])
     return cls.config_param_shapes(spec["config"])
 
 
@@ -73,6 +81,22 @@ class Residual(Layer):
     @property
     def dtype(self) -> Optional[np.dtype]:
         return self.layer.dtype
+
+    @property
+    def has_buffers(self) -> bool:  # type: ignore[override]
+        return bool(self.layer.buffers())
+
+    def buffers(self) -> Dict[str, np.ndarray]:
+        return {f"layer.{k}": v for k, v in self.layer.buffers().items()}
+
+    def set_buffers(self, values: Dict[str, np.ndarray]) -> None:
+        self.layer.set_buffers(_strip("layer.", values))
+
+    @classmethod
+    def config_buffer_shapes(cls, config: Dict[str, Any]) -> Dict[str, Shape]:
+        if set(config) != {"layer"}:
+            raise ValueError(f"Residual: config must be {{'layer': ...}}, got keys {sorted(config)}")
+        return {f"layer.{k}": v for k, v in spec_shapes(config["layer"], buffers=True).items()}
 
     def params(self) -> Dict[str, np.ndarray]:
         return {f"layer.{k}": v for k, v in self.layer.params().items()}

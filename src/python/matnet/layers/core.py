@@ -11,7 +11,8 @@ from .. import _core, ops
 from .._validate import check_dtype, check_int, check_number, check_seed
 from .base import Layer, Shape
 
-__all__ = ["Dense", "Dropout", "Flatten", "DENSE_ACTIVATIONS", "INITIALIZERS"]
+__all__ = ["WeightedLayer", "Dense", "Dropout", "Flatten", "Reshape", "DENSE_ACTIVATIONS",
+           "INITIALIZERS", "initial_weights"]
 
 #: Activations a Dense layer can fuse into its GEMM epilogue.
 DENSE_ACTIVATIONS = (None, "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu")
@@ -23,7 +24,130 @@ DENSE_ACTIVATIONS = (None, "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gel
 INITIALIZERS = ("he", "he_uniform", "glorot", "glorot_normal", "lecun", "zeros")
 
 
-class Dense(Layer):
+def initial_weights(init: str, shape: Shape, fan_in: int, fan_out: int,
+                    rng: np.random.Generator, dtype: np.dtype) -> np.ndarray:
+    """Weights of ``shape`` drawn as :data:`INITIALIZERS` describes."""
+    if init == "zeros":
+        return np.zeros(shape, dtype=dtype)
+    if init == "he":
+        w = rng.normal(0.0, math.sqrt(2.0 / fan_in), size=shape)
+    elif init == "he_uniform":
+        w = rng.uniform(-math.sqrt(6.0 / fan_in), math.sqrt(6.0 / fan_in), size=shape)
+    elif init == "glorot":
+        limit = math.sqrt(6.0 / (fan_in + fan_out))
+        w = rng.uniform(-limit, limit, size=shape)
+    elif init == "glorot_normal":
+        w = rng.normal(0.0, math.sqrt(2.0 / (fan_in + fan_out)), size=shape)
+    else:  # lecun
+        w = rng.normal(0.0, math.sqrt(1.0 / fan_in), size=shape)
+    return np.ascontiguousarray(w, dtype=dtype)
+
+
+class WeightedLayer(Layer):
+    """Base of the layers with weights ``W``, an optional bias ``b`` and a
+    fused activation (Dense, Conv2D).
+
+    A subclass implements ``_configure(**config)``, which checks and stores
+    the settings and allocates nothing (saved files are validated through it
+    before any weight array is read), calling ``_configure_common`` for the
+    shared arguments, plus ``_weight_shape()`` and ``_fans()``.
+    """
+
+    returns_new_array: ClassVar[bool] = True
+
+    def _configure(self, **config: Any) -> None:
+        raise NotImplementedError
+
+    def _weight_shape(self) -> Shape:
+        raise NotImplementedError
+
+    def _fans(self) -> Tuple[int, int]:
+        """(fan_in, fan_out) for the initialisation."""
+        raise NotImplementedError
+
+    def _bias_size(self) -> int:
+        return self._weight_shape()[-1]
+
+    def _configure_common(self, who: str, activation: Optional[str], init: str,
+                          seed: Optional[int], use_bias: bool, negative_slope: float,
+                          dtype: Any) -> None:
+        if activation not in DENSE_ACTIVATIONS:
+            raise ValueError(
+                f"{who}: activation must be one of {DENSE_ACTIVATIONS}, got {activation!r}"
+            )
+        self.activation = activation
+        if init not in INITIALIZERS:
+            raise ValueError(f"{who}: init must be one of {INITIALIZERS}, got {init!r}")
+        self.init = init
+        self.seed = check_seed(seed, who)
+        if not isinstance(use_bias, bool):
+            raise TypeError(f"{who}: use_bias must be a bool, got {use_bias!r}")
+        self.use_bias = use_bias
+        self.negative_slope = check_number(negative_slope, "negative_slope", who, 0.0, 1e6)
+        self._dtype = check_dtype(dtype, who)
+
+    def _init_weights(self) -> None:
+        fan_in, fan_out = self._fans()
+        self.W = initial_weights(self.init, self._weight_shape(), fan_in, fan_out,
+                                 np.random.default_rng(self.seed), self._dtype)
+        self.b = np.zeros(self._bias_size(), dtype=self._dtype) if self.use_bias else None
+        self._clear_caches()
+
+    def _clear_caches(self) -> None:
+        self.dW: Optional[np.ndarray] = None
+        self.db: Optional[np.ndarray] = None
+        self._x: Optional[np.ndarray] = None
+        self._z: Optional[np.ndarray] = None
+
+    @classmethod
+    def config_param_shapes(cls, config: Dict[str, Any]) -> Dict[str, Shape]:
+        layer = cls.__new__(cls)
+        layer._configure(**config)
+        return layer.param_shapes()
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any],
+                    weights: Optional[Dict[str, np.ndarray]] = None) -> "WeightedLayer":
+        if weights is None:
+            return cls(**config)
+        layer = cls.__new__(cls)
+        layer._configure(**config)
+        layer.b = None
+        layer._clear_caches()
+        layer.set_params(weights)
+        return layer
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._dtype
+
+    def params(self) -> Dict[str, np.ndarray]:
+        return {"W": self.W, "b": self.b} if self.use_bias else {"W": self.W}
+
+    def grads(self) -> Dict[str, Optional[np.ndarray]]:
+        return {"W": self.dW, "b": self.db} if self.use_bias else {"W": self.dW}
+
+    def zero_grad(self) -> None:
+        self.dW = None
+        self.db = None
+
+    def param_shapes(self) -> Dict[str, Shape]:
+        shapes: Dict[str, Shape] = {"W": self._weight_shape()}
+        if self.use_bias:
+            shapes["b"] = (self._bias_size(),)
+        return shapes
+
+    def _common_config(self) -> Dict[str, Any]:
+        """The get_config entries of the arguments _configure_common checks."""
+        return {"activation": self.activation, "init": self.init, "seed": self.seed,
+                "use_bias": self.use_bias, "negative_slope": self.negative_slope,
+                "dtype": self._dtype.name}
+
+    def _activation_text(self) -> str:
+        return f", {self.activation})" if self.activation else ")"
+
+
+class Dense(WeightedLayer):
     """Fully connected layer: ``output = activation(X·W + b)``.
 
     The product, bias and activation run in one fused kernel
@@ -46,8 +170,6 @@ class Dense(Layer):
         After ``backward``: ``dW`` (K, M) and ``db`` (M,).
     """
 
-    returns_new_array: ClassVar[bool] = True
-
     def __init__(
         self,
         in_features: int,
@@ -61,9 +183,7 @@ class Dense(Layer):
     ) -> None:
         self._configure(in_features, out_features, activation, init, seed, use_bias,
                         negative_slope, dtype)
-        self.W = self._initial_weights(np.random.default_rng(seed))
-        self.b = np.zeros(self.out_features, dtype=self._dtype) if use_bias else None
-        self._clear_caches()
+        self._init_weights()
 
     def _configure(self, in_features: int, out_features: int, activation: Optional[str] = None,
                    init: str = "he", seed: Optional[int] = None, use_bias: bool = True,
@@ -72,68 +192,21 @@ class Dense(Layer):
         # validated through this before any weight array is read).
         self.in_features = check_int(in_features, "in_features", "Dense")
         self.out_features = check_int(out_features, "out_features", "Dense")
-        if activation not in DENSE_ACTIVATIONS:
-            raise ValueError(
-                f"Dense: activation must be one of {DENSE_ACTIVATIONS}, got {activation!r}"
-            )
-        self.activation = activation
-        if init not in INITIALIZERS:
-            raise ValueError(f"Dense: init must be one of {INITIALIZERS}, got {init!r}")
-        self.init = init
-        self.seed = check_seed(seed, "Dense")
-        if not isinstance(use_bias, bool):
-            raise TypeError(f"Dense: use_bias must be a bool, got {use_bias!r}")
-        self.use_bias = use_bias
-        self.negative_slope = check_number(negative_slope, "negative_slope", "Dense", 0.0, 1e6)
-        self._dtype = check_dtype(dtype, "Dense")
+        self._configure_common("Dense", activation, init, seed, use_bias, negative_slope, dtype)
 
     def _clear_caches(self) -> None:
-        self.dW: Optional[np.ndarray] = None
-        self.db: Optional[np.ndarray] = None
-        self._x: Optional[np.ndarray] = None
-        self._z: Optional[np.ndarray] = None
+        super()._clear_caches()
         self._infer_buf: Optional[np.ndarray] = None
         self._lead: Optional[Shape] = None  # leading dims of a (..., in) input
 
-    @classmethod
-    def config_param_shapes(cls, config: Dict[str, Any]) -> Dict[str, Shape]:
-        layer = cls.__new__(cls)
-        layer._configure(**config)
-        return layer.param_shapes()
+    def _weight_shape(self) -> Shape:
+        return (self.in_features, self.out_features)
 
-    @classmethod
-    def from_config(cls, config: Dict[str, Any],
-                    weights: Optional[Dict[str, np.ndarray]] = None) -> "Dense":
-        if weights is None:
-            return cls(**config)
-        layer = cls.__new__(cls)
-        layer._configure(**config)
-        layer.b = None
-        layer._clear_caches()
-        layer.set_params(weights)
-        return layer
+    def _fans(self) -> Tuple[int, int]:
+        return self.in_features, self.out_features
 
-    def _initial_weights(self, rng: np.random.Generator) -> np.ndarray:
-        k, m = self.in_features, self.out_features
-        shape = (k, m)
-        if self.init == "zeros":
-            return np.zeros(shape, dtype=self._dtype)
-        if self.init == "he":
-            w = rng.normal(0.0, math.sqrt(2.0 / k), size=shape)
-        elif self.init == "he_uniform":
-            w = rng.uniform(-math.sqrt(6.0 / k), math.sqrt(6.0 / k), size=shape)
-        elif self.init == "glorot":
-            limit = math.sqrt(6.0 / (k + m))
-            w = rng.uniform(-limit, limit, size=shape)
-        elif self.init == "glorot_normal":
-            w = rng.normal(0.0, math.sqrt(2.0 / (k + m)), size=shape)
-        else:  # lecun
-            w = rng.normal(0.0, math.sqrt(1.0 / k), size=shape)
-        return np.ascontiguousarray(w, dtype=self._dtype)
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self._dtype
+    def describe(self) -> str:
+        return f"Dense({self.in_features}->{self.out_features}" + self._activation_text()
 
     def _rows(self, x: np.ndarray) -> Tuple[np.ndarray, Optional[Shape]]:
         """(..., in) -> (rows, in) and the leading shape, like torch.nn.Linear;
@@ -203,24 +276,6 @@ class Dense(Layer):
         self.db = db if self.use_bias else None
         return dx if lead is None or dx is None else dx.reshape(lead + (self.in_features,))
 
-    def params(self) -> Dict[str, np.ndarray]:
-        if self.b is None:
-            return {"W": self.W}
-        return {"W": self.W, "b": self.b}
-
-    def grads(self) -> Dict[str, Optional[np.ndarray]]:
-        return {"W": self.dW, "b": self.db} if self.use_bias else {"W": self.dW}
-
-    def zero_grad(self) -> None:
-        self.dW = None
-        self.db = None
-
-    def param_shapes(self) -> Dict[str, Shape]:
-        shapes: Dict[str, Shape] = {"W": (self.in_features, self.out_features)}
-        if self.use_bias:
-            shapes["b"] = (self.out_features,)
-        return shapes
-
     def output_shape(self, input_shape: Shape) -> Shape:
         if not input_shape or input_shape[-1] != self.in_features:
             raise ValueError(
@@ -233,12 +288,7 @@ class Dense(Layer):
         return {
             "in_features": self.in_features,
             "out_features": self.out_features,
-            "activation": self.activation,
-            "init": self.init,
-            "seed": self.seed,
-            "use_bias": self.use_bias,
-            "negative_slope": self.negative_slope,
-            "dtype": self._dtype.name,
+            **self._common_config(),
         }
 
 
@@ -289,3 +339,38 @@ class Flatten(Layer):
 
     def output_shape(self, input_shape: Shape) -> Shape:
         return (int(np.prod(input_shape, dtype=np.int64)),)
+
+
+class Reshape(Layer):
+    """Reshapes each sample: (N, *input) -> (N, *target_shape) (same element count).
+
+    E.g. ``Reshape((1, 8, 8))`` turns flat 64-pixel rows into one-channel
+    images for Conv2D.
+    """
+
+    def __init__(self, target_shape: Any) -> None:
+        if not isinstance(target_shape, (tuple, list)) or not target_shape:
+            raise TypeError(f"Reshape: target_shape must be a non-empty tuple of ints, "
+                            f"got {target_shape!r}")
+        self.target_shape = tuple(check_int(d, "target_shape", "Reshape") for d in target_shape)
+        self._shape: Optional[Tuple[int, ...]] = None
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        if int(np.prod(x.shape[1:], dtype=np.int64)) != int(np.prod(self.target_shape)):
+            raise ValueError(f"Reshape{self.target_shape}: input of shape {x.shape} does not fit")
+        self._shape = x.shape
+        return x.reshape((x.shape[0],) + self.target_shape)
+
+    def backward(self, grad: np.ndarray, need_input_grad: bool = True) -> Optional[np.ndarray]:
+        if self._shape is None:
+            raise RuntimeError("Reshape.backward: call forward first")
+        return grad.reshape(self._shape)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if int(np.prod(input_shape, dtype=np.int64)) != int(np.prod(self.target_shape)):
+            raise ValueError(f"Reshape{self.target_shape} does not fit samples of shape "
+                             f"{tuple(input_shape)}")
+        return self.target_shape
+
+    def get_config(self) -> Dict[str, Any]:
+        return {"target_shape": list(self.target_shape)}

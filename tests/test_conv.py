@@ -1,0 +1,370 @@
+"""Conv2D, pooling and batch norm kernels (mn.ops): forward against NumPy
+references (sliding_window_view + einsum, textbook formulas), backward by
+central differences in float64 along random directions, PyTorch as an
+optional oracle, odd geometries and bad input."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import matnet as mn
+import numpy_reference as ref
+
+# (id, N, C, H, W, F, kernel, stride, padding, dilation, groups)
+CONV_CASES = [
+    ("3x3-pad1", 2, 3, 7, 6, 4, 3, 1, 1, 1, 1),
+    ("odd-sizes", 3, 5, 9, 11, 7, (3, 2), 1, (2, 0), 1, 1),
+    ("stride2", 2, 4, 9, 8, 6, 3, 2, 1, 1, 1),
+    ("stride>kernel", 2, 3, 10, 9, 4, 2, 3, 0, 1, 1),
+    ("pad>kernel", 2, 3, 5, 4, 4, 2, 1, 3, 1, 1),
+    ("pad>kernel-stride2", 1, 2, 5, 6, 3, 2, 2, 3, 1, 1),
+    ("dilation2", 2, 3, 9, 9, 4, 3, 1, 2, 2, 1),
+    ("groups2", 2, 4, 6, 7, 6, 3, 1, 1, 1, 2),
+    ("depthwise", 2, 4, 6, 6, 4, 3, 1, 1, 1, 4),
+    ("depthwise-x2", 1, 3, 5, 5, 6, 3, 2, 1, 1, 3),
+    ("1x1", 2, 6, 5, 4, 5, 1, 1, 0, 1, 1),
+    ("1x1-stride2", 2, 6, 5, 4, 5, 1, 2, 0, 1, 1),
+    ("same-even-kernel", 2, 3, 6, 5, 4, 4, 1, "same", 1, 1),
+    ("valid", 1, 2, 6, 6, 3, 3, 1, "valid", 1, 1),
+    ("batch1-5x5", 1, 2, 8, 8, 3, 5, 1, 2, 1, 1),
+    ("wide-k", 2, 20, 6, 6, 33, 3, 1, 1, 1, 1),
+    # dcol scratch (Kg x OH*OW, float64) above conv_dcol_max_bytes: dX by the
+    # flipped-kernel convolution (negative padding when padding > kernel - 1).
+    ("flipped-dx", 1, 64, 61, 61, 2, 3, 1, 1, 1, 1),
+    ("flipped-dx-pad>kernel", 1, 128, 61, 61, 2, 2, 1, 3, 1, 1),
+]
+CONV_IDS = [c[0] for c in CONV_CASES]
+
+
+def _case(case, rng, dtype=np.float64):
+    _, n, c, h, w, f, k, s, p, d, g = case
+    kh, kw = (k, k) if isinstance(k, int) else k
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = (rng.standard_normal((f, c // g, kh, kw)) / np.sqrt(c // g * kh * kw)).astype(dtype)
+    b = rng.standard_normal(f).astype(dtype)
+    return x, wt, b, dict(stride=s, padding=p, dilation=d, groups=g)
+
+
+def _ref_conv(x, w, b, geo):
+    pads = mn.ops.conv2d_padding(geo["padding"], w.shape[2:], geo["stride"], geo["dilation"])
+    pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
+    return ref.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                      pair(geo["stride"]), pads, pair(geo["dilation"]), geo["groups"])
+
+
+def _directional_check(loss, grad, x, rng, what, h=1e-6, dirs=2):
+    """<grad, v> against (L(x + h v) - L(x - h v)) / 2h for random v (float64):
+    truncation ~h^2 and rounding ~eps |L| / h, so 1e-6 relative is ample."""
+    for _ in range(dirs):
+        v = rng.standard_normal(x.shape)
+        num = (loss(x + h * v) - loss(x - h * v)) / (2 * h)
+        ana = float(np.sum(grad * v))
+        assert abs(num - ana) <= 1e-6 * (1 + abs(ana)), f"{what}: {ana} vs finite diff {num}"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CONV_CASES, ids=CONV_IDS)
+def test_conv2d_forward_matches_reference(case, dtype, rng):
+    x, w, b, geo = _case(case, rng, dtype)
+    y, z = mn.ops.conv2d_forward(x, w, b, activation="relu", **geo)
+    want = _ref_conv(x, w, b, geo)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    assert y.dtype == dtype and y.shape == want.shape, case[0]
+    np.testing.assert_allclose(z, want, rtol=tol, atol=tol * np.sqrt(w[0].size), err_msg=case[0])
+    np.testing.assert_allclose(y, np.maximum(want, 0), rtol=tol, atol=tol * np.sqrt(w[0].size))
+    np.testing.assert_array_equal(mn.ops.conv2d(x, w, b, activation="relu", **geo), y)
+
+
+@pytest.mark.parametrize("act", [None, "tanh"])
+@pytest.mark.parametrize("case", CONV_CASES, ids=CONV_IDS)
+def test_conv2d_backward_finite_differences(case, act, rng):
+    x, w, b, geo = _case(case, rng)
+    y, z = mn.ops.conv2d_forward(x, w, b, activation=act, **geo)
+    g = rng.standard_normal(y.shape)
+    dx, dw, db = mn.ops.conv2d_backward(g, x, w, z, activation=act, **geo)
+    assert dx.shape == x.shape and dw.shape == w.shape and db.shape == b.shape
+
+    def loss(xx, ww, bb):
+        return float(np.sum(g * mn.ops.conv2d(xx, ww, bb, activation=act, **geo)))
+
+    _directional_check(lambda v: loss(v, w, b), dx, x, rng, f"{case[0]} dx")
+    _directional_check(lambda v: loss(x, v, b), dw, w, rng, f"{case[0]} dw")
+    _directional_check(lambda v: loss(x, w, v), db, b, rng, f"{case[0]} db")
+    dx2, dw2, db2 = mn.ops.conv2d_backward(g, x, w, z, activation=act, need_dx=False,
+                                           need_db=False, **geo)
+    assert dx2 is None and db2 is None
+    np.testing.assert_allclose(dw2, dw, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("case", CONV_CASES, ids=CONV_IDS)
+def test_conv2d_against_torch(case, rng):
+    torch = pytest.importorskip("torch")
+    x, w, b, geo = _case(case, rng)
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    with warnings.catch_warnings():  # torch warns that even-kernel "same" pads a copy
+        warnings.simplefilter("ignore", UserWarning)
+        yt = torch.nn.functional.conv2d(xt, wt, bt, geo["stride"], geo["padding"],
+                                        geo["dilation"], geo["groups"])
+    yt = torch.nn.functional.silu(yt)
+    g = rng.standard_normal(tuple(yt.shape))
+    yt.backward(torch.tensor(g))
+    y, z = mn.ops.conv2d_forward(x, w, b, activation="silu", **geo)
+    dx, dw, db = mn.ops.conv2d_backward(g, x, w, z, activation="silu", **geo)
+    for mine, theirs in ((y, yt.detach()), (dx, xt.grad), (dw, wt.grad), (db, bt.grad)):
+        np.testing.assert_allclose(mine, theirs.numpy(), rtol=1e-10, atol=1e-10, err_msg=case[0])
+
+
+def test_conv2d_threads_agree(rng, threads):
+    x = rng.standard_normal((5, 6, 12, 11)).astype(np.float32)
+    w = rng.standard_normal((8, 6, 3, 3)).astype(np.float32)
+    out = {}
+    for nt in (1, 2, 3):
+        mn.set_num_threads(nt)
+        y, z = mn.ops.conv2d_forward(x, w, None, padding=1, activation="relu")
+        out[nt] = (y,) + mn.ops.conv2d_backward(y, x, w, z, padding=1, activation="relu")
+    for nt in (2, 3):
+        for a, b in zip(out[1], out[nt]):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_conv2d_non_contiguous_and_empty_batch(rng):
+    x = rng.standard_normal((2, 3, 6, 10))[:, :, :, ::2]
+    w = rng.standard_normal((4, 3, 3, 3))
+    np.testing.assert_allclose(mn.ops.conv2d(x, w, padding=1), ref.conv2d(x, w, pads=(1,) * 4),
+                               rtol=1e-12, atol=1e-12)
+    y = mn.ops.conv2d(np.zeros((0, 3, 5, 5)), w)
+    assert y.shape == (0, 4, 3, 3)
+    _, dw, db = mn.ops.conv2d_backward(np.zeros((0, 4, 3, 3)), np.zeros((0, 3, 5, 5)), w, None)
+    assert not dw.any() and not db.any()
+
+
+@pytest.mark.parametrize("bad, exc, match", [
+    (dict(x=np.ones((1, 3, 5, 5), np.int64)), TypeError, "float32 or float64"),
+    (dict(w=np.ones((4, 3, 3, 3), np.float32)), TypeError, "float"),
+    (dict(x=np.ones((1, 2, 5, 5))), ValueError, r"\(1, 2, 5, 5\).*\(4, 3, 3, 3\)"),
+    (dict(x=np.ones((3, 5, 5))), ValueError, "x"),
+    (dict(x=np.ones((1, 3, 2, 2))), ValueError, "larger than the padded input"),
+    (dict(groups=2), ValueError, "groups"),
+    (dict(stride=0), ValueError, "stride"),
+    (dict(padding=-1), ValueError, "padding"),
+    (dict(padding="full"), ValueError, "padding"),
+    (dict(padding="same", stride=2), ValueError, "stride 1"),
+    (dict(b=np.ones(3)), ValueError, r"b must have shape \(4,\)"),
+    (dict(activation="swish"), ValueError, "activation"),
+])
+def test_conv2d_bad_input(bad, exc, match):
+    args = dict(x=np.ones((1, 3, 5, 5)), w=np.ones((4, 3, 3, 3)), b=None)
+    args.update(bad)
+    with pytest.raises(exc, match=match):
+        mn.ops.conv2d(**args)
+
+
+def test_conv2d_backward_bad_input():
+    x, w = np.ones((2, 3, 5, 5)), np.ones((4, 3, 3, 3))
+    with pytest.raises(ValueError, match=r"grad_y must have shape \(2, 4, 3, 3\)"):
+        mn.ops.conv2d_backward(np.ones((2, 4, 5, 5)), x, w, None)
+    with pytest.raises(ValueError, match="z .*required"):
+        mn.ops.conv2d_backward(np.ones((2, 4, 3, 3)), x, w, None, activation="relu")
+
+
+# ---------------------------------------------------------------- pooling
+
+# (id, shape, kernel, stride, padding)
+POOL_CASES = [
+    ("2x2", (2, 3, 8, 8), 2, None, 0),
+    ("odd-3s2p1", (2, 2, 7, 9), 3, 2, 1),
+    ("overlap-3s1", (1, 3, 6, 5), 3, 1, 1),
+    ("stride>kernel", (2, 2, 9, 10), 2, 3, 1),
+    ("rect", (1, 2, 7, 8), (3, 2), (2, 1), (1, 0)),
+    ("whole", (2, 3, 4, 5), (4, 5), 1, 0),
+]
+POOL_IDS = [c[0] for c in POOL_CASES]
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", POOL_CASES, ids=POOL_IDS)
+def test_pool_forward_matches_reference(case, dtype, rng):
+    _, shape, k, s, p = case
+    x = rng.standard_normal(shape).astype(dtype)
+    geo = (_pair(k), _pair(k if s is None else s), _pair(p))
+    y, arg = mn.ops.max_pool2d_forward(x, k, s, p)
+    np.testing.assert_array_equal(y, ref.max_pool2d(x, *geo).astype(dtype))
+    assert arg.dtype == np.int64
+    flat = x.reshape(shape[0], shape[1], -1)
+    np.testing.assert_array_equal(np.take_along_axis(flat, arg.reshape(*arg.shape[:2], -1), 2),
+                                  y.reshape(*y.shape[:2], -1))
+    tol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(mn.ops.avg_pool2d(x, k, s, p), ref.avg_pool2d(x, *geo),
+                               rtol=tol, atol=tol)
+    assert mn.ops.pool2d_output_shape(shape[1:], k, s, p) == y.shape[1:]
+
+
+@pytest.mark.parametrize("case", POOL_CASES, ids=POOL_IDS)
+def test_pool_backward_finite_differences(case, rng):
+    _, shape, k, s, p = case
+    x = rng.standard_normal(shape)
+    y, arg = mn.ops.max_pool2d_forward(x, k, s, p)
+    g = rng.standard_normal(y.shape)
+    dx = mn.ops.max_pool2d_backward(g, arg, x.shape, k, s, p)
+    _directional_check(lambda v: float(np.sum(g * mn.ops.max_pool2d(v, k, s, p))), dx, x, rng,
+                       f"{case[0]} max")
+    da = mn.ops.avg_pool2d_backward(g, x.shape, k, s, p)
+    _directional_check(lambda v: float(np.sum(g * mn.ops.avg_pool2d(v, k, s, p))), da, x, rng,
+                       f"{case[0]} avg")
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("case", POOL_CASES, ids=POOL_IDS)
+def test_pool_against_torch(case, rng):
+    torch = pytest.importorskip("torch")
+    _, shape, k, s, p = case
+    x = rng.standard_normal(shape)
+    for include_pad in (True, False):
+        xt = torch.tensor(x, requires_grad=True)
+        yt = torch.nn.functional.avg_pool2d(xt, k, s, p, count_include_pad=include_pad)
+        g = rng.standard_normal(tuple(yt.shape))
+        yt.backward(torch.tensor(g))
+        y = mn.ops.avg_pool2d(x, k, s, p, count_include_pad=include_pad)
+        dx = mn.ops.avg_pool2d_backward(g, x.shape, k, s, p, count_include_pad=include_pad)
+        np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = torch.nn.functional.max_pool2d(xt, k, s, p)
+    g = rng.standard_normal(tuple(yt.shape))
+    yt.backward(torch.tensor(g))
+    y, arg = mn.ops.max_pool2d_forward(x, k, s, p)
+    np.testing.assert_array_equal(y, yt.detach().numpy())
+    np.testing.assert_allclose(mn.ops.max_pool2d_backward(g, arg, x.shape, k, s, p),
+                               xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_max_pool_propagates_nan_and_global_avg(rng):
+    x = rng.standard_normal((1, 2, 4, 4))
+    x[0, 1, 1, 2] = np.nan
+    y = mn.ops.max_pool2d(x, 2)
+    assert np.isnan(y[0, 1, 0, 1]) and np.isfinite(np.delete(y.ravel(), 5)).all()
+    x = rng.standard_normal((3, 4, 5, 6))
+    np.testing.assert_allclose(mn.ops.global_avg_pool2d(x), x.mean(axis=(2, 3)), rtol=1e-13)
+    g = rng.standard_normal((3, 4))
+    np.testing.assert_allclose(mn.ops.global_avg_pool2d_backward(g, x.shape),
+                               np.broadcast_to(g[:, :, None, None] / 30, x.shape), rtol=1e-13)
+
+
+def test_pool_bad_input():
+    x = np.ones((1, 2, 6, 6))
+    with pytest.raises(TypeError):
+        mn.ops.max_pool2d(x.astype(np.int32), 2)
+    with pytest.raises(ValueError, match="half the window"):
+        mn.ops.max_pool2d(x, 2, padding=2)
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        mn.ops.avg_pool2d(x, 7)
+    with pytest.raises(ValueError, match="N, C, H, W"):
+        mn.ops.max_pool2d(np.ones((2, 6, 6)), 2)
+    y, arg = mn.ops.max_pool2d_forward(x, 2)
+    with pytest.raises(TypeError, match="int64"):
+        mn.ops.max_pool2d_backward(y, arg.astype(np.int32), x.shape, 2)
+    with pytest.raises(ValueError, match="outside"):
+        mn.ops.max_pool2d_backward(y, arg + 100, x.shape, 2)
+
+
+# ---------------------------------------------------------------- batch norm
+
+
+@pytest.mark.parametrize("shape", [(6, 4), (4, 3, 5, 6), (1, 2, 3, 3)], ids=["features", "2d", "batch1-2d"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batch_norm_forward_and_running_stats(shape, dtype, rng):
+    x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
+    c = shape[1]
+    gamma, beta = rng.standard_normal(c).astype(dtype), rng.standard_normal(c).astype(dtype)
+    rm, rv = np.zeros(c, dtype), np.ones(c, dtype)
+    y, mean, invstd = mn.ops.batch_norm(x, gamma, beta, rm, rv, True, momentum=0.2, eps=1e-3)
+    want, m, v = ref.batch_norm_train(x.astype(np.float64), gamma, beta, 1e-3)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(y, want, rtol=tol, atol=tol)
+    count = x.size // c
+    np.testing.assert_allclose(rm, 0.2 * m, rtol=tol, atol=tol)
+    np.testing.assert_allclose(rv, 0.8 + 0.2 * v * count / (count - 1), rtol=tol, atol=tol)
+    np.testing.assert_allclose(invstd, 1 / np.sqrt(v + 1e-3), rtol=tol)
+    ye, _, _ = mn.ops.batch_norm(x, gamma, beta, rm, rv, False, eps=1e-3)
+    shp = (1, -1) + (1,) * (x.ndim - 2)
+    np.testing.assert_allclose(
+        ye, (x - rm.reshape(shp)) / np.sqrt(rv.reshape(shp) + 1e-3) * gamma.reshape(shp)
+        + beta.reshape(shp), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("shape", [(5, 3), (3, 2, 4, 3)], ids=["features", "2d"])
+def test_batch_norm_backward_finite_differences(shape, training, rng):
+    x = rng.standard_normal(shape)
+    c = shape[1]
+    gamma, beta = rng.standard_normal(c), rng.standard_normal(c)
+    rm, rv = rng.standard_normal(c), rng.uniform(0.5, 2, c)
+
+    def fwd(xx, gg, bb):
+        return mn.ops.batch_norm(xx, gg, bb, rm.copy(), rv.copy(), training)
+
+    y, mean, invstd = fwd(x, gamma, beta)
+    g = rng.standard_normal(shape)
+    dx, dgamma, dbeta = mn.ops.batch_norm_backward(g, x, gamma, mean, invstd, training)
+    loss = lambda xx, gg, bb: float(np.sum(g * fwd(xx, gg, bb)[0]))  # noqa: E731
+    _directional_check(lambda v: loss(v, gamma, beta), dx, x, rng, "dx")
+    _directional_check(lambda v: loss(x, v, beta), dgamma, gamma, rng, "dgamma")
+    _directional_check(lambda v: loss(x, gamma, v), dbeta, beta, rng, "dbeta")
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("shape", [(6, 4), (4, 3, 5, 6)], ids=["1d", "2d"])
+def test_batch_norm_against_torch(shape, rng):
+    torch = pytest.importorskip("torch")
+    c = shape[1]
+    bn = (torch.nn.BatchNorm1d if len(shape) == 2 else torch.nn.BatchNorm2d)(c, momentum=0.3)
+    bn = bn.double()
+    gamma, beta = rng.standard_normal(c), rng.standard_normal(c)
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor(gamma))
+        bn.bias.copy_(torch.tensor(beta))
+    rm, rv = np.zeros(c), np.ones(c)
+    for step in range(3):
+        x = rng.standard_normal(shape) * (step + 1)
+        xt = torch.tensor(x, requires_grad=True)
+        yt = bn(xt)
+        g = rng.standard_normal(shape)
+        yt.backward(torch.tensor(g))
+        y, mean, invstd = mn.ops.batch_norm(x, gamma, beta, rm, rv, True, momentum=0.3)
+        dx, dgamma, dbeta = mn.ops.batch_norm_backward(g, x, gamma, mean, invstd)
+        np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(dgamma, bn.weight.grad.numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(dbeta, bn.bias.grad.numpy(), rtol=1e-10, atol=1e-12)
+        bn.weight.grad = bn.bias.grad = None
+    np.testing.assert_allclose(rm, bn.running_mean.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(rv, bn.running_var.numpy(), rtol=1e-12)
+    bn.eval()
+    x = rng.standard_normal(shape)
+    np.testing.assert_allclose(mn.ops.batch_norm(x, gamma, beta, rm, rv, False)[0],
+                               bn(torch.tensor(x)).detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_batch_norm_bad_input():
+    x = np.ones((1, 3))
+    rm, rv = np.zeros(3), np.ones(3)
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        mn.ops.batch_norm(x, None, None, rm, rv, True)
+    y, _, _ = mn.ops.batch_norm(x, None, None, rm, rv, False)  # evaluation: fine
+    np.testing.assert_allclose(y, 1 / np.sqrt(1 + 1e-5))
+    with pytest.raises(TypeError):
+        mn.ops.batch_norm(np.ones((4, 3), np.float32), None, None, rm, rv, True)
+    with pytest.raises(ValueError, match=r"\(3,\)"):
+        mn.ops.batch_norm(np.ones((4, 3)), np.ones(4), None, rm, rv, True)
+    with pytest.raises(ValueError, match="running_var"):
+        mn.ops.batch_norm(np.ones((4, 3)), None, None, rm, None, True)
+    with pytest.raises(ValueError, match="momentum"):
+        mn.ops.batch_norm(np.ones((4, 3)), None, None, rm, rv, True, momentum=2.0)
