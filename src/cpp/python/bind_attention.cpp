@@ -195,11 +195,11 @@ py::tuple attention_backward_py(const py::object& go_obj, const py::object& q_ob
 
 void register_attention(py::module_& m) {
   m.def("attention", &attention_py, py::arg("q"), py::arg("k"), py::arg("v"),
-        py::arg("mask") = py::none(), py::arg("scale"), py::arg("causal") = false,
+        py::arg("mask").none(true), py::arg("scale"), py::arg("causal") = false,
         "(out, lse) of softmax(scale * q k^T + mask) v; mask additive, of q's dtype, shaped "
         "(..., Lq, Lk) (a broadcast view is read in place).");
   m.def("attention_backward", &attention_backward_py, py::arg("grad_out"), py::arg("q"),
-        py::arg("k"), py::arg("v"), py::arg("out"), py::arg("lse"), py::arg("mask") = py::none(),
+        py::arg("k"), py::arg("v"), py::arg("out"), py::arg("lse"), py::arg("mask").none(true),
         py::arg("scale"), py::arg("causal") = false,
         "(dq, dk, dv) of attention() from grad_out and the forward's out and lse.");
 }

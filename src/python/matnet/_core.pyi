@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections.abc
 import numpy
 import typing
-__all__: list[str] = ['DenseChain', 'activation', 'activation_backward', 'activation_names', 'adam_update', 'binary_cross_entropy', 'cpu_info', 'cross_entropy', 'dense_backward', 'dense_forward', 'dense_infer', 'gemm', 'get_num_threads', 'matmul', 'matvec', 'max_num_threads', 'mse', 'rmsprop_update', 'set_num_threads', 'sgd_update', 'softmax', 'softmax_backward']
+__all__: list[str] = ['DenseChain', 'activation', 'activation_backward', 'activation_names', 'adam_update', 'attention', 'attention_backward', 'avg_pool2d_backward', 'avg_pool2d_forward', 'batchnorm_backward', 'batchnorm_forward', 'binary_cross_entropy', 'conv2d_backward', 'conv2d_forward', 'cpu_info', 'cross_entropy', 'dense_backward', 'dense_forward', 'dense_infer', 'gemm', 'get_num_threads', 'layer_norm', 'layer_norm_backward', 'matmul', 'matvec', 'max_num_threads', 'max_pool2d_backward', 'max_pool2d_forward', 'mse', 'rmsprop_update', 'set_num_threads', 'sgd_update', 'softmax', 'softmax_backward']
 class DenseChain:
     """
     Inference through dense layers [(w, b, activation, slope), ...], checked once; call it on x.
@@ -36,9 +36,41 @@ def adam_update(param: typing.Any, grad: typing.Any, m: typing.Any, v: typing.An
     """
     In-place Adam step (AdamW when decoupled), torch.optim formulas, 1-based step.
     """
+def attention(q: typing.Any, k: typing.Any, v: typing.Any, mask: typing.Any, scale: typing.SupportsFloat | typing.SupportsIndex, causal: bool = False) -> tuple:
+    """
+    (out, lse) of softmax(scale * q k^T + mask) v; mask additive, of q's dtype, shaped (..., Lq, Lk) (a broadcast view is read in place).
+    """
+def attention_backward(grad_out: typing.Any, q: typing.Any, k: typing.Any, v: typing.Any, out: typing.Any, lse: typing.Any, mask: typing.Any, scale: typing.SupportsFloat | typing.SupportsIndex, causal: bool = False) -> tuple:
+    """
+    (dq, dk, dv) of attention() from grad_out and the forward's out and lse.
+    """
+def avg_pool2d_backward(grad_y: typing.Any, x_shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], kernel_size: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], stride: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], padding: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], count_include_pad: bool = True) -> numpy.ndarray:
+    """
+    dx (x_shape): grad_y spread over each window.
+    """
+def avg_pool2d_forward(x: typing.Any, kernel_size: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], stride: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], padding: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], count_include_pad: bool = True) -> numpy.ndarray:
+    """
+    y: mean over each window of x (N, C, H, W).
+    """
+def batchnorm_backward(grad_y: typing.Any, x: typing.Any, gamma: typing.Any, mean: typing.Any, invstd: typing.Any, batch_stats: bool = True, need_dx: bool = True) -> tuple:
+    """
+    (dx, dgamma, dbeta) from grad_y, with the mean/invstd the forward returned.
+    """
+def batchnorm_forward(x: typing.Any, gamma: typing.Any, beta: typing.Any, running_mean: typing.Any, running_var: typing.Any, training: bool, momentum: typing.SupportsFloat | typing.SupportsIndex = 0.1, eps: typing.SupportsFloat | typing.SupportsIndex = 1e-05) -> tuple:
+    """
+    (y, mean, invstd) of batch normalization over x (N, C, ...) per channel; training uses the batch statistics and updates running_mean/var in place (PyTorch's rule).
+    """
 def binary_cross_entropy(logits: typing.Any, targets: typing.Any) -> tuple:
     """
     (loss, grad): binary cross-entropy with logits, mean over all elements.
+    """
+def conv2d_backward(grad_y: typing.Any, x: typing.Any, w: typing.Any, z: typing.Any, stride: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], padding: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], dilation: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], groups: typing.SupportsInt | typing.SupportsIndex, activation: typing.Any = None, negative_slope: typing.SupportsFloat | typing.SupportsIndex = 0.01, need_dx: bool = True, need_db: bool = True) -> tuple:
+    """
+    (dx, dw, db) from grad_y: dZ = grad_y * act'(z); db = dZ summed over n, h, w; dw, dx by implicit GEMM (None where not needed).
+    """
+def conv2d_forward(x: typing.Any, w: typing.Any, b: typing.Any, stride: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], padding: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], dilation: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], groups: typing.SupportsInt | typing.SupportsIndex, activation: typing.Any = None, negative_slope: typing.SupportsFloat | typing.SupportsIndex = 0.01, keep_z: bool = True) -> tuple:
+    """
+    (y, z): z = conv2d(x, w) + b (NCHW; padding = (top, bottom, left, right)), y = act(z); z is y for activation None, None when not keep_z.
     """
 def cpu_info() -> dict:
     """
@@ -68,6 +100,14 @@ def get_num_threads() -> int:
     """
     Number of threads matnet's kernels use (process-wide; honours OMP_NUM_THREADS).
     """
+def layer_norm(x: typing.Any, weight: typing.Any = None, bias: typing.Any = None, eps: typing.SupportsFloat | typing.SupportsIndex = 1e-05) -> tuple:
+    """
+    (y, mean, rstd): layer normalization of x over its last axis, y = xhat * weight + bias.
+    """
+def layer_norm_backward(grad_y: typing.Any, x: typing.Any, weight: typing.Any, mean: typing.Any, rstd: typing.Any) -> tuple:
+    """
+    (dx, dweight, dbias) of layer_norm from the forward input and statistics.
+    """
 def matmul(a: typing.Any, b: typing.Any, *, trans_a: bool = False, trans_b: bool = False, out: typing.Any = None) -> numpy.ndarray:
     """
     op(a) @ op(b) for float32/float64 arrays with np.matmul semantics (N-D batches broadcast, 1-D operands); writes into out when given.
@@ -79,6 +119,14 @@ def matvec(a: typing.Any, x: typing.Any, *, trans: bool = False, out: typing.Any
 def max_num_threads() -> int:
     """
     The largest count set_num_threads accepts (4 x the CPUs available).
+    """
+def max_pool2d_backward(grad_y: typing.Any, argmax: typing.Any, x_shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], kernel_size: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], stride: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], padding: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]) -> numpy.ndarray:
+    """
+    dx (x_shape): grad_y routed to the argmax positions.
+    """
+def max_pool2d_forward(x: typing.Any, kernel_size: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], stride: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], padding: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]) -> tuple:
+    """
+    (y, argmax): max over each window of x (N, C, H, W); argmax (int64) indexes the input plane, for max_pool2d_backward.
     """
 def mse(pred: typing.Any, target: typing.Any) -> tuple:
     """
