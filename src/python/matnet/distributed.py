@@ -1,0 +1,400 @@
+"""Data-parallel training over MPI (mpi4py): the same script on N processes.
+
+Every rank holds the whole model. Each global batch is split across the
+ranks; every rank runs forward and backward on its shard, the gradients are
+summed across ranks in one fused flat buffer (Horovod's tensor fusion) and
+every rank applies the same optimizer update, so the parameters stay
+identical everywhere. matnet builds no transport of its own: the reduction is
+one ``MPI_Allreduce``, over shared memory on one host and over the network
+between hosts.
+
+    import matnet as mn
+    mn.distributed.init()                       # no-op unless started by mpiexec/srun
+    model.compile(optimizer=mn.optim.Adam(1e-3), loss="cross_entropy")
+    model.fit(x, y, batch_size=64, seed=0)      # 64 rows per rank and step
+
+    mpiexec -n 4 python train.py                # or: python -m matnet train --distributed
+
+Under :func:`init` with more than one rank, ``Sequential.fit`` and
+``evaluate`` shard their work, reduce losses and metrics, and only rank 0
+prints or writes files. A manual loop wraps its optimizer instead::
+
+    opt = mn.distributed.DistributedOptimizer(mn.optim.SGD(0.1, momentum=0.9))
+    model.backward(grad); opt.step(model)       # gradients averaged across ranks first
+
+Importing this module never imports mpi4py; :func:`init` does, and only when
+the process was started by an MPI launcher (or mpi4py is already running).
+Install MPI with ``pip install "matnet[mpi]"`` (mpi4py and the mpich wheel,
+which brings ``mpiexec``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+import weakref
+from typing import Any, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import optim as _optim
+
+__all__ = [
+    "init",
+    "is_initialized",
+    "rank",
+    "size",
+    "local_size",
+    "is_main",
+    "barrier",
+    "broadcast_parameters",
+    "allreduce_gradients",
+    "allreduce_sum",
+    "DistributedOptimizer",
+]
+
+# Variables a launcher sets in every process it starts: MPICH's Hydra and
+# Slurm's PMI-2 (PMI_RANK), PMIx (Open MPI >= 5, srun --mpi=pmix), Open MPI,
+# MVAPICH and Intel MPI.
+_LAUNCHER_VARS = ("PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK",
+                  "MPI_LOCALRANKID")
+
+_comm: Any = None  # mpi4py.MPI.Comm once init() found MPI; None: one process
+
+
+def _launched_by_mpi() -> bool:
+    if any(var in os.environ for var in _LAUNCHER_VARS):
+        return True
+    mpi = sys.modules.get("mpi4py.MPI")
+    return mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized()
+
+
+def init() -> int:
+    """Join the MPI job this process was started in; returns the number of ranks.
+
+    Not started by an MPI launcher (``mpiexec``, ``srun``): a no-op, one
+    process, and mpi4py is not imported. Calling it again does nothing more.
+    With more than one rank, an uncaught exception on any rank prints
+    ``matnet: rank N: <error>`` to stderr and aborts the whole job
+    (``MPI_Abort``), so the other ranks never wait forever in a collective.
+
+    Raises:
+        ImportError: launched by MPI but mpi4py is not installed.
+    """
+    global _comm
+    if _comm is not None or not _launched_by_mpi():
+        return size()
+    try:
+        from mpi4py import MPI
+    except ImportError as exc:
+        raise ImportError(
+            "matnet.distributed.init: this process was started by an MPI launcher but mpi4py "
+            'is not installed; pip install "matnet[mpi]" (mpi4py and mpich)') from exc
+    _comm = MPI.COMM_WORLD
+    if _comm.Get_size() > 1:
+        _install_abort_hook()
+    return size()
+
+
+def is_initialized() -> bool:
+    """True after :func:`init` found an MPI job (of any size, 1 included)."""
+    return _comm is not None
+
+
+def rank() -> int:
+    """This process's rank in ``[0, size())``; 0 without MPI."""
+    return 0 if _comm is None else _comm.Get_rank()
+
+
+def size() -> int:
+    """Number of ranks; 1 without MPI."""
+    return 1 if _comm is None else _comm.Get_size()
+
+
+def is_main() -> bool:
+    """True on rank 0, the one that prints and writes files."""
+    return rank() == 0
+
+
+def local_size() -> int:
+    """Number of ranks on this host (they share its cores); 1 without MPI."""
+    if _comm is None:
+        return 1
+    from mpi4py import MPI
+
+    node = _comm.Split_type(MPI.COMM_TYPE_SHARED)
+    try:
+        return node.Get_size()
+    finally:
+        node.Free()
+
+
+def barrier() -> None:
+    """Wait until every rank gets here (no-op without MPI)."""
+    if _comm is not None:
+        _comm.Barrier()
+
+
+def abort(message: str, code: int = 1) -> None:
+    """Print ``matnet: rank N: message`` to stderr and end the whole job."""
+    print(f"matnet: rank {rank()}: {message}", file=sys.stderr, flush=True)
+    if _comm is not None and size() > 1:
+        _comm.Abort(code)
+    raise SystemExit(code)
+
+
+def _install_abort_hook() -> None:
+    previous = sys.excepthook
+
+    def hook(kind, value, tb):  # an uncaught exception on this rank ends every rank
+        if issubclass(kind, KeyboardInterrupt):
+            return previous(kind, value, tb)
+        traceback.print_exception(kind, value, tb)
+        abort(f"{kind.__name__}: {value}")
+
+    sys.excepthook = hook
+
+
+# ---------------------------------------------------------------- collectives
+
+
+def allreduce_sum(values: Sequence[float]) -> np.ndarray:
+    """Element-wise sum over ranks of a few float64 numbers (losses, counts)."""
+    buf = np.array(values, dtype=np.float64)
+    if _comm is not None and size() > 1:
+        from mpi4py import MPI
+
+        _comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+    return buf
+
+
+def _check_root(root: Any) -> int:
+    if isinstance(root, bool) or not isinstance(root, (int, np.integer)) \
+            or not 0 <= root < size():
+        raise ValueError(f"root must be a rank in [0, {size()}), got {root!r}")
+    return int(root)
+
+
+def broadcast_parameters(model: Any, root: int = 0) -> None:
+    """Copy rank ``root``'s parameters into every rank's model, in place.
+
+    One ``MPI_Bcast`` of all parameters packed into a flat buffer. Call it
+    once before training (``fit`` does) so all ranks start identical.
+    """
+    root = _check_root(root)
+    if size() == 1:
+        return
+    fused = _fused_for(model)
+    if rank() == root:
+        fused.pack_params()
+    _comm.Bcast(fused.flat, root=root)
+    fused.unpack_params()
+
+
+def allreduce_gradients(model: Any, weight: Optional[float] = None) -> List[np.ndarray]:
+    """Average the model's gradients across ranks, in place; returns them.
+
+    All gradients are copied into one flat buffer of the model's dtype
+    (float32 or float64), reduced by one ``MPI_Allreduce`` and copied back.
+    ``weight`` is this rank's share of the global batch (default
+    ``1/size()``: equal shards); the result is ``sum_r weight_r * grad_r``,
+    so with ``weight = rows_here / rows_in_global_batch`` it equals the
+    gradient one process computes over the whole batch, also for uneven
+    shards (a rank with no rows passes 0 and needs no gradients).
+    """
+    grads = model.gradients()
+    reduced = _reduce_into_fused(model, weight)
+    for g, r in zip(grads, reduced):
+        if g is not None:
+            np.copyto(g, r)
+    return [g if g is not None else r.copy() for g, r in zip(grads, reduced)]
+
+
+def _reduce_into_fused(model: Any, weight: Optional[float],
+                       extras: Sequence[float] = ()) -> List[np.ndarray]:
+    """Reduced gradients as views of the model's fused buffer (valid until the
+    next reduction). ``extras`` travel in the same message, summed unscaled;
+    they come back through ``_fused_for(model).extras``."""
+    fused = _fused_for(model, len(extras))
+    w = 1.0 / size() if weight is None else float(weight)
+    fused.pack_grads(model.gradients(), w, extras)
+    if size() > 1:
+        from mpi4py import MPI
+
+        _comm.Allreduce(MPI.IN_PLACE, fused.flat, op=MPI.SUM)
+    return fused.grads
+
+
+class _Fused:
+    """One flat buffer for all of a model's parameters (or gradients), plus a
+    few extra slots; ``grads`` are views of it in the parameters' shapes."""
+
+    def __init__(self, params: Sequence[np.ndarray], n_extra: int) -> None:
+        dtypes = {p.dtype for p in params}
+        if len(dtypes) != 1:
+            raise TypeError(f"distributed: parameters must share one dtype, got {dtypes}")
+        self.params = list(params)
+        self.sizes = [p.size for p in params]
+        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(int).tolist()
+        n = self.offsets[-1]
+        self.flat = np.empty(n + n_extra, dtype=dtypes.pop())
+        self.grads = [self.flat[a:b].reshape(p.shape)
+                      for a, b, p in zip(self.offsets, self.offsets[1:], params)]
+        self.extras = self.flat[n:]
+        self.n_params = n
+
+    def matches(self, params: Sequence[np.ndarray], n_extra: int) -> bool:
+        return (len(params) == len(self.params) and len(self.extras) == n_extra
+                and all(p is q for p, q in zip(params, self.params)))
+
+    def pack_grads(self, grads: Sequence[Optional[np.ndarray]], weight: float,
+                   extras: Sequence[float]) -> None:
+        for i, g in enumerate(grads):
+            self.pack_one(i, g, weight)
+        self.extras[:] = extras
+
+    def pack_one(self, i: int, g: Optional[np.ndarray], weight: float) -> None:
+        if weight == 0.0:
+            self.grads[i].fill(0)
+        elif g is None:
+            raise RuntimeError(f"distributed: parameter {i} has no gradient; "
+                               "call model.backward(grad) before reducing")
+        elif weight == 1.0:
+            np.copyto(self.grads[i], g)
+        else:
+            np.multiply(g, weight, out=self.grads[i], casting="unsafe")
+
+    def pack_params(self) -> None:
+        for p, view in zip(self.params, self.grads):
+            np.copyto(view, p)
+
+    def unpack_params(self) -> None:
+        for p, view in zip(self.params, self.grads):
+            np.copyto(p, view)
+
+
+_FUSED: "weakref.WeakKeyDictionary[Any, _Fused]" = weakref.WeakKeyDictionary()
+
+
+def _fused_for(model: Any, n_extra: int = 0) -> _Fused:
+    params = model.parameters()
+    fused = _FUSED.get(model)
+    if fused is None or not fused.matches(params, n_extra):
+        fused = _FUSED[model] = _Fused(params, n_extra)
+    return fused
+
+
+# ------------------------------------------------------------------ optimizer
+
+
+class _Reduced:
+    """What an optimizer's step reads (``parameters``, ``gradients``), with
+    the reduced gradients in place of the model's own."""
+
+    def __init__(self, params: List[np.ndarray], grads: List[np.ndarray]) -> None:
+        self._params, self._grads = params, grads
+
+    def parameters(self) -> List[np.ndarray]:
+        return self._params
+
+    def gradients(self) -> List[np.ndarray]:
+        return self._grads
+
+
+class DistributedOptimizer(_optim.Optimizer):
+    """Wraps any matnet optimizer: ``step(model)`` first averages the
+    gradients across ranks (one fused allreduce), then applies the wrapped
+    optimizer's update, identically on every rank.
+
+    Everything else (``lr``, ``iterations``, schedules, state, ``get_config``)
+    is the wrapped optimizer's; a saved model records the wrapped type.
+
+    Args:
+        optimizer: an instance from :mod:`matnet.optim` or a name ("adam").
+    """
+
+    def __init__(self, optimizer: Any) -> None:
+        opt = _optim.get(optimizer)
+        if isinstance(opt, DistributedOptimizer):
+            opt = opt.optimizer
+        object.__setattr__(self, "optimizer", opt)
+
+    def __getattr__(self, name: str) -> Any:  # only for names not found on self
+        return getattr(self.optimizer, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self.optimizer, name, value)
+
+    def step(self, model: Any, weight: Optional[float] = None) -> None:
+        """Average gradients across ranks, then update (``weight``: see
+        :func:`allreduce_gradients`). The model's own gradient arrays are
+        left as this rank computed them."""
+        self.optimizer.step(_Reduced(model.parameters(), _reduce_into_fused(model, weight)))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.optimizer.set_epoch(epoch)
+
+    def get_config(self):
+        return self.optimizer.get_config()
+
+    def state_arrays(self):
+        return self.optimizer.state_arrays()
+
+    def load_state(self, iterations, arrays):
+        self.optimizer.load_state(iterations, arrays)
+
+    def __repr__(self) -> str:
+        return f"DistributedOptimizer({self.optimizer!r})"
+
+
+def unwrap(optimizer: Any) -> Any:
+    """The optimizer a :class:`DistributedOptimizer` wraps (else the argument)."""
+    return optimizer.optimizer if isinstance(optimizer, DistributedOptimizer) else optimizer
+
+
+# ---------------------------------------------------------------- fit support
+
+
+class FitContext:
+    """What ``Sequential.fit``/``evaluate`` need under MPI with > 1 rank:
+    which rows are this rank's, and reductions that leave every rank with
+    the same numbers (so every rank decides the same)."""
+
+    def __init__(self) -> None:
+        self.rank, self.size = rank(), size()
+
+    def shard(self, start: int, stop: int) -> Tuple[int, int]:
+        """This rank's rows of ``[start, stop)``: contiguous, sizes differing by at most 1."""
+        n = stop - start
+        return start + self.rank * n // self.size, start + (self.rank + 1) * n // self.size
+
+    def shared_seed(self, seed: Optional[int]) -> int:
+        """``seed``, or (None) one drawn on rank 0 and sent to all: the
+        shuffling must be the same everywhere."""
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1)[0]) if self.rank == 0 else 0
+            seed = _comm.bcast(seed, root=0)
+        return seed
+
+    def reduce(self, model: Any, rows: int, global_rows: int,
+               extras: Sequence[float]) -> Tuple[np.ndarray, List[np.ndarray]]:
+        """Sum the gradients weighted by ``rows / global_rows`` across ranks,
+        with ``extras`` (summed unweighted) in the same message. Returns the
+        summed extras (float64) and the reduced gradients for :meth:`update`."""
+        reduced = _reduce_into_fused(model, rows / global_rows, extras)
+        return _fused_for(model, len(extras)).extras.astype(np.float64), reduced
+
+    @staticmethod
+    def update(model: Any, reduced: List[np.ndarray]) -> None:
+        """The wrapped optimizer's step with the reduced gradients."""
+        unwrap(model.optimizer).step(_Reduced(model.parameters(), reduced))
+
+    @staticmethod
+    def sum(values: Sequence[float]) -> np.ndarray:
+        return allreduce_sum(values)
+
+
+def fit_context() -> Optional[FitContext]:
+    """A :class:`FitContext` when :func:`init` joined a job of more than one rank, else None."""
+    return FitContext() if size() > 1 else None
