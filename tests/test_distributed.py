@@ -225,3 +225,48 @@ def test_distributed_optimizer_saves_as_what_it_wraps(tmp_path):
 def test_broadcast_root_must_be_a_rank(root):
     with pytest.raises(ValueError, match="root must be a rank"):
         mn.distributed.broadcast_parameters(job.make_model(np.float32), root=root)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dense_backward_writes_into_given_gradient_arrays(rng, dtype):
+    # What the fused buffer relies on: dw_out/db_out receive exactly the
+    # gradients that fresh arrays would hold.
+    x = rng.standard_normal((7, 5)).astype(dtype)
+    w = rng.standard_normal((5, 3)).astype(dtype)
+    y, z = mn.ops.dense_forward(x, w, np.zeros(3, dtype), "relu")
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    dx, dw, db = mn.ops.dense_backward(gy, x, w, z, "relu")
+    flat = np.full(5 * 3 + 3, np.nan, dtype)
+    dx2, dw2, db2 = mn.ops.dense_backward(gy, x, w, z, "relu", dw_out=flat[:15].reshape(5, 3),
+                                          db_out=flat[15:])
+    assert np.shares_memory(dw2, flat) and np.shares_memory(db2, flat)
+    np.testing.assert_array_equal(flat, np.concatenate([dw.ravel(), db]))
+    np.testing.assert_array_equal(dx2, dx)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"dw_out": np.zeros((5, 4), np.float32)}, ValueError, "shape"),
+    ({"db_out": np.zeros(3, np.float64)}, ValueError, "dtype"),
+    ({"dw_out": [[0.0] * 3] * 5}, TypeError, "dw_out must be a NumPy array"),
+    ({"dw_out": "part of x"}, ValueError, "overlaps an input"),
+])
+def test_dense_backward_refuses_bad_gradient_arrays(rng, kwargs, error, match):
+    x = rng.standard_normal((7, 5)).astype(np.float32)
+    w = rng.standard_normal((5, 3)).astype(np.float32)
+    gy = np.ones((7, 3), np.float32)
+    if isinstance(kwargs.get("dw_out"), str):
+        kwargs = {"dw_out": x.reshape(-1)[:15].reshape(5, 3)}
+    with pytest.raises(error, match=match):
+        mn.ops.dense_backward(gy, x, w, None, None, **kwargs)
+
+
+def test_fused_buffer_holds_the_layers_gradients():
+    from matnet.distributed import _fused_for
+
+    model = job.make_model(np.float32)
+    fused = _fused_for(model)
+    x, y = job.make_data(9)
+    _, grad = mn.losses.cross_entropy(model.forward(x.astype(np.float32), training=True), y)
+    model.backward(grad)
+    for g, view in zip(model.gradients(), fused.grads):
+        assert g is view

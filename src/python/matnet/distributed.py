@@ -30,6 +30,7 @@ which brings ``mpiexec``).
 
 from __future__ import annotations
 
+import operator
 import os
 import sys
 import traceback
@@ -185,18 +186,21 @@ def broadcast_parameters(model: Any, root: int = 0) -> None:
     root = _check_root(root)
     if size() == 1:
         return
-    fused = _fused_for(model)
-    if rank() == root:
-        fused.pack_params()
-    _comm.Bcast(fused.flat, root=root)
-    fused.unpack_params()
+    params = model.parameters()
+    flat = np.concatenate([p.ravel() for p in params])
+    _comm.Bcast(flat, root=root)
+    start = 0
+    for p in params:
+        p[...] = flat[start:start + p.size].reshape(p.shape)
+        start += p.size
 
 
 def allreduce_gradients(model: Any, weight: Optional[float] = None) -> List[np.ndarray]:
     """Average the model's gradients across ranks, in place; returns them.
 
-    All gradients are copied into one flat buffer of the model's dtype
-    (float32 or float64), reduced by one ``MPI_Allreduce`` and copied back.
+    All gradients live in (Dense layers write them straight into) or are
+    copied into one flat buffer of the model's dtype (float32 or float64),
+    reduced by one ``MPI_Allreduce``.
     ``weight`` is this rank's share of the global batch (default
     ``1/size()``: equal shards); the result is ``sum_r weight_r * grad_r``,
     so with ``weight = rows_here / rows_in_global_batch`` it equals the
@@ -206,7 +210,7 @@ def allreduce_gradients(model: Any, weight: Optional[float] = None) -> List[np.n
     grads = model.gradients()
     reduced = _reduce_into_fused(model, weight)
     for g, r in zip(grads, reduced):
-        if g is not None:
+        if g is not None and g is not r:
             np.copyto(g, r)
     return [g if g is not None else r.copy() for g, r in zip(grads, reduced)]
 
@@ -216,72 +220,76 @@ def _reduce_into_fused(model: Any, weight: Optional[float],
     """Reduced gradients as views of the model's fused buffer (valid until the
     next reduction). ``extras`` travel in the same message, summed unscaled;
     they come back through ``_fused_for(model).extras``."""
-    fused = _fused_for(model, len(extras))
+    fused = _fused_for(model)
     w = 1.0 / size() if weight is None else float(weight)
     fused.pack_grads(model.gradients(), w, extras)
     if size() > 1:
         from mpi4py import MPI
 
-        _comm.Allreduce(MPI.IN_PLACE, fused.flat, op=MPI.SUM)
+        _comm.Allreduce(MPI.IN_PLACE, fused.flat[:fused.n_params + len(extras)], op=MPI.SUM)
     return fused.grads
 
 
 class _Fused:
-    """One flat buffer for all of a model's parameters (or gradients), plus a
-    few extra slots; ``grads`` are views of it in the parameters' shapes."""
+    """One flat buffer for all of a model's gradients, plus a few extra
+    slots (``extras``: losses and counts that travel in the same message).
+    ``grads`` are views of it in the parameters' shapes; each layer's
+    ``grad_out`` points at its views, so backward writes there directly."""
 
-    def __init__(self, params: Sequence[np.ndarray], n_extra: int) -> None:
+    EXTRA_SLOTS = 4
+
+    def __init__(self, model: Any) -> None:
+        params = model.parameters()
         dtypes = {p.dtype for p in params}
         if len(dtypes) != 1:
             raise TypeError(f"distributed: parameters must share one dtype, got {dtypes}")
         self.params = list(params)
-        self.sizes = [p.size for p in params]
-        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(int).tolist()
-        n = self.offsets[-1]
-        self.flat = np.empty(n + n_extra, dtype=dtypes.pop())
+        self.offsets = np.cumsum([0] + [p.size for p in params]).tolist()
+        self.n_params = self.offsets[-1]
+        self.flat = np.zeros(self.n_params + self.EXTRA_SLOTS, dtype=dtypes.pop())
         self.grads = [self.flat[a:b].reshape(p.shape)
                       for a, b, p in zip(self.offsets, self.offsets[1:], params)]
-        self.extras = self.flat[n:]
-        self.n_params = n
+        self.extras = self.flat[self.n_params:]
+        j = 0
+        for layer in getattr(model, "layers", ()):
+            names = list(layer.params())
+            if names:
+                layer.grad_out = dict(zip(names, self.grads[j:j + len(names)]))
+                j += len(names)
 
-    def matches(self, params: Sequence[np.ndarray], n_extra: int) -> bool:
-        return (len(params) == len(self.params) and len(self.extras) == n_extra
-                and all(p is q for p, q in zip(params, self.params)))
+    def matches(self, params: Sequence[np.ndarray]) -> bool:
+        return len(params) == len(self.params) and all(map(operator.is_, params, self.params))
 
     def pack_grads(self, grads: Sequence[Optional[np.ndarray]], weight: float,
                    extras: Sequence[float]) -> None:
+        if len(extras) > self.EXTRA_SLOTS:
+            raise ValueError(f"distributed: at most {self.EXTRA_SLOTS} extras, got {len(extras)}")
         for i, g in enumerate(grads):
             self.pack_one(i, g, weight)
-        self.extras[:] = extras
+        self.extras[:len(extras)] = extras
 
     def pack_one(self, i: int, g: Optional[np.ndarray], weight: float) -> None:
+        """Gradient i times weight into its slot (nothing to move when the
+        layer wrote it there and weight is 1)."""
+        view = self.grads[i]
         if weight == 0.0:
-            self.grads[i].fill(0)
+            view.fill(0)
         elif g is None:
             raise RuntimeError(f"distributed: parameter {i} has no gradient; "
                                "call model.backward(grad) before reducing")
-        elif weight == 1.0:
-            np.copyto(self.grads[i], g)
-        else:
-            np.multiply(g, weight, out=self.grads[i], casting="unsafe")
-
-    def pack_params(self) -> None:
-        for p, view in zip(self.params, self.grads):
-            np.copyto(view, p)
-
-    def unpack_params(self) -> None:
-        for p, view in zip(self.params, self.grads):
-            np.copyto(p, view)
+        elif weight != 1.0:
+            np.multiply(g, weight, out=view, casting="unsafe")
+        elif g is not view:
+            np.copyto(view, g)
 
 
 _FUSED: "weakref.WeakKeyDictionary[Any, _Fused]" = weakref.WeakKeyDictionary()
 
 
-def _fused_for(model: Any, n_extra: int = 0) -> _Fused:
-    params = model.parameters()
+def _fused_for(model: Any) -> _Fused:
     fused = _FUSED.get(model)
-    if fused is None or not fused.matches(params, n_extra):
-        fused = _FUSED[model] = _Fused(params, n_extra)
+    if fused is None or not fused.matches(model.parameters()):
+        fused = _FUSED[model] = _Fused(model)
     return fused
 
 
@@ -377,13 +385,15 @@ class FitContext:
             seed = _comm.bcast(seed, root=0)
         return seed
 
-    def reduce(self, model: Any, rows: int, global_rows: int,
+    def reduce(self, model: Any, rows: int,
                extras: Sequence[float]) -> Tuple[np.ndarray, List[np.ndarray]]:
-        """Sum the gradients weighted by ``rows / global_rows`` across ranks,
-        with ``extras`` (summed unweighted) in the same message. Returns the
-        summed extras (float64) and the reduced gradients for :meth:`update`."""
-        reduced = _reduce_into_fused(model, rows / global_rows, extras)
-        return _fused_for(model, len(extras)).extras.astype(np.float64), reduced
+        """Sum the gradients over the ranks, with ``extras`` (summed too) in
+        the same message; a rank with no ``rows`` this step adds zeros. The
+        caller scaled its loss gradient by rows / global rows, so the sum is
+        the global batch's gradient. Returns the summed extras (float64) and
+        the reduced gradients for :meth:`update`."""
+        reduced = _reduce_into_fused(model, 1.0 if rows else 0.0, extras)
+        return _fused_for(model).extras[:len(extras)].astype(np.float64), reduced
 
     @staticmethod
     def update(model: Any, reduced: List[np.ndarray]) -> None:

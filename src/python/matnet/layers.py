@@ -104,6 +104,11 @@ class Layer:
 
     #: True for layers that act differently in training (Dropout).
     has_training_mode: ClassVar[bool] = False
+    #: Arrays (by name, as ``params()``) that ``backward`` should write the
+    #: gradients into instead of new ones, or None. matnet.distributed sets
+    #: it to views of its fused buffer; a layer may ignore it (then the
+    #: gradients are copied there).
+    grad_out: Optional[Dict[str, np.ndarray]] = None
     #: True when forward (in evaluation) always returns a new array, never
     #: its input or a view of it; Sequential.predict reuses the buffers of
     #: earlier layers only up to the last such layer.
@@ -344,6 +349,7 @@ class Dense(Layer):
             _, self._z = ops.dense_forward(
                 self._x, self.W, self.b, self.activation, negative_slope=self.negative_slope
             )
+        out = self.grad_out or {}
         dx, self.dW, db = ops.dense_backward(
             grad,
             self._x,
@@ -352,6 +358,8 @@ class Dense(Layer):
             self.activation,
             negative_slope=self.negative_slope,
             need_dx=need_input_grad,
+            dw_out=out.get("W"),
+            db_out=out.get("b"),
         )
         self.db = db if self.use_bias else None
         return dx

@@ -369,6 +369,8 @@ class Sequential:
                 loss, grad = loss_fn(out, yb)
                 if dist is None:
                     check(loss, b)
+                else:  # the ranks' gradients then sum to the global batch's mean
+                    grad *= len(xb) / (min(n, (b + 1) * batch_size) - b * batch_size)
                 self.backward(grad, need_input_grad=False)
                 if track_accuracy:
                     r, t = correct_count(out, yb, self.loss)
@@ -377,7 +379,7 @@ class Sequential:
                 loss_sum += loss * len(xb)
             else:  # the loss and counts travel with the gradients
                 rows = min(n, (b + 1) * batch_size) - b * batch_size
-                sums, reduced = dist.reduce(self, len(xb), rows, (loss * len(xb), r, t))
+                sums, reduced = dist.reduce(self, len(xb), (loss * len(xb), r, t))
                 check(sums[0] / rows, b)
                 dist.update(self, reduced)
                 loss_sum, r, t = loss_sum + sums[0], int(sums[1]), int(sums[2])
