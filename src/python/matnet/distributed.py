@@ -377,6 +377,20 @@ class FitContext:
         n = stop - start
         return start + self.rank * n // self.size, start + (self.rank + 1) * n // self.size
 
+    def local_rows(self, order: Optional[np.ndarray], n: int,
+                   global_batch: int) -> Tuple[np.ndarray, List[Tuple[int, int]]]:
+        """This rank's rows of an epoch over ``n`` rows in steps of
+        ``global_batch`` (in ``order`` when shuffled): the row indices, and
+        per step the span of them that step uses."""
+        order = np.arange(n) if order is None else order
+        parts, spans, start = [], [], 0
+        for lo in range(0, n, global_batch):
+            a, b = self.shard(lo, min(n, lo + global_batch))
+            parts.append(order[a:b])
+            spans.append((start, start + b - a))
+            start += b - a
+        return np.concatenate(parts), spans
+
     def shared_seed(self, seed: Optional[int]) -> int:
         """``seed``, or (None) one drawn on rank 0 and sent to all: the
         shuffling must be the same everywhere."""

@@ -339,14 +339,18 @@ class Sequential:
                      rng: np.random.Generator, epoch: int, check_finite: bool,
                      bar: Any, dist: Optional[_dist.FitContext] = None) -> Dict[str, float]:
         n = len(x)
-        if shuffle:
+        order = rng.permutation(n) if shuffle else None
+        spans = None
+        if dist is not None:  # a step takes batch_size rows on every rank
+            batch_size *= dist.size
+            # Only this rank's rows, gathered once: its share of every step.
+            take, spans = dist.local_rows(order, n, batch_size)
+            x, y = x[take], y[take]
+        elif shuffle:
             # One gather per epoch; the batches are then contiguous row slices.
-            order = rng.permutation(n)
             x, y = x[order], y[order]
         loss_fn = self._loss_fn()
         track_accuracy = "accuracy" in self.metrics
-        if dist is not None:  # a step takes batch_size rows on every rank
-            batch_size *= dist.size
         n_batches = math.ceil(n / batch_size)
         loss_sum, right, total = 0.0, 0, 0
 
@@ -359,9 +363,8 @@ class Sequential:
                 )
 
         for b in range(n_batches):
-            start, stop = b * batch_size, min(n, (b + 1) * batch_size)
-            if dist is not None:
-                start, stop = dist.shard(start, stop)
+            rows = min(n, (b + 1) * batch_size) - b * batch_size
+            start, stop = spans[b] if spans else (b * batch_size, b * batch_size + rows)
             xb, yb = x[start:stop], y[start:stop]
             loss, r, t = 0.0, 0, 0
             if len(xb):  # a rank's share of a short last batch may be empty
@@ -370,7 +373,7 @@ class Sequential:
                 if dist is None:
                     check(loss, b)
                 else:  # the ranks' gradients then sum to the global batch's mean
-                    grad *= len(xb) / (min(n, (b + 1) * batch_size) - b * batch_size)
+                    grad *= len(xb) / rows
                 self.backward(grad, need_input_grad=False)
                 if track_accuracy:
                     r, t = correct_count(out, yb, self.loss)
@@ -378,7 +381,6 @@ class Sequential:
                 self.optimizer.step(self)
                 loss_sum += loss * len(xb)
             else:  # the loss and counts travel with the gradients
-                rows = min(n, (b + 1) * batch_size) - b * batch_size
                 sums, reduced = dist.reduce(self, len(xb), (loss * len(xb), r, t))
                 check(sums[0] / rows, b)
                 dist.update(self, reduced)
