@@ -264,17 +264,22 @@ class _Fused:
                    extras: Sequence[float]) -> None:
         if len(extras) > self.EXTRA_SLOTS:
             raise ValueError(f"distributed: at most {self.EXTRA_SLOTS} extras, got {len(extras)}")
-        for i, g in enumerate(grads):
-            self.pack_one(i, g, weight)
+        body = self.flat[:self.n_params]
+        if weight == 0.0:  # no rows here this step
+            body.fill(0)
+        elif all(map(operator.is_, grads, self.grads)):  # the layers wrote in place
+            if weight != 1.0:
+                np.multiply(body, weight, out=body)
+        else:
+            for i, g in enumerate(grads):
+                self.pack_one(i, g, weight)
         self.extras[:len(extras)] = extras
 
     def pack_one(self, i: int, g: Optional[np.ndarray], weight: float) -> None:
         """Gradient i times weight into its slot (nothing to move when the
         layer wrote it there and weight is 1)."""
         view = self.grads[i]
-        if weight == 0.0:
-            view.fill(0)
-        elif g is None:
+        if g is None:
             raise RuntimeError(f"distributed: parameter {i} has no gradient; "
                                "call model.backward(grad) before reducing")
         elif weight != 1.0:
