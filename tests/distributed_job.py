@@ -109,6 +109,14 @@ def main(out_dir: str, fail: bool) -> None:
     for dtype in (np.float32, np.float64):
         for key, value in uneven_fit(dtype, out_dir, PER_RANK_BATCH).items():
             result[f"fit_{np.dtype(dtype).name}_{key}"] = value
+    # seed=None and Dropout: the shuffling seed comes from rank 0, the
+    # dropout masks differ per rank, the parameters stay the same everywhere.
+    model = mn.Sequential([mn.layers.Dense(FEATURES, HIDDEN, activation="relu", seed=0),
+                           mn.layers.Dropout(0.3, seed=1), mn.layers.Dense(HIDDEN, CLASSES)])
+    model.compile(optimizer="adam", loss="cross_entropy")
+    model.fit(*make_data(UNEVEN_ROWS), epochs=2, batch_size=PER_RANK_BATCH, verbose=0)
+    result["dropout_no_seed_params"] = np.concatenate([p.ravel() for p in model.parameters()])
+    result["dropout_mask"] = model.layers[1].forward(np.ones((8, HIDDEN), np.float32), True)
     np.savez(os.path.join(out_dir, f"rank{rank}.npz"), **result)
 
 

@@ -94,8 +94,11 @@ def test_two_ranks_batch_b_equal_one_process_batch_2b(mpi_results, opt_name, dty
 def test_every_rank_holds_the_same_parameters(mpi_results):
     r0, r1 = mpi_results["ranks"]
     for key in r0:
-        if key != "before_broadcast":
+        if key not in ("before_broadcast", "dropout_mask"):
             np.testing.assert_array_equal(r0[key], r1[key], err_msg=key)
+    # ...while each rank drew its own dropout masks (for its own rows)
+    assert r0["dropout_mask"].shape == r1["dropout_mask"].shape
+    assert not np.array_equal(r0["dropout_mask"], r1["dropout_mask"])
 
 
 def test_broadcast_makes_ranks_started_from_different_seeds_identical(mpi_results):

@@ -396,9 +396,16 @@ class FitContext:
             start += b - a
         return np.concatenate(parts), spans
 
-    def shared_seed(self, seed: Optional[int]) -> int:
-        """``seed``, or (None) one drawn on rank 0 and sent to all: the
-        shuffling must be the same everywhere."""
+    def begin(self, model: Any, seed: Optional[int]) -> int:
+        """Start of fit: rank 0's parameters everywhere; each rank's own
+        dropout stream (from the layer's and the rank, so the ranks' shards
+        get different masks); returns the shuffling seed, the same on every
+        rank: ``seed``, or when None one drawn on rank 0."""
+        broadcast_parameters(model)
+        for layer in model.layers:
+            rng = getattr(layer, "_rng", None)
+            if isinstance(rng, np.random.Generator):
+                layer._rng = np.random.default_rng([*rng.integers(2**32, size=2), self.rank])
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1)[0]) if self.rank == 0 else 0
             seed = _comm.bcast(seed, root=0)

@@ -296,9 +296,8 @@ class Sequential:
                 raise TypeError(f"fit: callbacks must be matnet Callback objects, got {cb!r}")
         dist = _dist.fit_context()
         if dist is not None:
-            seed = dist.shared_seed(seed)
+            seed = dist.begin(self, seed)
             verbose = verbose if _dist.is_main() else 0
-            _dist.broadcast_parameters(self)
         rng = np.random.default_rng(seed)
         bar_factory = _progress_bar_factory() if verbose == 1 else None
         self.stop_training = False
