@@ -240,6 +240,8 @@ class _Fused:
 
     def __init__(self, model: Any) -> None:
         params = model.parameters()
+        if not params:
+            raise ValueError("distributed: the model has no parameters to reduce")
         dtypes = {p.dtype for p in params}
         if len(dtypes) != 1:
             raise TypeError(f"distributed: parameters must share one dtype, got {dtypes}")
