@@ -23,8 +23,8 @@ On synthetic MNIST-shaped data (60000 x 784 float32, 10 classes), a
     python bench/bench_distributed.py --rounds 5 --json dist.json
     python bench/bench_distributed.py --quick              # 1 round, 2 epochs per worker
 
-The workers are this script with ``--worker epoch|comm``; mpiexec is the one
-beside the Python interpreter (the mpich wheel's) or on PATH.
+The workers are this script with ``--worker epoch|comm``; mpiexec is
+``matnet.distributed.mpiexec()``: the mpich wheel's, else the one on PATH.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -223,8 +222,7 @@ def worker_comm(args) -> dict:
 
 
 def _mpiexec() -> str:
-    beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    found = beside if os.access(beside, os.X_OK) else shutil.which("mpiexec")
+    found = mn.distributed.mpiexec()
     if not found:
         sys.exit("bench_distributed: no mpiexec; pip install 'matnet[mpi]'")
     return found

@@ -10,7 +10,6 @@ missing.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -28,8 +27,7 @@ RANKS = 2
 
 def _mpiexec() -> str:
     pytest.importorskip("mpi4py", reason="mpi4py is not installed (pip install '.[mpi]')")
-    beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    found = beside if os.access(beside, os.X_OK) else shutil.which("mpiexec")
+    found = mn.distributed.mpiexec()
     if not found:
         pytest.skip("no mpiexec (pip install mpich, or an MPI of the system)")
     return found
@@ -273,3 +271,8 @@ def test_fused_buffer_holds_the_layers_gradients():
     model.backward(grad)
     for g, view in zip(model.gradients(), fused.grads):
         assert g is view
+
+
+def test_mpiexec_is_found_or_none():
+    path = mn.distributed.mpiexec()
+    assert path is None or os.access(path, os.X_OK)

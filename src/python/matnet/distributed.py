@@ -49,6 +49,7 @@ __all__ = [
     "local_size",
     "is_main",
     "barrier",
+    "mpiexec",
     "broadcast_parameters",
     "allreduce_gradients",
     "allreduce_sum",
@@ -129,6 +130,25 @@ def local_size() -> int:
         return node.Get_size()
     finally:
         node.Free()
+
+
+def mpiexec() -> Optional[str]:
+    """Path of an ``mpiexec``: the mpich wheel's (in this Python's scripts
+    directory, or the user one for ``pip install --user``), else the first
+    on PATH; None when there is none."""
+    import shutil
+    import sysconfig
+
+    dirs = [os.path.dirname(sys.executable), sysconfig.get_path("scripts")]
+    try:
+        dirs.append(sysconfig.get_path("scripts", f"{os.name}_user"))
+    except KeyError:
+        pass
+    for d in dirs:
+        path = os.path.join(d, "mpiexec")
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return shutil.which("mpiexec")
 
 
 def barrier() -> None:
