@@ -276,3 +276,13 @@ def test_fused_buffer_holds_the_layers_gradients():
 def test_mpiexec_is_found_or_none():
     path = mn.distributed.mpiexec()
     assert path is None or os.access(path, os.X_OK)
+
+
+def test_cli_distributed_flag_without_mpiexec_is_one_process(tmp_path, capsys, threads):
+    pytest.importorskip("sklearn")
+    from matnet import cli
+
+    assert cli.main(["train", "--distributed", "--epochs", "1", "--out", str(tmp_path),
+                     "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "ranks" not in out and out.strip().splitlines()[-1].startswith("test accuracy: ")
