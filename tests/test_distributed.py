@@ -19,7 +19,8 @@ import pytest
 
 import matnet as mn
 import distributed_job as job
-from conftest import TESTS_DIR
+
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
 U32 = float(np.finfo(np.float32).eps) / 2  # unit roundoff, 2**-24
 RANKS = 2
