@@ -95,9 +95,13 @@ py::object dense_infer_py(const py::object& x_obj, const py::object& w_obj,
                               out_obj)[0];
 }
 
+/// `dw_out` / `db_out`, when given, receive dw / db: C-contiguous, writeable
+/// arrays of the dtype and shape, overlapping no input and not each other
+/// (data-parallel training has backward write into its fused buffer).
 py::tuple dense_backward_py(const py::object& gy_obj, const py::object& x_obj,
                             const py::object& w_obj, const py::object& z_obj,
-                            const py::object& act_obj, double slope, bool need_dx) {
+                            const py::object& act_obj, double slope, bool need_dx,
+                            const py::object& dw_out, const py::object& db_out) {
   constexpr const char* fn = "dense_backward";
   const Activation act = activation_arg(act_obj, fn);
   py::array gy, x, w, z;
@@ -112,8 +116,21 @@ py::tuple dense_backward_py(const py::object& gy_obj, const py::object& x_obj,
   x = c_contiguous(x);
   w = c_contiguous(w);
   if (has_z) z = c_contiguous(z);
-  py::array dw = empty_array(dt, {k, m});
-  py::array db = empty_array(dt, {m});
+  auto grad_out = [&](const py::object& out, std::vector<py::ssize_t> shape,
+                      const char* what) -> py::array {
+    if (out.is_none()) return empty_array(dt, shape);
+    if (!py::isinstance<py::array>(out))
+      throw py::type_error(std::string(fn) + ": " + what + " must be a NumPy array");
+    py::array a = py::reinterpret_borrow<py::array>(out);
+    check_out(a, dt, shape, (std::string(fn) + " (" + what + ")").c_str());
+    if (may_overlap(a, gy) || may_overlap(a, x) || may_overlap(a, w) || (has_z && may_overlap(a, z)))
+      throw py::value_error(std::string(fn) + ": " + what + " overlaps an input");
+    return a;
+  };
+  py::array dw = grad_out(dw_out, {k, m}, "dw_out");
+  py::array db = grad_out(db_out, {m}, "db_out");
+  if (!dw_out.is_none() && !db_out.is_none() && may_overlap(dw, db))
+    throw py::value_error(std::string(fn) + ": dw_out and db_out overlap");
   py::object dx_obj = py::none();
   py::array dx;
   if (need_dx) {
@@ -277,9 +294,10 @@ void register_dense(py::module_& m) {
            "y for x (N, in_features); with check_finite, NaN or Inf in x is a ValueError.");
   m.def("dense_backward", &dense_backward_py, py::arg("grad_y"), py::arg("x"), py::arg("w"),
         py::arg("z"), py::arg("activation") = py::none(), py::arg("negative_slope") = 0.01,
-        py::arg("need_dx") = true,
+        py::arg("need_dx") = true, py::arg("dw_out") = py::none(), py::arg("db_out") = py::none(),
         "(dx, dw, db) from grad_y: dZ = grad_y * act'(z) fused with db = dZ.sum(0); "
-        "dw = x.T @ dZ; dx = dZ @ w.T (None unless need_dx).");
+        "dw = x.T @ dZ; dx = dZ @ w.T (None unless need_dx); dw and db into dw_out and "
+        "db_out when given.");
 }
 
 }  // namespace matnet::bind

@@ -8,7 +8,7 @@ package is the thin Python layer over them.
 from __future__ import annotations
 
 from . import ops
-from . import callbacks, datasets, layers, losses, metrics, optim, schedules, weights
+from . import callbacks, datasets, distributed, layers, losses, metrics, optim, schedules, weights
 from .model import Sequential
 from .serialization import load_model
 from ._paths import get_cmake_dir, get_include
@@ -22,6 +22,7 @@ __all__ = [
     "callbacks",
     "cpu_info",
     "datasets",
+    "distributed",
     "get_cmake_dir",
     "get_include",
     "get_num_threads",

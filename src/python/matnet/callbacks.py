@@ -63,8 +63,11 @@ class History(Callback):
         Needs matplotlib (``pip install matnet[demo]``); it draws off-screen
         (Agg) without touching pyplot's global state. Returns the path written.
         """
+        from . import distributed
         from .plotting import plot_history
 
+        if not distributed.is_main():  # under MPI, rank 0 writes
+            return os.fspath(path)
         return plot_history(self.history, path, title=title)
 
 

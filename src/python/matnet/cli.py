@@ -3,6 +3,7 @@
     matnet train                      # MLP on scikit-learn's digits, ~0.98 test accuracy
     matnet train --model cnn          # a small CNN on the digits, ~0.99
     matnet train --data mnist --data-dir ~/mnist --epochs 10
+    mpiexec -n 4 python -m matnet train --distributed    # data-parallel over MPI
     matnet --cmakedir                 # for CMake: -Dmatnet_DIR="$(python -m matnet --cmakedir)"
     matnet --includedir               # C++ headers
     matnet info                       # which kernel path and how many threads
@@ -16,6 +17,7 @@ to ``--out``, and ends with ``test accuracy: 0.XXXX``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -106,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--val-split", type=float, default=0.1,
                        help="fraction of the training data held out for validation curves")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    train.add_argument("--distributed", action="store_true",
+                       help="data-parallel over the ranks of the MPI job this runs in "
+                            "(mpiexec -n N python -m matnet train --distributed); "
+                            "--batch-size is per rank")
 
     sub.add_parser("info", help="print the kernel path (ISA), threads and version")
     return parser
@@ -144,6 +150,7 @@ def _build_cnn(n_in: int, n_out: int, seed: int, dropout: float = 0.25):
 def _train(args: argparse.Namespace) -> int:
     import matnet as mn
 
+    ranks = mn.distributed.size()
     defaults = dict(DEFAULTS[args.data])
     if args.model == "cnn":
         defaults.update(CNN_DEFAULTS[args.data])
@@ -161,6 +168,8 @@ def _train(args: argparse.Namespace) -> int:
         print(f"matnet train: --val-split must be in [0, 1), got {args.val_split}", file=sys.stderr)
         return 2
     threads = args.threads or defaults["threads"]
+    if not threads and ranks > 1 and "OMP_NUM_THREADS" not in os.environ:
+        threads = max(1, (os.cpu_count() or 1) // mn.distributed.local_size())
     if threads:
         mn.set_num_threads(threads)
 
@@ -201,7 +210,8 @@ def _train(args: argparse.Namespace) -> int:
           f"samples, {x_train.shape[1]} features, {classes} classes")
     print(f"kernels: {info['isa']}, {info['threads']} thread(s); optimizer: "
           f"{type(model.optimizer).__name__}(lr={lr:g}, cosine decay), batch {batch_size}, "
-          f"{epochs} epochs, label smoothing {smoothing:g}")
+          f"{epochs} epochs, label smoothing {smoothing:g}"
+          + (f"; {ranks} ranks (global batch {ranks * batch_size})" if ranks > 1 else ""))
     print(model.summary((x_train.shape[1],)))
     start = time.perf_counter()
     history = model.fit(x_fit, y_fit, epochs=epochs, batch_size=batch_size,
@@ -210,18 +220,19 @@ def _train(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     scores = model.evaluate(x_test, y_test)
 
-    os.makedirs(args.out, exist_ok=True)
     model_path = os.path.join(args.out, "model.safetensors")
-    model.save(model_path)
-    from safetensors.numpy import save_file
+    if mn.distributed.is_main():
+        os.makedirs(args.out, exist_ok=True)
+        model.save(model_path)
+        from safetensors.numpy import save_file
 
-    save_file({"x": np.ascontiguousarray(x_test, dtype=np.float32),
-               "y": np.ascontiguousarray(y_test, dtype=np.int64)},
-              os.path.join(args.out, "test_data.safetensors"),
-              metadata={"what": f"{args.data} test set"})
-    with open(os.path.join(args.out, "history.json"), "w") as f:
-        json.dump({"history": history.history, "test": scores, "train_seconds": seconds}, f,
-                  indent=1)
+        save_file({"x": np.ascontiguousarray(x_test, dtype=np.float32),
+                   "y": np.ascontiguousarray(y_test, dtype=np.int64)},
+                  os.path.join(args.out, "test_data.safetensors"),
+                  metadata={"what": f"{args.data} test set"})
+        with open(os.path.join(args.out, "history.json"), "w") as f:
+            json.dump({"history": history.history, "test": scores, "train_seconds": seconds}, f,
+                      indent=1)
     print(f"trained in {seconds:.1f} s; wrote {model_path}")
     try:
         plot_path = history.plot(os.path.join(args.out, "learning_curves.png"),
@@ -262,7 +273,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return 1
         return 0
     if args.command == "train":
-        return _train(args)
+        if not args.distributed:
+            return _train(args)
+        from . import distributed
+
+        distributed.init()
+        with open(os.devnull, "w") as devnull, contextlib.ExitStack() as stack:
+            if not distributed.is_main():  # rank 0 prints and writes; the others train quietly
+                stack.enter_context(contextlib.redirect_stdout(devnull))
+            code = _train(args)
+        if code:  # end every rank, not only this one
+            distributed.abort(f"matnet train failed (exit code {code})", code)
+        return code
     if args.command == "info":
         return _info()
     parser.print_help()

@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from . import distributed as _dist
 from . import optim as _optim
 from .callbacks import Callback, History
 from . import _core
@@ -337,6 +338,15 @@ class Sequential(Layer):
             check_finite: raise FloatingPointError (naming epoch and batch) as
                 soon as the loss is NaN or Inf; False trains on regardless.
 
+        Under :func:`matnet.distributed.init` with N > 1 ranks, ``batch_size``
+        is per rank: each step takes N·batch_size rows of the (identically
+        shuffled) data and splits them across the ranks, so the updates equal
+        one process's with batch N·batch_size; the last, smaller batch is
+        split as evenly as possible and weighted by rows. Parameters start
+        from rank 0's, losses, metrics and validation are reduced over all
+        ranks (callbacks see the same logs everywhere), and only rank 0
+        prints and saves.
+
         Returns:
             A :class:`matnet.callbacks.History`; ``history.history`` maps
             "loss", the metrics and their "val_" versions to per-epoch lists.
@@ -364,6 +374,10 @@ class Sequential(Layer):
         for cb in all_callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"fit: callbacks must be matnet Callback objects, got {cb!r}")
+        dist = _dist.fit_context()
+        if dist is not None:
+            seed = dist.begin(self, seed)
+            verbose = verbose if _dist.is_main() else 0
         rng = np.random.default_rng(seed)
         bar_factory = _progress_bar_factory() if verbose == 1 else None
         self.stop_training = False
@@ -376,9 +390,11 @@ class Sequential(Layer):
                 cb.on_epoch_begin(epoch)
             self._compiled_optimizer().set_epoch(epoch)
             start = time.perf_counter()
-            bar = bar_factory(epoch, epochs, math.ceil(len(x) / batch_size)) if bar_factory else None
+            steps = math.ceil(len(x) / (batch_size * (dist.size if dist else 1)))
+            bar = bar_factory(epoch, epochs, steps) if bar_factory else None
             try:
-                logs = self._train_epoch(x, y, batch_size, shuffle, rng, epoch, check_finite, bar)
+                logs = self._train_epoch(x, y, batch_size, shuffle, rng, epoch, check_finite, bar,
+                                         dist)
             finally:
                 if bar is not None:
                     bar.close()
@@ -400,33 +416,55 @@ class Sequential(Layer):
 
     def _train_epoch(self, x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool,
                      rng: np.random.Generator, epoch: int, check_finite: bool,
-                     bar: Any) -> Dict[str, float]:
+                     bar: Any, dist: Optional[_dist.FitContext] = None) -> Dict[str, float]:
         n = len(x)
-        if shuffle:
+        order = rng.permutation(n) if shuffle else None
+        spans = None
+        if dist is not None:  # a step takes batch_size rows on every rank
+            batch_size *= dist.size
+            # Only this rank's rows, gathered once: its share of every step.
+            take, spans = dist.local_rows(order, n, batch_size)
+            x, y = x[take], y[take]
+        elif shuffle:
             # One gather per epoch; the batches are then contiguous row slices.
-            order = rng.permutation(n)
             x, y = x[order], y[order]
         loss_fn = self._loss_fn()
         track_accuracy = "accuracy" in self.metrics
         n_batches = math.ceil(n / batch_size)
         loss_sum, right, total = 0.0, 0, 0
-        for b in range(n_batches):
-            xb = x[b * batch_size:(b + 1) * batch_size]
-            yb = y[b * batch_size:(b + 1) * batch_size]
-            out = self.forward(xb, training=True)
-            loss, grad = loss_fn(out, yb)
+
+        def check(loss: float, b: int) -> None:
             if check_finite and not math.isfinite(loss):
                 raise FloatingPointError(
                     f"fit: the loss became {loss} at epoch {epoch + 1}, batch {b + 1} of "
                     f"{n_batches}; training stopped. Lower the learning rate or check the "
                     "data (pass check_finite=False to train on regardless)"
                 )
-            self.backward(grad, need_input_grad=False)
-            self._compiled_optimizer().step(self)
-            loss_sum += loss * len(xb)
-            if track_accuracy:
-                r, t = correct_count(out, yb, self._loss_name())
-                right, total = right + r, total + t
+
+        for b in range(n_batches):
+            rows = min(n, (b + 1) * batch_size) - b * batch_size
+            start, stop = spans[b] if spans else (b * batch_size, b * batch_size + rows)
+            xb, yb = x[start:stop], y[start:stop]
+            loss, r, t = 0.0, 0, 0
+            if len(xb):  # a rank's share of a short last batch may be empty
+                out = self.forward(xb, training=True)
+                loss, grad = loss_fn(out, yb)
+                if dist is None:
+                    check(loss, b)
+                else:  # the ranks' gradients then sum to the global batch's mean
+                    grad *= len(xb) / rows
+                self.backward(grad, need_input_grad=False)
+                if track_accuracy:
+                    r, t = correct_count(out, yb, self._loss_name())
+            if dist is None:
+                self._compiled_optimizer().step(self)
+                loss_sum += loss * len(xb)
+            else:  # the loss and counts travel with the gradients
+                sums, reduced = dist.reduce(self, len(xb), (loss * len(xb), r, t))
+                check(sums[0] / rows, b)
+                dist.update(self, reduced)
+                loss_sum, r, t = loss_sum + sums[0], int(sums[1]), int(sums[2])
+            right, total = right + r, total + t
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_sum / min(n, (b + 1) * batch_size):.4f}",
@@ -453,13 +491,17 @@ class Sequential(Layer):
     def _evaluate_arrays(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> Dict[str, float]:
         loss_fn = self._loss_fn()
         loss_sum, right, total = 0.0, 0, 0
-        for start in range(0, len(x), batch_size):
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        dist = _dist.fit_context()  # under MPI each rank evaluates a slice
+        first, last = dist.shard(0, len(x)) if dist is not None else (0, len(x))
+        for start in range(first, last, batch_size):
+            xb, yb = x[start:min(last, start + batch_size)], y[start:min(last, start + batch_size)]
             out = self.forward(xb, training=False)
             loss, _ = loss_fn(out, yb)
             loss_sum += loss * len(xb)
             r, t = correct_count(out, yb, self._loss_name()) if "accuracy" in self.metrics else (0, 0)
             right, total = right + r, total + t
+        if dist is not None:
+            loss_sum, right, total = dist.sum((loss_sum, right, total))
         scores = {"loss": loss_sum / len(x)}
         if "accuracy" in self.metrics:
             scores["accuracy"] = right / total
@@ -557,7 +599,10 @@ class Sequential(Layer):
         ``format`` is ``"safetensors"`` or ``"npz"``; by default a ``.npz``
         name gets npz and any other name safetensors, the file C++ serves
         (``matnet::load_model``). See :mod:`matnet.serialization`.
+        Under :mod:`matnet.distributed` only rank 0 writes (the ranks hold the same model).
         """
+        if not _dist.is_main():
+            return
         from .serialization import save_model
 
         save_model(self, path, include_optimizer=include_optimizer, format=format)

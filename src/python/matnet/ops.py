@@ -282,6 +282,8 @@ def dense_backward(
     *,
     negative_slope: float = 0.01,
     need_dx: bool = True,
+    dw_out: Optional[np.ndarray] = None,
+    db_out: Optional[np.ndarray] = None,
 ) -> Tuple[Optional[np.ndarray], np.ndarray, np.ndarray]:
     """Backward of :func:`dense_forward`.
 
@@ -296,13 +298,15 @@ def dense_backward(
             when ``activation`` is None).
         activation, negative_slope: as given to :func:`dense_forward`.
         need_dx: False skips dx (first layer).
+        dw_out, db_out: optional C-contiguous arrays of the dtype and shape
+            that receive dw and db (and are returned) instead of new arrays.
 
     Returns:
         ``(dx, dw, db)``: (batch, in) or None, (in, out), (out,).
     """
     act = _dense_activation(activation, "dense_backward")
     slope = float_arg(negative_slope, "dense_backward", "negative_slope")
-    return _core.dense_backward(grad_y, x, w, z, act, slope, bool(need_dx))
+    return _core.dense_backward(grad_y, x, w, z, act, slope, bool(need_dx), dw_out, db_out)
 
 
 # ---------------------------------------------------------------- convolution

@@ -49,6 +49,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from . import optim as _optim
+from .distributed import unwrap
 from .layers import LAYER_TYPES, Layer
 from .metrics import LOSSES, METRICS
 
@@ -79,7 +80,7 @@ def _to_json_config(model: Any, include_optimizer: bool) -> Dict[str, Any]:
 
     training = None
     if model.loss is not None:
-        opt = model.optimizer
+        opt = unwrap(model.optimizer)  # a DistributedOptimizer saves what it wraps
         training = {
             "loss": model.loss,
             "metrics": list(model.metrics),

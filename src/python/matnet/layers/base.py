@@ -31,6 +31,11 @@ class Layer:
 
     #: True for layers that act differently in training (Dropout).
     has_training_mode: ClassVar[bool] = False
+    #: Arrays (by name, as ``params()``) that ``backward`` should write the
+    #: gradients into instead of new ones, or None. matnet.distributed sets
+    #: it to views of its fused buffer; a layer may ignore it (then the
+    #: gradients are copied there).
+    grad_out: Optional[Dict[str, np.ndarray]] = None
     #: True for layers with buffers (non-trainable saved state, BatchNorm).
     has_buffers: ClassVar[bool] = False
     #: True when forward (in evaluation) always returns a new array, never

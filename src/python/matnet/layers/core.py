@@ -264,6 +264,7 @@ class Dense(WeightedLayer):
             _, self._z = ops.dense_forward(
                 self._x, self.W, self.b, self.activation, negative_slope=self.negative_slope
             )
+        out = self.grad_out or {}
         dx, self.dW, db = ops.dense_backward(
             grad,
             self._x,
@@ -272,6 +273,8 @@ class Dense(WeightedLayer):
             self.activation,
             negative_slope=self.negative_slope,
             need_dx=need_input_grad,
+            dw_out=out.get("W"),
+            db_out=out.get("b"),
         )
         self.db = db if self.use_bias else None
         return dx if lead is None or dx is None else dx.reshape(lead + (self.in_features,))
