@@ -13,8 +13,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from . import _core
-from ._args import float_arg, index_arg
-from ._validate import check_int, check_number, check_pair, check_padding
+from ._validate import check_int, check_number, check_pair, check_padding, float_arg, index_arg
 
 __all__ = ["matmul", "matvec", "gemm"]
 
