@@ -80,9 +80,9 @@ def cross_entropy(logits: typing.Any, labels: typing.Any, label_smoothing: typin
     """
     (loss, grad): softmax cross-entropy of (batch, classes) logits with integer labels, mean over the batch; grad = d loss / d logits.
     """
-def dense_backward(grad_y: typing.Any, x: typing.Any, w: typing.Any, z: typing.Any, activation: typing.Any = None, negative_slope: typing.SupportsFloat | typing.SupportsIndex = 0.01, need_dx: bool = True) -> tuple:
+def dense_backward(grad_y: typing.Any, x: typing.Any, w: typing.Any, z: typing.Any, activation: typing.Any = None, negative_slope: typing.SupportsFloat | typing.SupportsIndex = 0.01, need_dx: bool = True, dw_out: typing.Any = None, db_out: typing.Any = None) -> tuple:
     """
-    (dx, dw, db) from grad_y: dZ = grad_y * act'(z) fused with db = dZ.sum(0); dw = x.T @ dZ; dx = dZ @ w.T (None unless need_dx).
+    (dx, dw, db) from grad_y: dZ = grad_y * act'(z) fused with db = dZ.sum(0); dw = x.T @ dZ; dx = dZ @ w.T (None unless need_dx); dw and db into dw_out and db_out when given.
     """
 def dense_forward(x: typing.Any, w: typing.Any, b: typing.Any = None, activation: typing.Any = None, negative_slope: typing.SupportsFloat | typing.SupportsIndex = 0.01) -> tuple:
     """

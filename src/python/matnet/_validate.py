@@ -1,14 +1,21 @@
-"""Argument validators shared by layers, optimizers, schedules, model and callbacks.
+"""Argument validators shared by layers, optimizers, schedules, model, callbacks and ops.
 
 One place for the checks that turn a bad constructor argument into an
 exception naming the class, the argument and the value received: wrong
 type -> TypeError, out of range -> ValueError. Every helper returns the value
 converted to the plain Python type (int, float, np.dtype) it stands for.
+
+``index_arg`` and ``float_arg`` check the Python scalars that ``matnet.ops``
+passes on to ``matnet._core``: pybind11 refuses a Python int that does not
+fit the C++ type (an axis of 2**40, an alpha of 10**400) with a TypeError
+about "incompatible function arguments"; they raise TypeError /
+OverflowError naming the function and the argument instead.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any, Optional, Tuple, Union
 
 import numpy as np
@@ -125,3 +132,35 @@ def check_padding(value: Any, who: str) -> Union[str, Tuple[int, int]]:
                              f"got {value!r}")
         return value
     return check_pair(value, "padding", who, minimum=0)
+
+
+# ---------------------------------------------------------------- kernel scalars
+
+_INT64_MAX = 2**63 - 1
+
+
+def index_arg(value: Any, fn: str, name: str, lo: int = -_INT64_MAX - 1,
+              hi: int = _INT64_MAX) -> int:
+    """``value`` as an int in ``[lo, hi]``: TypeError if it is not an integer
+    (bool included), OverflowError outside ``[lo, hi]``."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{fn}: {name} must be an int, got {value!r}")
+    try:
+        i = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{fn}: {name} must be an int, got {type(value).__name__}") from None
+    if not lo <= i <= hi:
+        raise OverflowError(f"{fn}: {name}={i} is out of range [{lo}, {hi}]")
+    return i
+
+
+def float_arg(value: Any, fn: str, name: str) -> float:
+    """``value`` as a Python float: TypeError if it is not a real number,
+    OverflowError if it is an int too large for a double."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{fn}: {name} must be a real number, got {type(value).__name__}")
+    try:
+        return float(value)
+    except OverflowError:
+        raise OverflowError(f"{fn}: {name}={value} is too large for a float64") from None

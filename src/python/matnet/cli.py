@@ -168,7 +168,7 @@ def _build_transformer(n_in: int, n_out: int, seed: int, width: int = 64, heads:
     return mn.Sequential(stack)
 
 
-def _build_cnn(n_in: int, n_out: int, seed: int, dropout: float = 0.25):
+def _build_cnn(n_in: int, n_out: int, seed: int, dropout: float = 0.25) -> "Sequential":
     """Square one-channel images of n_in pixels: two 3x3 convolutions (32, 64
     channels, same padding, ReLU), 2x2 max pooling, dropout, Dense to n_out."""
     import matnet as mn

@@ -35,7 +35,8 @@ import os
 import sys
 import traceback
 import weakref
-from typing import Any, List, Optional, Sequence, Tuple
+from types import TracebackType
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Type
 
 import numpy as np
 
@@ -168,7 +169,9 @@ def abort(message: str, code: int = 1) -> None:
 def _install_abort_hook() -> None:
     previous = sys.excepthook
 
-    def hook(kind, value, tb):  # an uncaught exception on this rank ends every rank
+    # an uncaught exception on this rank ends every rank
+    def hook(kind: Type[BaseException], value: BaseException,
+             tb: Optional[TracebackType]) -> None:
         if issubclass(kind, KeyboardInterrupt):
             return previous(kind, value, tb)
         traceback.print_exception(kind, value, tb)
@@ -370,13 +373,13 @@ class DistributedOptimizer(_optim.Optimizer):
     def set_epoch(self, epoch: int) -> None:
         self.optimizer.set_epoch(epoch)
 
-    def get_config(self):
+    def get_config(self) -> Dict[str, Any]:
         return self.optimizer.get_config()
 
-    def state_arrays(self):
+    def state_arrays(self) -> List[Dict[str, np.ndarray]]:
         return self.optimizer.state_arrays()
 
-    def load_state(self, iterations, arrays):
+    def load_state(self, iterations: int, arrays: List[Dict[str, np.ndarray]]) -> None:
         self.optimizer.load_state(iterations, arrays)
 
     def __repr__(self) -> str:

@@ -8,13 +8,12 @@ read through their strides or copied once.
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import List, Literal, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
 
 from . import _core
-from ._args import float_arg, index_arg
-from ._validate import check_int, check_number, check_pair, check_padding
+from ._validate import check_int, check_number, check_pair, check_padding, float_arg, index_arg
 
 __all__ = ["matmul", "matvec", "gemm"]
 
@@ -314,6 +313,11 @@ def dense_backward(
 # padding also "valid" (0) or "same" (output size = input size, stride 1;
 # an odd total goes to the bottom/right, as PyTorch).
 
+#: A geometry argument: an int for both axes or an (h, w) pair.
+_Pair = Union[int, Sequence[int]]
+#: Convolution padding: a _Pair, "same" or "valid".
+_Padding = Union[int, str, Sequence[int]]
+
 __all__ += [
     "conv2d", "conv2d_forward", "conv2d_backward", "conv2d_output_shape", "conv2d_padding",
     "max_pool2d", "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d",
@@ -322,35 +326,36 @@ __all__ += [
 ]
 
 
-def conv2d_padding(padding, kernel_size, stride=1, dilation=1,
-                   who: str = "conv2d") -> Tuple[int, int, int, int]:
+def conv2d_padding(padding: _Padding, kernel_size: _Pair, stride: _Pair = 1,
+                   dilation: _Pair = 1, who: str = "conv2d") -> Tuple[int, int, int, int]:
     """(top, bottom, left, right) zero padding for ``padding`` = int, pair, "same" or "valid"."""
-    padding = check_padding(padding, who)
-    if padding == "valid":
-        return (0, 0, 0, 0)
-    if padding == "same":
+    pad = check_padding(padding, who)
+    if isinstance(pad, str):  # "valid" or "same" (check_padding refuses other strings)
+        if pad == "valid":
+            return (0, 0, 0, 0)
         if check_pair(stride, "stride", who) != (1, 1):
             raise ValueError(f"{who}: padding='same' needs stride 1, got stride={stride!r}")
         kh, kw = check_pair(kernel_size, "kernel_size", who)
         dh, dw = check_pair(dilation, "dilation", who)
         th, tw = dh * (kh - 1), dw * (kw - 1)
         return (th // 2, th - th // 2, tw // 2, tw - tw // 2)
-    return (padding[0], padding[0], padding[1], padding[1])
+    return (pad[0], pad[0], pad[1], pad[1])
 
 
-def _conv_geometry(w_shape, stride, padding, dilation, groups, who):
+def _conv_geometry(w_shape: Tuple[int, ...], stride: _Pair, padding: _Padding, dilation: _Pair,
+                   groups: int, who: str) -> Tuple[List[int], List[int], List[int], int]:
     if len(w_shape) != 4:
         raise ValueError(f"{who}: w must have shape (out_channels, in_channels/groups, kh, kw), "
                          f"got {tuple(w_shape)}")
-    stride = check_pair(stride, "stride", who)
-    dilation = check_pair(dilation, "dilation", who)
-    pads = conv2d_padding(padding, w_shape[2:], stride, dilation, who)
-    groups = check_int(groups, "groups", who)
-    return list(stride), list(pads), list(dilation), groups
+    s = check_pair(stride, "stride", who)
+    d = check_pair(dilation, "dilation", who)
+    pads = conv2d_padding(padding, w_shape[2:], s, d, who)
+    return list(s), list(pads), list(d), check_int(groups, "groups", who)
 
 
-def conv2d_output_shape(input_shape, out_channels: int, kernel_size, stride=1, padding=0,
-                        dilation=1) -> Tuple[int, int, int]:
+def conv2d_output_shape(input_shape: Sequence[int], out_channels: int, kernel_size: _Pair,
+                        stride: _Pair = 1, padding: _Padding = 0,
+                        dilation: _Pair = 1) -> Tuple[int, int, int]:
     """Per-sample output shape (F, OH, OW) for a per-sample input shape (C, H, W)."""
     kh, kw = check_pair(kernel_size, "kernel_size", "conv2d")
     sh, sw = check_pair(stride, "stride", "conv2d")
@@ -365,9 +370,11 @@ def conv2d_output_shape(input_shape, out_channels: int, kernel_size, stride=1, p
     return (int(out_channels), oh, ow)
 
 
-def conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1,
-                   activation: Optional[str] = None, *, negative_slope: float = 0.01,
-                   keep_z: bool = True):
+def conv2d_forward(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray] = None,
+                   stride: _Pair = 1, padding: _Padding = 0, dilation: _Pair = 1,
+                   groups: int = 1, activation: Optional[str] = None, *,
+                   negative_slope: float = 0.01,
+                   keep_z: bool = True) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """Fused 2-D convolution: ``z = conv2d(x, w) + b``, ``y = activation(z)``.
 
     Args:
@@ -388,13 +395,13 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1,
     per output tile in cache. GIL released, up to get_num_threads() threads.
     """
     act = _dense_activation(activation, "conv2d")
-    stride, pads, dilation, groups = _conv_geometry(np.shape(w), stride, padding, dilation,
-                                                    groups, "conv2d")
-    return _core.conv2d_forward(x, w, b, stride, pads, dilation, groups, act,
-                                float(negative_slope), bool(keep_z))
+    s, pads, d, g = _conv_geometry(np.shape(w), stride, padding, dilation, groups, "conv2d")
+    return _core.conv2d_forward(x, w, b, s, pads, d, g, act, float(negative_slope),
+                                bool(keep_z))
 
 
-def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1,
+def conv2d(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray] = None, stride: _Pair = 1,
+           padding: _Padding = 0, dilation: _Pair = 1, groups: int = 1,
            activation: Optional[str] = None, *, negative_slope: float = 0.01) -> np.ndarray:
     """``activation(conv2d(x, w) + b)`` (N, F, OH, OW), as ``torch.nn.functional.conv2d``
     followed by the activation; arguments as :func:`conv2d_forward`."""
@@ -402,9 +409,12 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1,
                           negative_slope=negative_slope, keep_z=False)[0]
 
 
-def conv2d_backward(grad_y, x, w, z, stride=1, padding=0, dilation=1, groups=1,
-                    activation: Optional[str] = None, *, negative_slope: float = 0.01,
-                    need_dx: bool = True, need_db: bool = True):
+def conv2d_backward(
+    grad_y: np.ndarray, x: np.ndarray, w: np.ndarray, z: Optional[np.ndarray],
+    stride: _Pair = 1, padding: _Padding = 0, dilation: _Pair = 1, groups: int = 1,
+    activation: Optional[str] = None, *, negative_slope: float = 0.01, need_dx: bool = True,
+    need_db: bool = True,
+) -> Tuple[Optional[np.ndarray], np.ndarray, Optional[np.ndarray]]:
     """Backward of :func:`conv2d_forward`: ``(dx, dw, db)``.
 
     ``dZ = grad_y * activation'(z)``; ``db`` sums dZ over N, OH, OW;
@@ -414,23 +424,25 @@ def conv2d_backward(grad_y, x, w, z, stride=1, padding=0, dilation=1, groups=1,
     ``need_dx``/``need_db`` is False. ``z`` may be None for activation None.
     """
     act = _dense_activation(activation, "conv2d_backward")
-    stride, pads, dilation, groups = _conv_geometry(np.shape(w), stride, padding, dilation,
-                                                    groups, "conv2d_backward")
-    return _core.conv2d_backward(grad_y, x, w, z, stride, pads, dilation, groups, act,
-                                 float(negative_slope), bool(need_dx), bool(need_db))
+    s, pads, d, g = _conv_geometry(np.shape(w), stride, padding, dilation, groups,
+                                   "conv2d_backward")
+    return _core.conv2d_backward(grad_y, x, w, z, s, pads, d, g, act, float(negative_slope),
+                                 bool(need_dx), bool(need_db))
 
 
 # ---------------------------------------------------------------- pooling
 
 
-def _pool_geometry(kernel_size, stride, padding, who):
+def _pool_geometry(kernel_size: _Pair, stride: Optional[_Pair], padding: _Pair,
+                   who: str) -> Tuple[List[int], List[int], List[int]]:
     kernel = check_pair(kernel_size, "kernel_size", who)
-    stride = kernel if stride is None else check_pair(stride, "stride", who)
-    padding = check_pair(padding, "padding", who, minimum=0)
-    return list(kernel), list(stride), list(padding)
+    s = kernel if stride is None else check_pair(stride, "stride", who)
+    p = check_pair(padding, "padding", who, minimum=0)
+    return list(kernel), list(s), list(p)
 
 
-def pool2d_output_shape(input_shape, kernel_size, stride=None, padding=0,
+def pool2d_output_shape(input_shape: Sequence[int], kernel_size: _Pair,
+                        stride: Optional[_Pair] = None, padding: _Pair = 0,
                         who: str = "pool2d") -> Tuple[int, int, int]:
     """Per-sample output shape (C, OH, OW) of max/avg pooling for (C, H, W)."""
     (kh, kw), (sh, sw), (ph, pw) = _pool_geometry(kernel_size, stride, padding, who)
@@ -447,40 +459,46 @@ def pool2d_output_shape(input_shape, kernel_size, stride=None, padding=0,
     return (c, oh, ow)
 
 
-def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
+def max_pool2d_forward(x: np.ndarray, kernel_size: _Pair, stride: Optional[_Pair] = None,
+                       padding: _Pair = 0) -> Tuple[np.ndarray, np.ndarray]:
     """``(y, argmax)``: max over each window of x (N, C, H, W) (stride defaults to the
     window, -inf padding); argmax (int64, indices into each H*W plane) for backward."""
     k, s, p = _pool_geometry(kernel_size, stride, padding, "max_pool2d")
     return _core.max_pool2d_forward(x, k, s, p)
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0) -> np.ndarray:
+def max_pool2d(x: np.ndarray, kernel_size: _Pair, stride: Optional[_Pair] = None,
+               padding: _Pair = 0) -> np.ndarray:
     """Max pooling, as ``torch.nn.functional.max_pool2d``."""
     return max_pool2d_forward(x, kernel_size, stride, padding)[0]
 
 
-def max_pool2d_backward(grad_y, argmax, x_shape, kernel_size, stride=None, padding=0):
+def max_pool2d_backward(grad_y: np.ndarray, argmax: np.ndarray, x_shape: Sequence[int],
+                        kernel_size: _Pair, stride: Optional[_Pair] = None,
+                        padding: _Pair = 0) -> np.ndarray:
     """dx (x_shape): grad_y added at the argmax positions of :func:`max_pool2d_forward`."""
     k, s, p = _pool_geometry(kernel_size, stride, padding, "max_pool2d_backward")
     return _core.max_pool2d_backward(grad_y, argmax, [int(d) for d in x_shape], k, s, p)
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad: bool = True):
+def avg_pool2d(x: np.ndarray, kernel_size: _Pair, stride: Optional[_Pair] = None,
+               padding: _Pair = 0, count_include_pad: bool = True) -> np.ndarray:
     """Average pooling, as ``torch.nn.functional.avg_pool2d`` (zero padding counted in
     the divisor unless ``count_include_pad`` is False)."""
     k, s, p = _pool_geometry(kernel_size, stride, padding, "avg_pool2d")
     return _core.avg_pool2d_forward(x, k, s, p, bool(count_include_pad))
 
 
-def avg_pool2d_backward(grad_y, x_shape, kernel_size, stride=None, padding=0,
-                        count_include_pad: bool = True):
+def avg_pool2d_backward(grad_y: np.ndarray, x_shape: Sequence[int], kernel_size: _Pair,
+                        stride: Optional[_Pair] = None, padding: _Pair = 0,
+                        count_include_pad: bool = True) -> np.ndarray:
     """dx (x_shape): each grad_y element spread evenly over its window."""
     k, s, p = _pool_geometry(kernel_size, stride, padding, "avg_pool2d_backward")
     return _core.avg_pool2d_backward(grad_y, [int(d) for d in x_shape], k, s, p,
                                      bool(count_include_pad))
 
 
-def _nchw(x, who):
+def _nchw(x: np.ndarray, who: str) -> Tuple[int, ...]:
     shape = np.shape(x)
     if len(shape) != 4:
         raise ValueError(f"{who}: x must have shape (N, C, H, W), got {tuple(shape)}")
@@ -489,13 +507,13 @@ def _nchw(x, who):
     return shape
 
 
-def global_avg_pool2d(x) -> np.ndarray:
+def global_avg_pool2d(x: np.ndarray) -> np.ndarray:
     """(N, C): the mean of each (H, W) plane of x (N, C, H, W)."""
     n, c, h, w = _nchw(x, "global_avg_pool2d")
     return avg_pool2d(x, (h, w)).reshape(n, c)
 
 
-def global_avg_pool2d_backward(grad_y, x_shape) -> np.ndarray:
+def global_avg_pool2d_backward(grad_y: np.ndarray, x_shape: Sequence[int]) -> np.ndarray:
     """dx (x_shape) from grad_y (N, C): grad_y / (H*W) over each plane."""
     n, c, h, w = _nchw(np.empty(tuple(x_shape), dtype=np.int8), "global_avg_pool2d_backward")
     g = np.asarray(grad_y)
@@ -508,8 +526,10 @@ def global_avg_pool2d_backward(grad_y, x_shape) -> np.ndarray:
 # ---------------------------------------------------------------- batch normalization
 
 
-def batch_norm(x, gamma, beta, running_mean, running_var, training: bool, *,
-               momentum: float = 0.1, eps: float = 1e-5):
+def batch_norm(x: np.ndarray, gamma: Optional[np.ndarray], beta: Optional[np.ndarray],
+               running_mean: np.ndarray, running_var: np.ndarray, training: bool, *,
+               momentum: float = 0.1,
+               eps: float = 1e-5) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Batch normalization of x (N, C, ...) per channel: ``(y, mean, invstd)``.
 
     Training: batch mean and biased variance; ``running_mean``/``running_var``
@@ -524,8 +544,10 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training: bool, *,
                                    momentum, eps)
 
 
-def batch_norm_backward(grad_y, x, gamma, mean, invstd, training: bool = True, *,
-                        need_dx: bool = True):
+def batch_norm_backward(
+    grad_y: np.ndarray, x: np.ndarray, gamma: Optional[np.ndarray], mean: np.ndarray,
+    invstd: np.ndarray, training: bool = True, *, need_dx: bool = True,
+) -> Tuple[Optional[np.ndarray], np.ndarray, np.ndarray]:
     """Backward of :func:`batch_norm`: ``(dx, dgamma, dbeta)``.
 
     ``training`` says whether the forward used batch statistics (then dx
@@ -648,7 +670,7 @@ def rmsprop_update(
 __all__ += ["scaled_dot_product_attention", "scaled_dot_product_attention_backward"]
 
 
-def _attention_mask(mask, q: np.ndarray, k: np.ndarray, fn: str) -> Optional[np.ndarray]:
+def _attention_mask(mask: Optional[np.ndarray], q: np.ndarray, k: np.ndarray, fn: str) -> Optional[np.ndarray]:
     """The mask as an additive array of q's dtype, broadcast (a view) to
     (..., Lq, Lk); None stays None."""
     if mask is None:
@@ -675,13 +697,28 @@ def _attention_mask(mask, q: np.ndarray, k: np.ndarray, fn: str) -> Optional[np.
         ) from None
 
 
-def _attention_scale(q, scale: Optional[float]) -> float:
+def _attention_scale(q: np.ndarray, scale: Optional[float]) -> float:
     if scale is not None:
         return float(scale)
     d = np.shape(q)[-1] if np.ndim(q) >= 1 else 0
     return 1.0 / float(np.sqrt(d)) if d > 0 else 1.0
 
 
+@overload
+def scaled_dot_product_attention(
+    q: np.ndarray, k: np.ndarray, v: np.ndarray, *, mask: Optional[np.ndarray] = ...,
+    causal: bool = ..., scale: Optional[float] = ..., return_lse: Literal[False] = ...,
+) -> np.ndarray: ...
+@overload
+def scaled_dot_product_attention(
+    q: np.ndarray, k: np.ndarray, v: np.ndarray, *, mask: Optional[np.ndarray] = ...,
+    causal: bool = ..., scale: Optional[float] = ..., return_lse: Literal[True],
+) -> Tuple[np.ndarray, np.ndarray]: ...
+@overload
+def scaled_dot_product_attention(
+    q: np.ndarray, k: np.ndarray, v: np.ndarray, *, mask: Optional[np.ndarray] = ...,
+    causal: bool = ..., scale: Optional[float] = ..., return_lse: bool,
+) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]: ...
 def scaled_dot_product_attention(
     q: np.ndarray,
     k: np.ndarray,
@@ -691,7 +728,7 @@ def scaled_dot_product_attention(
     causal: bool = False,
     scale: Optional[float] = None,
     return_lse: bool = False,
-):
+) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
     """Scaled dot-product attention, as ``torch.nn.functional.scaled_dot_product_attention``::
 
         S = scale * q @ k^T + mask  (-inf where causal hides a key)
@@ -760,13 +797,31 @@ def scaled_dot_product_attention_backward(
 __all__ += ["layer_norm", "layer_norm_backward"]
 
 
+_Stats = Tuple[np.ndarray, np.ndarray, np.ndarray]  # layer_norm's (y, mean, rstd)
+
+
+@overload
+def layer_norm(x: np.ndarray, weight: Optional[np.ndarray] = ...,
+               bias: Optional[np.ndarray] = ..., eps: float = ...,
+               return_stats: Literal[False] = ...) -> np.ndarray: ...
+@overload
+def layer_norm(x: np.ndarray, weight: Optional[np.ndarray], bias: Optional[np.ndarray],
+               eps: float, return_stats: Literal[True]) -> _Stats: ...
+@overload
+def layer_norm(x: np.ndarray, weight: Optional[np.ndarray] = ...,
+               bias: Optional[np.ndarray] = ..., eps: float = ..., *,
+               return_stats: Literal[True]) -> _Stats: ...
+@overload
+def layer_norm(x: np.ndarray, weight: Optional[np.ndarray] = ...,
+               bias: Optional[np.ndarray] = ..., eps: float = ...,
+               return_stats: bool = ...) -> Union[np.ndarray, _Stats]: ...
 def layer_norm(
     x: np.ndarray,
     weight: Optional[np.ndarray] = None,
     bias: Optional[np.ndarray] = None,
     eps: float = 1e-5,
     return_stats: bool = False,
-):
+) -> Union[np.ndarray, _Stats]:
     """Layer normalization over the last axis, as ``torch.nn.functional.layer_norm(x, (C,))``::
 
         mean = x.mean(-1), var = x.var(-1) (biased), rstd = 1 / sqrt(var + eps)

@@ -55,7 +55,8 @@ class WeightedLayer(Layer):
 
     returns_new_array: ClassVar[bool] = True
 
-    def _configure(self, **config: Any) -> None:
+    def _configure(self, *args: Any, **config: Any) -> None:
+        # (*args: Any, **config: Any): each subclass declares its own arguments.
         raise NotImplementedError
 
     def _weight_shape(self) -> Shape:
@@ -122,7 +123,9 @@ class WeightedLayer(Layer):
         return self._dtype
 
     def params(self) -> Dict[str, np.ndarray]:
-        return {"W": self.W, "b": self.b} if self.use_bias else {"W": self.W}
+        # b is None exactly when not use_bias (between from_config's reset and
+        # set_params too, where b is left out rather than given as None).
+        return {"W": self.W} if self.b is None else {"W": self.W, "b": self.b}
 
     def grads(self) -> Dict[str, Optional[np.ndarray]]:
         return {"W": self.dW, "b": self.db} if self.use_bias else {"W": self.dW}

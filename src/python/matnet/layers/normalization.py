@@ -83,7 +83,9 @@ class BatchNorm(Layer):
         return dx
 
     def params(self) -> Dict[str, np.ndarray]:
-        return {"gamma": self.gamma, "beta": self.beta} if self.affine else {}
+        if self.gamma is None or self.beta is None:  # both None exactly when not affine
+            return {}
+        return {"gamma": self.gamma, "beta": self.beta}
 
     def grads(self) -> Dict[str, Optional[np.ndarray]]:
         return {"gamma": self.dgamma, "beta": self.dbeta} if self.affine else {}
