@@ -205,7 +205,7 @@ def test_non_contiguous_inputs(rng):
     np.testing.assert_array_equal(sdpa(q, kv, v), sdpa(q, k, v))
 
 
-@pytest.mark.parametrize("lead", [(1, 1), (1, 8)])
+@pytest.mark.parametrize("lead", [(1, 1), (3,), (1, 8)])
 def test_threads_agree(rng, threads, lead):
     # One entry on two threads splits its keys over tasks (partial dQ sums).
     q, k, v = make(rng, lead, 200, 300, 32, 32, np.float64)
