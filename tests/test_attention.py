@@ -6,6 +6,9 @@ optional oracle."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -194,6 +197,26 @@ def test_no_keys_gives_zeros(rng):
     assert np.all(dq == 0) and dk.shape == k.shape and dv.shape == v.shape
     out = sdpa(np.zeros((2, 0, 8)), rng.standard_normal((2, 3, 8)), rng.standard_normal((2, 3, 3)))
     assert out.shape == (2, 0, 3)
+
+
+def test_memory_is_linear_in_length():
+    # L = 8192: the L x L scores would be 256 MiB (float32); forward and
+    # backward together may use the outputs (16 MiB) and O(L d) scratch.
+    code = """
+import numpy as np, matnet as mn
+def hwm():
+    return int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]) / 1024
+q, k, v, g = (np.ones((1, 1, 8192, 64), np.float32) for _ in range(4))
+mn.ops.scaled_dot_product_attention(q[:, :, :64], k[:, :, :64], v[:, :, :64])
+before = hwm()
+out, lse = mn.ops.scaled_dot_product_attention(q, k, v, return_lse=True)
+mn.ops.scaled_dot_product_attention_backward(g, q, k, v, out, lse)
+print(hwm() - before)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert float(proc.stdout) < 64, f"peak grew by {float(proc.stdout):.0f} MiB"
 
 
 def test_non_contiguous_inputs(rng):
