@@ -19,7 +19,7 @@ over repeats (harness.time_median). Reported: the median over rounds, and
 ratios library time / matnet time (> 1: matnet faster).
 
 Peak memory: at L = 4096 a fresh process per (library, mode, threads) makes
-the inputs, runs the call once and reports its peak RSS (ru_maxrss) and the
+the inputs, runs the call once and reports its peak RSS (VmHWM) and the
 peak above the RSS it had just before the call ("extra": the call's own
 working memory; the total includes each library's code, which for PyTorch is
 large).
@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -122,9 +121,15 @@ def make_call(lib: str, mode: str, length: int):
     return fn
 
 
-def rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+def memory_mib(field: str) -> float:
+    """VmRSS (now) or VmHWM (peak) of this process from /proc/self/status, in
+    MiB. Not ru_maxrss: after fork + exec that includes the parent's RSS (a
+    parent that imported torch made matnet's child report 218 MiB)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def child(lib: str, mode: str, length: int, threads: int, memory: bool, quick: bool) -> dict:
@@ -132,9 +137,9 @@ def child(lib: str, mode: str, length: int, threads: int, memory: bool, quick: b
     with harness.threads(threads, torch):
         fn = make_call(lib, mode, length)
         if memory:
-            before = rss_mib()
+            before = memory_mib("VmRSS")
             fn()
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            peak = memory_mib("VmHWM")
             return {"peak_mib": peak, "extra_mib": peak - before}
         slow = lib == "numpy" and length >= 2048
         s = harness.time_median(fn, repeat=3 if quick or slow else 5, warmup=1,

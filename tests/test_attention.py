@@ -6,6 +6,9 @@ optional oracle."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -196,6 +199,26 @@ def test_no_keys_gives_zeros(rng):
     assert out.shape == (2, 0, 3)
 
 
+def test_memory_is_linear_in_length():
+    # L = 8192: the L x L scores would be 256 MiB (float32); forward and
+    # backward together may use the outputs (16 MiB) and O(L d) scratch.
+    code = """
+import numpy as np, matnet as mn
+def hwm():
+    return int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]) / 1024
+q, k, v, g = (np.ones((1, 1, 8192, 64), np.float32) for _ in range(4))
+mn.ops.scaled_dot_product_attention(q[:, :, :64], k[:, :, :64], v[:, :, :64])
+before = hwm()
+out, lse = mn.ops.scaled_dot_product_attention(q, k, v, return_lse=True)
+mn.ops.scaled_dot_product_attention_backward(g, q, k, v, out, lse)
+print(hwm() - before)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert float(proc.stdout) < 64, f"peak grew by {float(proc.stdout):.0f} MiB"
+
+
 def test_non_contiguous_inputs(rng):
     q, k, v = make(rng, (2, 3), 20, 30, 8, 8, np.float32)
     qt = np.ascontiguousarray(np.swapaxes(q, -1, -2)).swapaxes(-1, -2)  # Fortran-like view
@@ -205,7 +228,7 @@ def test_non_contiguous_inputs(rng):
     np.testing.assert_array_equal(sdpa(q, kv, v), sdpa(q, k, v))
 
 
-@pytest.mark.parametrize("lead", [(1, 1), (1, 8)])
+@pytest.mark.parametrize("lead", [(1, 1), (3,), (1, 8)])
 def test_threads_agree(rng, threads, lead):
     # One entry on two threads splits its keys over tasks (partial dQ sums).
     q, k, v = make(rng, lead, 200, 300, 32, 32, np.float64)

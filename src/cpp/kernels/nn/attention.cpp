@@ -30,8 +30,8 @@
 //       dV += P^T dO, dK += scale dS^T Q            A = P, dS columns in place
 //       dQ += scale dS K                           the task's dQ accumulator
 // An entry's keys are split over several tasks only when there are fewer
-// entries than threads; each such task then writes its dQ to a partial of
-// its own, summed after the region. Scratch comes from the workspace, per
+// than two entries per thread; each such task then writes its dQ to a
+// partial of its own, summed after the region. Scratch comes from the workspace, per
 // thread, laid out before the regions. No buffer is L x L.
 //
 // Padding: every buffer a microkernel writes has whole MR x NR tiles; Q and
@@ -206,7 +206,10 @@ void backward_impl(T* dq, T* dk, T* dv, const T* go, const T* q, const T* k, con
   const i64 nkb = ceil_div(lk, bk), nqb = ceil_div(lq, bq);
   const i64 d_pn = round_up(d, NR), dv_pn = round_up(dvw, NR);
   const int nt = attention_threads(2.5 * batch * lq * lk * (d + dvw), max_threads);
-  const i64 chunks = (batch >= nt || nkb <= 1) ? 1 : std::min<i64>(nkb, ceil_div(nt, batch));
+  // Key chunks per entry: enough tasks for at least two per thread (3 entries
+  // on 2 threads: 6 tasks, not 3), each extra chunk costing one partial dQ.
+  const i64 chunks =
+      (batch >= 2 * nt || nkb <= 1) ? 1 : std::min<i64>(nkb, ceil_div(2 * nt, batch));
   const i64 tasks = batch * chunks;
   // Per thread: K^T, V^T, K panels; Q, dO panels; S/P and dP/dS; dK, dV and
   // dQ accumulators; Dsum; an A panel.
