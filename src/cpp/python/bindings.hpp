@@ -11,5 +11,6 @@ void register_ops(pybind11::module_& m);
 void register_dense(pybind11::module_& m);
 void register_losses(pybind11::module_& m);
 void register_optim(pybind11::module_& m);
+void register_linalg(pybind11::module_& m);
 
 }  // namespace matnet::bind

@@ -15,4 +15,5 @@ PYBIND11_MODULE(_core, m) {
   matnet::bind::register_dense(m);
   matnet::bind::register_losses(m);
   matnet::bind::register_optim(m);
+  matnet::bind::register_linalg(m);
 }

@@ -8,6 +8,7 @@ package is the thin Python layer over them.
 from __future__ import annotations
 
 from . import ops
+from . import linalg
 from . import callbacks, datasets, layers, losses, metrics, optim, schedules
 from .model import Sequential
 from .serialization import load_model
@@ -26,6 +27,7 @@ __all__ = [
     "get_include",
     "get_num_threads",
     "layers",
+    "linalg",
     "load_model",
     "losses",
     "metrics",

@@ -10,6 +10,8 @@
 // dense.hpp        dense_forward / dense_backward (fused bias + activation)
 // losses.hpp       cross_entropy, mse, binary_cross_entropy (loss + gradient)
 // optim.hpp        sgd_update, adam_update (Adam/AdamW), rmsprop_update
+// linalg.hpp       matnet::linalg:: lu_factor, solve, det, inv, cholesky, qr, eigh, svd
+//                  (stacks of matrices, per-matrix info codes)
 //
 // errors.hpp       matnet::invalid_argument (derived from std::invalid_argument),
 //                  thrown by every function for bad arguments; an unavailable
@@ -24,6 +26,7 @@
 #include "matnet/errors.hpp"
 #include "matnet/gemm.hpp"
 #include "matnet/gemv.hpp"
+#include "matnet/linalg.hpp"
 #include "matnet/losses.hpp"
 #include "matnet/optim.hpp"
 #include "matnet/runtime.hpp"

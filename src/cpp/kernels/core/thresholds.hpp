@@ -83,4 +83,28 @@ inline constexpr std::int64_t chain_split_last_min_bytes = std::int64_t{1} << 15
 // the second thread (23.5 -> 18.7 us).
 inline constexpr std::int64_t optim_parallel_min_bytes = std::int64_t{1} << 17;
 
+
+// ---------------------------------------------------------------- linalg
+
+// Rows of the diagonal blocks of a blocked TRSM (blas3/trsm.cpp): the
+// substitution inside a block is axpy work, everything else one GEMM per
+// block. 64 keeps the block's share of the flops at ~64/n and the GEMM's
+// k = 64 deep enough for the packed kernel. Not tuned beyond 32/64/128
+// spot checks (64 and 128 within noise at n = 1024).
+inline constexpr std::int64_t trsm_block = 64;
+
+// Recursive LU and Cholesky stop recursing at this many columns and run
+// the unblocked loops; below it the GEMM calls cost more than they save.
+inline constexpr std::int64_t lu_base_cols = 16;
+inline constexpr std::int64_t cholesky_base_cols = 32;
+
+// Householder panel width of the blocked QR (compact WY, I - V T V^T): the
+// trailing update is two GEMMs with k = this. 32 as in LAPACK's DGEQRF.
+inline constexpr std::int64_t qr_block = 32;
+
+// A stack of matrices runs one matrix per thread (each factorisation on
+// one thread, unblocked loops in cache) up to this order; larger matrices
+// run one after another, each on every thread.
+inline constexpr std::int64_t linalg_batch_per_thread_max_n = 96;
+
 }  // namespace matnet::detail::thresholds
