@@ -27,7 +27,7 @@ from . import _core
 from . import ops as _ops
 
 __all__ = [
-    "LinAlgError", "norm", "det", "slogdet", "solve", "inv", "lstsq", "cholesky", "qr",
+    "LinAlgError", "norm", "lu_factor", "det", "slogdet", "solve", "inv", "lstsq", "cholesky", "qr",
     "eigh", "eigvalsh", "svd", "pinv", "matrix_rank", "cond", "PCA",
 ]
 
@@ -202,6 +202,19 @@ def norm(x: Any, ord: Any = None, axis: Union[None, int, Tuple[int, int]] = None
 
 
 # ------------------------------------------------------------------ LU family
+
+def lu_factor(a: Any) -> Tuple[np.ndarray, np.ndarray]:
+    """LU with partial pivoting of (..., n, n), as ``scipy.linalg.lu_factor``:
+    returns (lu, piv) with L (unit diagonal, strictly lower) and U packed in
+    lu, and piv[i] the row swapped with row i at step i (0-based), so that
+    P A = L U. A zero pivot is not an error here (U is then singular)."""
+    a = _float_array(a, "lu_factor")
+    _matrices(a, "lu_factor")
+    a3 = _stack(a)
+    piv, info = _core.linalg_lu_factor(a3)
+    _check_info(np.minimum(info, 0), a.shape[:-2], "lu_factor", "")
+    return a3.reshape(a.shape), piv.reshape(a.shape[:-1])
+
 
 def slogdet(a: Any) -> SlogdetResult:
     """Sign and natural log of |det(a)| for (..., n, n): a singular matrix
@@ -535,10 +548,12 @@ class PCA:
         self.singular_values_ = s[:k]
         return u[:, :k] * s[:k]
 
-    def _input(self, X: Any, fn: str, name: str, cols: int) -> np.ndarray:
-        """X checked for PCA.fn after fit: float, 2-D with `cols` columns."""
+    def _input(self, X: Any, fn: str, name: str, axis: int) -> np.ndarray:
+        """X checked for PCA.fn after fit: float, 2-D, with as many columns
+        as components_ has along `axis`."""
         if not hasattr(self, "components_"):
             raise RuntimeError(f"PCA.{fn}: call fit first")
+        cols = self.components_.shape[axis]
         X = _float_array(X, f"PCA.{fn}", name)
         if X.ndim != 2 or X.shape[1] != cols:
             raise ValueError(f"PCA.{fn}: {name} must have shape (n, {cols}), got {X.shape}")
@@ -546,7 +561,7 @@ class PCA:
 
     def transform(self, X: Any) -> np.ndarray:
         """Project X (n, n_features) onto the components: (X - mean_) @ components_ᵀ."""
-        X = self._input(X, "transform", "X", self.components_.shape[1])
+        X = self._input(X, "transform", "X", 1)
         xc = np.ascontiguousarray(X - self.mean_, dtype=self.components_.dtype)
         return _ops.matmul(xc, self.components_, trans_b=True)
 
@@ -556,6 +571,6 @@ class PCA:
 
     def inverse_transform(self, Z: Any) -> np.ndarray:
         """Back to feature space: Z @ components_ + mean_."""
-        Z = self._input(Z, "inverse_transform", "Z", self.components_.shape[0])
+        Z = self._input(Z, "inverse_transform", "Z", 0)
         z = np.ascontiguousarray(Z, dtype=self.components_.dtype)
         return _ops.matmul(z, self.components_) + self.mean_

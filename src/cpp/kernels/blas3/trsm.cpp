@@ -9,6 +9,7 @@
 
 #include <algorithm>
 
+#include "blas2/dot.hpp"
 #include "blas3/gemm_driver.hpp"
 #include "core/parallel.hpp"
 #include "core/thresholds.hpp"
@@ -29,6 +30,17 @@ template <class T>
 void trsm_left_unblocked(bool op_lower, bool trans, bool unit, std::int64_t m, const T* a,
                          std::int64_t lda, T* b, std::int64_t ldb, std::int64_t c0,
                          std::int64_t c1) {
+  if (c1 - c0 == 1 && ldb == 1 && !trans) {
+    // One contiguous right-hand side (a solve with a vector): dot products
+    // along the rows of A instead of length-1 axpys.
+    for (std::int64_t s = 0; s < m; ++s) {
+      const std::int64_t i = op_lower ? s : m - 1 - s;
+      const std::int64_t k0 = op_lower ? 0 : i + 1, len = op_lower ? i : m - i - 1;
+      const T v = b[i] - dot(len, a + i * lda + k0, b + k0);
+      b[i] = unit ? v : v / a[i * lda + i];
+    }
+    return;
+  }
   for (std::int64_t s = 0; s < m; ++s) {
     const std::int64_t i = op_lower ? s : m - 1 - s;
     T* bi = b + i * ldb;
@@ -96,9 +108,7 @@ void trsm_right_lower_trans(std::int64_t m, std::int64_t n, const T* l, std::int
         T* x = b + r * ldb + j0;
         for (std::int64_t j = 0; j < w; ++j) {
           const T* lj = l + (j0 + j) * ldl + j0;
-          T s = x[j];
-          for (std::int64_t k = 0; k < j; ++k) s -= lj[k] * x[k];
-          x[j] = s / lj[j];
+          x[j] = (x[j] - dot(j, lj, x)) / lj[j];
         }
       }
     });

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "blas2/dot.hpp"
 #include "blas3/gemm_driver.hpp"
 #include "blas3/trsm.hpp"
 #include "core/thresholds.hpp"
@@ -28,9 +29,7 @@ void lower_update(std::int64_t n, std::int64_t k, const T* x, std::int64_t ldx, 
       const T* xi = x + i * ldx;
       for (std::int64_t j = 0; j <= i; ++j) {
         const T* xj = x + j * ldx;
-        T s = 0;
-        for (std::int64_t p = 0; p < k; ++p) s += xi[p] * xj[p];
-        c[i * ldc + j] -= s;
+        c[i * ldc + j] -= dot(k, xi, xj);
       }
     }
     return;
@@ -49,12 +48,9 @@ std::int64_t cholesky_unblocked(std::int64_t n, T* a, std::int64_t lda, std::int
     T* li = a + i * lda;
     for (std::int64_t j = 0; j < i; ++j) {
       const T* lj = a + j * lda;
-      T s = li[j];
-      for (std::int64_t p = 0; p < j; ++p) s -= li[p] * lj[p];
-      li[j] = s / lj[j];
+      li[j] = (li[j] - dot(j, li, lj)) / lj[j];
     }
-    T s = li[i];
-    for (std::int64_t p = 0; p < i; ++p) s -= li[p] * li[p];
+    const T s = li[i] - dot(i, li, li);
     if (!(s > T(0))) return offset + i + 1;  // also catches NaN
     li[i] = std::sqrt(s);
   }

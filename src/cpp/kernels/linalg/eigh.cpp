@@ -19,6 +19,8 @@
 #include <numeric>
 #include <vector>
 
+#include "blas2/dot.hpp"
+#include "blas2/gemv_driver.hpp"
 #include "core/workspace.hpp"
 #include "linalg/factor.hpp"
 
@@ -45,14 +47,14 @@ std::int64_t tridiagonal_ql(std::int64_t n, T* d, T* e, T* zt, std::int64_t ldz)
       if (m != l) {
         if (iter++ == 60) return l + 1;
         T g = (d[l + 1] - d[l]) / (T(2) * e[l]);
-        T r = std::hypot(g, T(1));
+        T r = fast_hypot(g, T(1));
         g = d[m] - d[l] + e[l] / (g + std::copysign(r, g));
         T s = 1, c = 1, p = 0;
         std::int64_t i;
         for (i = m - 1; i >= l; --i) {
           T f = s * e[i];
           const T b = c * e[i];
-          e[i + 1] = (r = std::hypot(f, g));
+          e[i + 1] = (r = fast_hypot(f, g));
           if (r == T(0)) {  // underflow: deflate and restart
             d[i + 1] -= p;
             e[m] = 0;
@@ -110,14 +112,8 @@ std::int64_t eigh(std::int64_t n, T* a, std::int64_t lda, T* w, T* v, std::int64
     const T x0 = x[0];
     x[0] = T(1);  // v = x[0:r] with its unit entry, for the loops below
     T* a22 = a + (k + 1) * lda + k + 1;
-    T pv = 0;
-    for (std::int64_t i = 0; i < r; ++i) {
-      const T* ai = a22 + i * lda;
-      T s = 0;
-      for (std::int64_t j = 0; j < r; ++j) s += ai[j] * x[j];
-      p[i] = t * s;
-      pv += p[i] * x[i];
-    }
+    gemv_run<T>(false, r, r, t, a22, lda, x, 1, T(0), p, 1, max_threads);  // p = tau A22 v
+    const T pv = dot(r, p, x);
     const T alpha = T(-0.5) * t * pv;
     for (std::int64_t i = 0; i < r; ++i) p[i] += alpha * x[i];
     for (std::int64_t i = 0; i < r; ++i) {

@@ -22,6 +22,8 @@
 #include <numeric>
 #include <vector>
 
+#include "blas2/dot.hpp"
+#include "blas2/gemv_driver.hpp"
 #include "core/workspace.hpp"
 #include "linalg/factor.hpp"
 
@@ -71,7 +73,7 @@ std::int64_t bidiagonal_qr(std::int64_t n, T* w, T* rv, T* xt, T* yt) {
           rv[i] = c * rv[i];
           if (std::abs(f) <= tol) break;
           const T g = w[i];
-          const T h = std::hypot(f, g);
+          const T h = fast_hypot(f, g);
           w[i] = h;
           c = g / h;
           s = -f / h;
@@ -95,7 +97,7 @@ std::int64_t bidiagonal_qr(std::int64_t n, T* w, T* rv, T* xt, T* yt) {
       T g = rv[nm];
       T h = rv[k];
       T f = ((y - z) * (y + z) + (g - h) * (g + h)) / (T(2) * h * y);
-      g = std::hypot(f, T(1));
+      g = fast_hypot(f, T(1));
       f = ((x - z) * (x + z) + h * ((y / (f + std::copysign(g, f))) - h)) / x;
       // The QR sweep.
       T c = 1, s = 1;
@@ -105,7 +107,7 @@ std::int64_t bidiagonal_qr(std::int64_t n, T* w, T* rv, T* xt, T* yt) {
         y = w[i];
         h = s * g;
         g = c * g;
-        z = std::hypot(f, h);
+        z = fast_hypot(f, h);
         rv[j] = z;
         c = f / z;
         s = h / z;
@@ -114,7 +116,7 @@ std::int64_t bidiagonal_qr(std::int64_t n, T* w, T* rv, T* xt, T* yt) {
         h = y * s;
         y *= c;
         rotate_rows(yt, n, n, j, i, c, s);
-        z = std::hypot(f, h);
+        z = fast_hypot(f, h);
         w[j] = z;
         if (z != T(0)) {
           c = f / z;
@@ -170,12 +172,13 @@ std::int64_t svd_tall(std::int64_t m, std::int64_t n, T* a, std::int64_t lda, T*
       if (taup[k] != T(0)) {  // rows k+1..m-1 times (I - tau v v^T)
         const T r0 = row[0];
         row[0] = T(1);
+        // work = tau A[k+1:, k+1:] v (GEMV), then A[k+1:, k+1:] -= work v^T.
+        gemv_run<T>(false, m - k - 1, len, taup[k], a + (k + 1) * lda + k + 1, lda, row, 1, T(0),
+                    work, 1, max_threads);
         for (std::int64_t i = k + 1; i < m; ++i) {
           T* ai = a + i * lda + k + 1;
-          T dot = 0;
-          for (std::int64_t j = 0; j < len; ++j) dot += ai[j] * row[j];
-          dot *= taup[k];
-          for (std::int64_t j = 0; j < len; ++j) ai[j] -= dot * row[j];
+          const T f = work[i - k - 1];
+          for (std::int64_t j = 0; j < len; ++j) ai[j] -= f * row[j];
         }
         row[0] = r0;
       }
