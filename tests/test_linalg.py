@@ -86,6 +86,12 @@ SQUARE_SIZES = [0, 1, 2, 3, 8, 17, 33, 70, 131]
 RECT_SHAPES = [(0, 3), (3, 0), (1, 5), (5, 1), (40, 7), (7, 40), (130, 45), (45, 130), (97, 97)]
 
 
+def rect_cases(kind, dtype, rng):
+    """(a, m, n, min(m, n)) over RECT_SHAPES and the square sizes."""
+    for m, n in RECT_SHAPES + [(s, s) for s in SQUARE_SIZES]:
+        yield make_matrix(kind, m, n, dtype, rng), m, n, min(m, n)
+
+
 # ---------------------------------------------------------------- LU / solve / inv / det
 
 def lu_residual(a, lu, piv):
@@ -245,9 +251,7 @@ def check_qr(a, q, r, dtype, label):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind", MATRIX_TYPES)
 def test_qr_backward_error(kind, dtype, rng):
-    for m, n in RECT_SHAPES + [(s, s) for s in SQUARE_SIZES]:
-        a = make_matrix(kind, m, n, dtype, rng)
-        k = min(m, n)
+    for a, m, n, k in rect_cases(kind, dtype, rng):
         q, r = L.qr(a)
         assert q.shape == (m, k) and r.shape == (k, n)
         check_qr(a, q, r, dtype, f"{kind} {m}x{n} reduced")
@@ -353,9 +357,7 @@ def check_svd(a, u, s, vt, dtype, label):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind", MATRIX_TYPES)
 def test_svd_backward_error(kind, dtype, rng):
-    for m, n in RECT_SHAPES + [(s, s) for s in SQUARE_SIZES]:
-        a = make_matrix(kind, m, n, dtype, rng)
-        k = min(m, n)
+    for a, m, n, k in rect_cases(kind, dtype, rng):
         u, s, vt = L.svd(a, full_matrices=False)
         assert u.shape == (m, k) and s.shape == (k,) and vt.shape == (k, n)
         check_svd(a, u, s, vt, dtype, f"{kind} {m}x{n} reduced")
