@@ -12,6 +12,7 @@ from . import linalg
 from . import callbacks, datasets, layers, losses, metrics, optim, schedules
 from .model import Sequential
 from .serialization import load_model
+from . import analysis
 from ._paths import get_cmake_dir, get_include
 from ._runtime import cpu_info, get_num_threads, set_num_threads
 
@@ -20,6 +21,7 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "Sequential",
+    "analysis",
     "callbacks",
     "cpu_info",
     "datasets",
