@@ -83,7 +83,8 @@ def make_matrix(kind: str, m: int, n: int, dtype, rng) -> np.ndarray:
 
 MATRIX_TYPES = ["random", "ill", "rankdef", "diagonal", "triangular", "graded", "zero"]
 SQUARE_SIZES = [0, 1, 2, 3, 8, 17, 33, 70, 131]
-RECT_SHAPES = [(0, 3), (3, 0), (1, 5), (5, 1), (40, 7), (7, 40), (130, 45), (45, 130), (97, 97)]
+RECT_SHAPES = [(0, 3), (3, 0), (1, 5), (5, 1), (40, 7), (7, 40), (130, 45), (45, 130), (97, 97),
+               (300, 6), (6, 300)]
 
 
 def rect_cases(kind, dtype, rng):
@@ -583,3 +584,20 @@ def test_pca_sign_convention_and_errors(rng):
         L.PCA(2).transform(x)
     with pytest.raises(ValueError, match=r"\(n, 4\)"):
         p.transform(x[:, :3])
+
+
+# ---------------------------------------------------------------- the tour
+
+def test_linear_algebra_tour_runs(tmp_path):
+    """examples/linear_algebra_tour.py end to end (it asserts its own claims)."""
+    import os
+    import subprocess
+    import sys
+    pytest.importorskip("sklearn")
+    pytest.importorskip("matplotlib")
+    script = os.path.join(os.path.dirname(__file__), os.pardir, "examples", "linear_algebra_tour.py")
+    proc = subprocess.run([sys.executable, script, "--out", str(tmp_path)], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "tour complete" in proc.stdout
+    assert (tmp_path / "digits_pca.png").stat().st_size > 10_000

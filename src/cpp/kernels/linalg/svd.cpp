@@ -142,7 +142,7 @@ std::int64_t svd_tall(std::int64_t m, std::int64_t n, T* a, std::int64_t lda, T*
   T* tauq = scope.alloc<T>(static_cast<std::size_t>(n));
   T* taup = scope.alloc<T>(static_cast<std::size_t>(n));
   T* rv = scope.alloc<T>(static_cast<std::size_t>(n));
-  T* work = scope.alloc<T>(static_cast<std::size_t>(n));
+  T* work = scope.alloc<T>(static_cast<std::size_t>(m));  // m >= n: rows or columns
   rv[0] = 0;  // rv[k + 1] is B[k, k + 1]
   for (std::int64_t k = 0; k < n; ++k) {
     T beta;
