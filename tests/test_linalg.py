@@ -548,6 +548,24 @@ def test_threads_give_same_results(rng, threads):
         np.testing.assert_array_equal(x, y)
 
 
+@pytest.mark.parametrize("isa", ["generic", "avx2"])
+def test_spectral_solvers_on_every_isa(isa, isa_subprocess):
+    """eigh and svd use the registry's rotation kernel: check each ISA's."""
+    out = isa_subprocess(isa, f"isa = {isa!r}\n" + """
+import numpy as np, test_linalg as t
+rng = np.random.default_rng(1)
+for dtype in (np.float32, np.float64):
+    a = t.make_matrix("random", 70, 50, dtype, rng)
+    u, s, vt = mn.linalg.svd(a)
+    t.check_svd(a, u, s, vt, dtype, isa)
+    g = a[:50] + a[:50].T
+    w, v = mn.linalg.eigh(g)
+    t.check_eigh(g, w, v, dtype, isa)
+print("ok")
+""")
+    assert out.strip().endswith("ok")
+
+
 # ---------------------------------------------------------------- PCA
 
 def test_pca_matches_sklearn(rng):

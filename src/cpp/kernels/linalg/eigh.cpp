@@ -23,6 +23,7 @@
 #include "blas2/gemv_driver.hpp"
 #include "core/workspace.hpp"
 #include "linalg/factor.hpp"
+#include "linalg/rotations.hpp"
 
 namespace matnet::detail {
 
@@ -36,6 +37,7 @@ template <class T>
 std::int64_t tridiagonal_ql(std::int64_t n, T* d, T* e, T* zt, std::int64_t ldz) {
   const T eps = std::numeric_limits<T>::epsilon();
   if (n > 0) e[n - 1] = 0;
+  RowRotations<T> rot(zt, n, n, ldz);  // applied in batches, at the latest on return
   for (std::int64_t l = 0; l < n; ++l) {
     int iter = 0;
     std::int64_t m;
@@ -66,15 +68,8 @@ std::int64_t tridiagonal_ql(std::int64_t n, T* d, T* e, T* zt, std::int64_t ldz)
           r = (d[i] - g) * s + T(2) * c * b;
           d[i + 1] = g + (p = s * r);
           g = c * r - b;
-          if (zt != nullptr) {
-            T* zi = zt + i * ldz;
-            T* zi1 = zi + ldz;
-            for (std::int64_t k = 0; k < n; ++k) {
-              const T f1 = zi1[k];
-              zi1[k] = s * zi[k] + c * f1;
-              zi[k] = c * zi[k] - s * f1;
-            }
-          }
+          // (z_{i+1}, z_i) := (c z_{i+1} + s z_i, c z_i - s z_{i+1})
+          rot.rotate(i + 1, i, c, s);
         }
         if (r == T(0) && i >= l) continue;
         d[l] -= p;

@@ -26,24 +26,11 @@
 #include "blas2/gemv_driver.hpp"
 #include "core/workspace.hpp"
 #include "linalg/factor.hpp"
+#include "linalg/rotations.hpp"
 
 namespace matnet::detail {
 
 namespace {
-
-/// Rotates rows i and j of x (rows of length len): (xi, xj) := (xi c + xj s, xj c - xi s).
-template <class T>
-inline void rotate_rows(T* x, std::int64_t ld, std::int64_t len, std::int64_t i, std::int64_t j,
-                        T c, T s) {
-  if (x == nullptr) return;
-  T* xi = x + i * ld;
-  T* xj = x + j * ld;
-  for (std::int64_t k = 0; k < len; ++k) {
-    const T y = xi[k], z = xj[k];
-    xi[k] = y * c + z * s;
-    xj[k] = z * c - y * s;
-  }
-}
 
 /// Diagonalises the upper bidiagonal with diagonal w[0..n) and
 /// superdiagonal rv[1..n) (rv[i] couples w[i-1] and w[i]; rv[0] = 0).
@@ -54,6 +41,7 @@ std::int64_t bidiagonal_qr(std::int64_t n, T* w, T* rv, T* xt, T* yt) {
   T anorm = 0;
   for (std::int64_t i = 0; i < n; ++i) anorm = std::max(anorm, std::abs(w[i]) + std::abs(rv[i]));
   const T tol = eps * anorm;
+  RowRotations<T> xrot(xt, n, n, n), yrot(yt, n, n, n);  // flushed on return
   for (std::int64_t k = n - 1; k >= 0; --k) {
     for (int its = 0;; ++its) {
       bool cancel = true;
@@ -77,15 +65,14 @@ std::int64_t bidiagonal_qr(std::int64_t n, T* w, T* rv, T* xt, T* yt) {
           w[i] = h;
           c = g / h;
           s = -f / h;
-          rotate_rows(xt, n, n, nm, i, c, s);
+          xrot.rotate(nm, i, c, s);
         }
       }
       T z = w[k];
       if (l == k) {  // converged
         if (z < T(0)) {
           w[k] = -z;
-          if (yt != nullptr)
-            for (std::int64_t j = 0; j < n; ++j) yt[k * n + j] = -yt[k * n + j];
+          yrot.negate(k);
         }
         break;
       }
@@ -115,7 +102,7 @@ std::int64_t bidiagonal_qr(std::int64_t n, T* w, T* rv, T* xt, T* yt) {
         g = g * c - x * s;
         h = y * s;
         y *= c;
-        rotate_rows(yt, n, n, j, i, c, s);
+        yrot.rotate(j, i, c, s);
         z = fast_hypot(f, h);
         w[j] = z;
         if (z != T(0)) {
@@ -124,7 +111,7 @@ std::int64_t bidiagonal_qr(std::int64_t n, T* w, T* rv, T* xt, T* yt) {
         }
         f = c * g + s * y;
         x = c * y - s * g;
-        rotate_rows(xt, n, n, j, i, c, s);
+        xrot.rotate(j, i, c, s);
       }
       rv[l] = 0;
       rv[k] = f;
