@@ -58,13 +58,12 @@ bool all_finite(const T* x, std::int64_t count) {
   return ok;
 }
 
-/// LU of one matrix of the stack, after checking it (and `rhs`, count
-/// elements, when given) for NaN/Inf, then then(piv, info) with the
-/// pivots in scratch. Returns lu_factor's info, or -1 (then not called).
+/// LU of one matrix of the stack, after checking it for NaN/Inf, then
+/// then(piv, info) with the pivots in scratch. Returns lu_factor's info, or
+/// -1 (then `then` is not called).
 template <class T, class F>
-std::int64_t with_lu(std::int64_t n, T* a, int nt, const T* rhs, std::int64_t rhs_count,
-                     F&& then) {
-  if (!all_finite(a, n * n) || (rhs != nullptr && !all_finite(rhs, rhs_count))) return -1;
+std::int64_t with_lu(std::int64_t n, T* a, int nt, F&& then) {
+  if (!all_finite(a, n * n)) return -1;
   WorkspaceScope scope;
   std::int64_t* piv = scope.alloc<std::int64_t>(static_cast<std::size_t>(n));
   const std::int64_t info = detail::lu_factor(n, a, n, piv, nt);
@@ -93,7 +92,7 @@ void lu_factor(std::int64_t batch, std::int64_t n, T* a, std::int64_t* piv, std:
   require_data("linalg::lu_factor", "a", a, batch, n * n);
   require_data("linalg::lu_factor", "piv", piv, batch, n);
   for_each_matrix(batch, n, [&](std::int64_t i, int nt) {
-    info[i] = with_lu(n, a + i * n * n, nt, static_cast<const T*>(nullptr), 0,
+    info[i] = with_lu(n, a + i * n * n, nt,
                       [&](const std::int64_t* p, std::int64_t) {
                         std::copy(p, p + n, piv + i * n);
                       });
@@ -109,9 +108,13 @@ void solve(std::int64_t batch, std::int64_t n, std::int64_t nrhs, T* a, T* b,
   for_each_matrix(batch, n, [&](std::int64_t i, int nt) {
     T* ai = a + i * n * n;
     T* bi = b + i * n * nrhs;
-    info[i] = with_lu(n, ai, nt, bi, n * nrhs, [&](const std::int64_t* piv, std::int64_t lu) {
-      if (lu == 0) detail::lu_solve(n, nrhs, ai, n, piv, bi, nrhs, nt);
-    });
+    if (!all_finite(ai, n * n) || !all_finite(bi, n * nrhs)) {
+      info[i] = -1;
+      return;
+    }
+    WorkspaceScope scope;
+    std::int64_t* piv = scope.alloc<std::int64_t>(static_cast<std::size_t>(n));
+    info[i] = detail::lu_factor_solve(n, nrhs, ai, n, piv, bi, nrhs, nt);
   });
 }
 
@@ -127,24 +130,38 @@ void det(std::int64_t batch, std::int64_t n, T* a, T* det, T* sign, T* logabsdet
     T* ai = a + i * n * n;
     info[i] = 0;  // singular is a valid answer (det 0) here
     const auto from_lu = [&](const std::int64_t* piv, std::int64_t) {
-      T perm = 1, s = 1, logabs = 0, prod = 1;
+      T perm = 1, prod = 1;
       for (std::int64_t k = 0; k < n; ++k) {
-        const T u = ai[k * n + k];
         if (piv[k] != k) perm = -perm;
-        if (u < T(0)) s = -s;
-        if (u == T(0)) s = 0;
-        logabs += std::log(std::abs(u));
-        prod *= u;
+        prod *= ai[k * n + k];
       }
-      s *= perm;
-      prod *= perm;
+      const bool singular = prod == T(0) && [&] {
+        for (std::int64_t k = 0; k < n; ++k)
+          if (ai[k * n + k] == T(0)) return true;
+        return false;  // the product underflowed
+      }();
+      // The plain product is the accurate one unless it over/underflowed;
+      // then (only) the log is summed pivot by pivot (logs cost ~20 ns each).
+      T s = 0, logabs = -std::numeric_limits<T>::infinity();
+      if (!singular) {
+        if (std::isfinite(prod) && prod != T(0)) {
+          s = prod < 0 ? -perm : perm;
+          logabs = std::log(std::abs(prod));
+        } else {
+          s = perm;
+          logabs = 0;
+          for (std::int64_t k = 0; k < n; ++k) {
+            const T u = ai[k * n + k];
+            if (u < T(0)) s = -s;
+            logabs += std::log(std::abs(u));
+          }
+        }
+      }
       sign[i] = s;
-      logabsdet[i] = s == T(0) ? -std::numeric_limits<T>::infinity() : logabs;
-      // The plain product is the more accurate one unless it over/underflowed.
-      const bool usable = std::isfinite(prod) && (prod != T(0) || s == T(0));
-      det[i] = s == T(0) ? T(0) : (usable ? prod : s * std::exp(logabs));
+      logabsdet[i] = logabs;
+      det[i] = singular ? T(0) : (std::isfinite(prod) && prod != T(0) ? prod * perm : s * std::exp(logabs));
     };
-    if (with_lu(n, ai, nt, static_cast<const T*>(nullptr), 0, from_lu) < 0) {
+    if (with_lu(n, ai, nt, from_lu) < 0) {
       info[i] = -1;
       det[i] = sign[i] = logabsdet[i] = std::numeric_limits<T>::quiet_NaN();
     }

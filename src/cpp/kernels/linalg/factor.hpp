@@ -28,6 +28,12 @@ template <class T>
 void lu_solve(std::int64_t n, std::int64_t nrhs, const T* lu, std::int64_t lda,
               const std::int64_t* piv, T* b, std::int64_t ldb, int max_threads);
 
+/// lu_factor then lu_solve (B := A^{-1} B, unless A is singular), with the
+/// elimination of B folded into the factorisation for small n.
+template <class T>
+std::int64_t lu_factor_solve(std::int64_t n, std::int64_t nrhs, T* a, std::int64_t lda,
+                             std::int64_t* piv, T* b, std::int64_t ldb, int max_threads);
+
 /// Cholesky A = L L^T of a symmetric positive definite A (lower triangle
 /// read). A is overwritten by L, its strict upper triangle zeroed. Stops at
 /// the first pivot that is not positive (or NaN) and reports it.

@@ -15,6 +15,7 @@
 // left match LAPACK's convention (P A = L U) without a separate DLASWP.
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "blas3/gemm_driver.hpp"
 #include "blas3/trsm.hpp"
@@ -25,16 +26,21 @@ namespace matnet::detail {
 
 namespace {
 
-template <class T>
-void swap_rows(T* a, std::int64_t lda, std::int64_t n, std::int64_t i, std::int64_t j) {
+template <class T, class N>
+void swap_rows(T* a, std::int64_t lda, N n, std::int64_t i, std::int64_t j) {
   if (i == j) return;
-  std::swap_ranges(a + i * lda, a + i * lda + n, a + j * lda);
+  std::swap_ranges(a + i * lda, a + i * lda + static_cast<std::int64_t>(n), a + j * lda);
 }
 
-/// Unblocked LU of columns [c0, c0 + w), rows [c0, n).
-template <class T>
-void lu_unblocked(std::int64_t n, T* a, std::int64_t lda, std::int64_t* piv, std::int64_t c0,
-                  std::int64_t w, std::int64_t& info) {
+/// Unblocked LU of columns [c0, c0 + w), rows [c0, n). When b is not null
+/// its rows (n x nrhs) are swapped and eliminated along (L^{-1} P b, the
+/// forward half of a solve, in the same order of operations as lu_solve).
+/// The sizes n, c0, w are std::int64_t, or std::integral_constant for the
+/// fixed small orders (lu_small), where the compiler unrolls every loop.
+template <class T, class N, class C0, class W>
+void lu_unblocked(N n, T* a, std::int64_t lda, std::int64_t* piv, C0 c0, W w,
+                  std::int64_t& info, T* b = nullptr, std::int64_t ldb = 0,
+                  std::int64_t nrhs = 0) {
   for (std::int64_t j = c0; j < c0 + w; ++j) {
     std::int64_t p = j;
     T best = std::abs(a[j * lda + j]);
@@ -44,6 +50,7 @@ void lu_unblocked(std::int64_t n, T* a, std::int64_t lda, std::int64_t* piv, std
     }
     piv[j] = p;
     swap_rows(a, lda, n, j, p);
+    if (b != nullptr) swap_rows(b, ldb, nrhs, j, p);
     const T pivot = a[j * lda + j];
     if (pivot == T(0)) {
       if (info == 0) info = j + 1;
@@ -56,7 +63,28 @@ void lu_unblocked(std::int64_t n, T* a, std::int64_t lda, std::int64_t* piv, std
       const T l = ai[j] *= r;
       if (l == T(0)) continue;
       for (std::int64_t c = j + 1; c < c0 + w; ++c) ai[c] -= l * uj[c];
+      if (b != nullptr)
+        for (std::int64_t c = 0; c < nrhs; ++c) b[i * ldb + c] -= l * b[j * ldb + c];
     }
+  }
+}
+
+template <std::int64_t V>
+using Const = std::integral_constant<std::int64_t, V>;
+
+/// Whole-matrix unblocked LU (and elimination of b) for n <= 8 with the
+/// order known at compile time: the stacked 8 x 8 case spends its time in
+/// loop control otherwise. Returns false for larger n.
+template <class T>
+bool lu_small(std::int64_t n, T* a, std::int64_t lda, std::int64_t* piv, std::int64_t& info,
+              T* b, std::int64_t ldb, std::int64_t nrhs) {
+  switch (n) {
+#define MATNET_LU_SMALL(K) \
+  case K: lu_unblocked(Const<K>{}, a, lda, piv, Const<0>{}, Const<K>{}, info, b, ldb, nrhs); return true;
+    MATNET_LU_SMALL(1) MATNET_LU_SMALL(2) MATNET_LU_SMALL(3) MATNET_LU_SMALL(4)
+    MATNET_LU_SMALL(5) MATNET_LU_SMALL(6) MATNET_LU_SMALL(7) MATNET_LU_SMALL(8)
+#undef MATNET_LU_SMALL
+    default: return false;
   }
 }
 
@@ -64,7 +92,8 @@ template <class T>
 void lu_recursive(std::int64_t n, T* a, std::int64_t lda, std::int64_t* piv, std::int64_t c0,
                   std::int64_t w, std::int64_t& info, int max_threads) {
   if (w <= thresholds::lu_base_cols) {
-    lu_unblocked(n, a, lda, piv, c0, w, info);
+    if (!(c0 == 0 && w == n && lu_small<T>(n, a, lda, piv, info, nullptr, 0, 0)))
+      lu_unblocked(n, a, lda, piv, c0, w, info);
     return;
   }
   // Left half a multiple of 8 columns where possible (GEMM-friendly k).
@@ -100,6 +129,27 @@ void lu_solve(std::int64_t n, std::int64_t nrhs, const T* lu, std::int64_t lda,
   trsm_left<T>(false, false, false, n, nrhs, lu, lda, b, ldb, max_threads);
 }
 
+template <class T>
+std::int64_t lu_factor_solve(std::int64_t n, std::int64_t nrhs, T* a, std::int64_t lda,
+                             std::int64_t* piv, T* b, std::int64_t ldb, int max_threads) {
+  if (n > thresholds::lu_base_cols) {
+    const std::int64_t info = lu_factor(n, a, lda, piv, max_threads);
+    if (info == 0) lu_solve(n, nrhs, a, lda, piv, b, ldb, max_threads);
+    return info;
+  }
+  // Small (the stacked 8 x 8 case): one elimination pass carries b along,
+  // then back substitution; no TRSM/GEMM calls at all.
+  std::int64_t info = 0;
+  if (n > 0 && !lu_small(n, a, lda, piv, info, b, ldb, nrhs))
+    lu_unblocked(n, a, lda, piv, std::int64_t{0}, n, info, b, ldb, nrhs);
+  if (info == 0) trsm_left<T>(false, false, false, n, nrhs, a, lda, b, ldb, 1);
+  return info;
+}
+
+template std::int64_t lu_factor_solve<float>(std::int64_t, std::int64_t, float*, std::int64_t,
+                                             std::int64_t*, float*, std::int64_t, int);
+template std::int64_t lu_factor_solve<double>(std::int64_t, std::int64_t, double*, std::int64_t,
+                                              std::int64_t*, double*, std::int64_t, int);
 template std::int64_t lu_factor<float>(std::int64_t, float*, std::int64_t, std::int64_t*, int);
 template std::int64_t lu_factor<double>(std::int64_t, double*, std::int64_t, std::int64_t*, int);
 template void lu_solve<float>(std::int64_t, std::int64_t, const float*, std::int64_t,
