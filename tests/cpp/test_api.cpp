@@ -691,6 +691,42 @@ void test_large_calls_from_std_threads() {
 
 }  // namespace
 
+// matnet::linalg on tiny systems with exact answers (the accuracy sweeps
+// are tests/test_linalg.py): per-matrix info codes, NaN input, bad sizes.
+template <class T>
+void test_linalg_api() {
+  namespace la = matnet::linalg;
+  std::int64_t info[2] = {7, 7};
+  // A stack of two: diag(2, 4) and the singular [[1, 2], [2, 4]].
+  T a[8] = {2, 0, 0, 4, 1, 2, 2, 4};
+  T b[4] = {1, 1, 1, 1};
+  la::solve<T>(2, 2, 1, a, b, info);
+  CHECK(info[0] == 0 && info[1] == 2);
+  CHECK(b[0] == T(0.5) && b[1] == T(0.25));
+  T d[8] = {2, 0, 0, 4, 1, 2, 2, 4};
+  T det[2], sign[2], logabs[2];
+  la::det<T>(2, 2, d, det, sign, logabs, info);
+  CHECK(info[0] == 0 && info[1] == 0 && det[0] == T(8) && det[1] == T(0) && sign[1] == T(0));
+  T c[4] = {4, 0, 0, 9};
+  la::cholesky<T>(1, 2, c, info);
+  CHECK(info[0] == 0 && c[0] == T(2) && c[3] == T(3) && c[1] == T(0));
+  T e[4] = {2, 1, 1, 2}, w[2], v[4];
+  la::eigh<T>(1, 2, e, w, v, info);
+  CHECK(info[0] == 0 && std::abs(w[0] - 1) < T(1e-5) && std::abs(w[1] - 3) < T(1e-5));
+  CHECK(std::abs(std::abs(v[0]) - std::sqrt(T(0.5))) < T(1e-5));
+  T sv[4] = {3, 0, 0, -2}, s[2], u[4], vt[4];
+  la::svd<T>(1, 2, 2, sv, s, u, vt, true, info);
+  CHECK(info[0] == 0 && std::abs(s[0] - 3) < T(1e-5) && std::abs(s[1] - 2) < T(1e-5));
+  T q[4] = {0, 1, 1, 0}, qq[4];
+  la::qr<T>(1, 2, 2, q, qq, 2, info);
+  CHECK(info[0] == 0 && std::abs(std::abs(q[0]) - 1) < T(1e-6) && q[2] == T(0));
+  T bad[4] = {1, std::numeric_limits<T>::quiet_NaN(), 0, 1}, inv[4];
+  la::inv<T>(1, 2, bad, inv, info);
+  CHECK(info[0] == -1);
+  CHECK(throws<matnet::invalid_argument>([&] { la::inv<T>(-1, 2, bad, inv, info); }));
+  CHECK(throws<std::invalid_argument>([&] { la::eigh<T>(1, 2, nullptr, w, v, info); }));
+}
+
 int main() {
   return run_tests({
       {"gemm_matches_naive_loops<float>", test_gemm_matches_naive_loops<float>},
@@ -720,5 +756,7 @@ int main() {
       {"calls_inside_callers_omp_parallel<double>", test_calls_inside_callers_omp_parallel<double>},
       {"large_calls_from_std_threads<float>", test_large_calls_from_std_threads<float>},
       {"large_calls_from_std_threads<double>", test_large_calls_from_std_threads<double>},
+      {"linalg_api<float>", test_linalg_api<float>},
+      {"linalg_api<double>", test_linalg_api<double>},
   });
 }

@@ -15,5 +15,6 @@ void register_attention(pybind11::module_& m);
 void register_layer_norm(pybind11::module_& m);
 void register_conv(pybind11::module_& m);
 void register_norm(pybind11::module_& m);
+void register_linalg(pybind11::module_& m);
 
 }  // namespace matnet::bind

@@ -19,4 +19,5 @@ PYBIND11_MODULE(_core, m) {
   matnet::bind::register_layer_norm(m);
   matnet::bind::register_conv(m);
   matnet::bind::register_norm(m);
+  matnet::bind::register_linalg(m);
 }

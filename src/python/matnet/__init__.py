@@ -8,9 +8,11 @@ package is the thin Python layer over them.
 from __future__ import annotations
 
 from . import ops
+from . import linalg
 from . import callbacks, datasets, distributed, layers, losses, metrics, optim, schedules, weights
 from .model import Sequential
 from .serialization import load_model
+from . import analysis
 from ._paths import get_cmake_dir, get_include
 from ._runtime import cpu_info, get_num_threads, max_num_threads, set_num_threads
 
@@ -19,6 +21,7 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "Sequential",
+    "analysis",
     "callbacks",
     "cpu_info",
     "datasets",
@@ -27,6 +30,7 @@ __all__ = [
     "get_include",
     "get_num_threads",
     "layers",
+    "linalg",
     "load_model",
     "losses",
     "max_num_threads",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections.abc
 import numpy
 import typing
-__all__: list[str] = ['DenseChain', 'activation', 'activation_backward', 'activation_names', 'adam_update', 'attention', 'attention_backward', 'avg_pool2d_backward', 'avg_pool2d_forward', 'batchnorm_backward', 'batchnorm_forward', 'binary_cross_entropy', 'conv2d_backward', 'conv2d_forward', 'cpu_info', 'cross_entropy', 'dense_backward', 'dense_forward', 'dense_infer', 'gemm', 'get_num_threads', 'layer_norm', 'layer_norm_backward', 'matmul', 'matvec', 'max_num_threads', 'max_pool2d_backward', 'max_pool2d_forward', 'mse', 'rmsprop_update', 'set_num_threads', 'sgd_update', 'softmax', 'softmax_backward']
+__all__: list[str] = ['DenseChain', 'activation', 'activation_backward', 'activation_names', 'adam_update', 'attention', 'attention_backward', 'avg_pool2d_backward', 'avg_pool2d_forward', 'batchnorm_backward', 'batchnorm_forward', 'binary_cross_entropy', 'conv2d_backward', 'conv2d_forward', 'cpu_info', 'cross_entropy', 'dense_backward', 'dense_forward', 'dense_infer', 'gemm', 'get_num_threads', 'layer_norm', 'layer_norm_backward', 'linalg_cholesky', 'linalg_det', 'linalg_eigh', 'linalg_inv', 'linalg_lu_factor', 'linalg_qr', 'linalg_solve', 'linalg_svd', 'matmul', 'matvec', 'max_num_threads', 'max_pool2d_backward', 'max_pool2d_forward', 'mse', 'rmsprop_update', 'set_num_threads', 'sgd_update', 'softmax', 'softmax_backward']
 class DenseChain:
     """
     Inference through dense layers [(w, b, activation, slope), ...], checked once; call it on x.
@@ -107,6 +107,38 @@ def layer_norm(x: typing.Any, weight: typing.Any = None, bias: typing.Any = None
 def layer_norm_backward(grad_y: typing.Any, x: typing.Any, weight: typing.Any, mean: typing.Any, rstd: typing.Any) -> tuple:
     """
     (dx, dweight, dbias) of layer_norm from the forward input and statistics.
+    """
+def linalg_cholesky(a: numpy.ndarray) -> typing.Any:
+    """
+    Lower Cholesky factor in place; returns info. The input stack (batch, m, n) must be a writeable C-contiguous float32/float64 array; it is overwritten. info[i]: 0 ok, -1 NaN/Inf in matrix i, k+1 failure at step k.
+    """
+def linalg_det(a: numpy.ndarray) -> typing.Any:
+    """
+    Determinants via LU; returns (det, sign, logabsdet, info). The input stack (batch, m, n) must be a writeable C-contiguous float32/float64 array; it is overwritten. info[i]: 0 ok, -1 NaN/Inf in matrix i, k+1 failure at step k.
+    """
+def linalg_eigh(a: numpy.ndarray, vectors: bool) -> typing.Any:
+    """
+    Symmetric eigensolver (lower triangle read); returns (w, v or None, info). The input stack (batch, m, n) must be a writeable C-contiguous float32/float64 array; it is overwritten. info[i]: 0 ok, -1 NaN/Inf in matrix i, k+1 failure at step k.
+    """
+def linalg_inv(a: numpy.ndarray) -> typing.Any:
+    """
+    Inverses via LU; returns (inv, info). The input stack (batch, m, n) must be a writeable C-contiguous float32/float64 array; it is overwritten. info[i]: 0 ok, -1 NaN/Inf in matrix i, k+1 failure at step k.
+    """
+def linalg_lu_factor(a: numpy.ndarray) -> typing.Any:
+    """
+    LU with partial pivoting in place; returns (piv, info). The input stack (batch, m, n) must be a writeable C-contiguous float32/float64 array; it is overwritten. info[i]: 0 ok, -1 NaN/Inf in matrix i, k+1 failure at step k.
+    """
+def linalg_qr(a: numpy.ndarray, q_cols: typing.SupportsInt | typing.SupportsIndex) -> typing.Any:
+    """
+    Householder QR: a becomes R; returns (Q with q_cols columns or None if q_cols < 0, info). The input stack (batch, m, n) must be a writeable C-contiguous float32/float64 array; it is overwritten. info[i]: 0 ok, -1 NaN/Inf in matrix i, k+1 failure at step k.
+    """
+def linalg_solve(a: numpy.ndarray, b: numpy.ndarray) -> typing.Any:
+    """
+    Solves a x = b in place (b (batch, n, k) becomes x); returns info. The input stack (batch, m, n) must be a writeable C-contiguous float32/float64 array; it is overwritten. info[i]: 0 ok, -1 NaN/Inf in matrix i, k+1 failure at step k.
+    """
+def linalg_svd(a: numpy.ndarray, compute_uv: bool, full_matrices: bool) -> typing.Any:
+    """
+    SVD; returns (s, u, vt, info), u and vt None without compute_uv. The input stack (batch, m, n) must be a writeable C-contiguous float32/float64 array; it is overwritten. info[i]: 0 ok, -1 NaN/Inf in matrix i, k+1 failure at step k.
     """
 def matmul(a: typing.Any, b: typing.Any, *, trans_a: bool = False, trans_b: bool = False, out: typing.Any = None) -> numpy.ndarray:
     """

@@ -14,6 +14,8 @@
 // model.hpp        load_model(path) -> Model::predict(x, rows, out): serve a model
 //                  saved from Python as .safetensors; TensorFile reads any safetensors file
 // optim.hpp        sgd_update, adam_update (Adam/AdamW), rmsprop_update
+// linalg.hpp       matnet::linalg:: lu_factor, solve, det, inv, cholesky, qr, eigh, svd
+//                  (stacks of matrices, per-matrix info codes)
 //
 // errors.hpp       matnet::invalid_argument (derived from std::invalid_argument),
 //                  thrown by every function for bad arguments, and model_format_error
@@ -32,6 +34,7 @@
 #include "matnet/gemm.hpp"
 #include "matnet/gemv.hpp"
 #include "matnet/layer_norm.hpp"
+#include "matnet/linalg.hpp"
 #include "matnet/losses.hpp"
 #include "matnet/model.hpp"
 #include "matnet/norm.hpp"

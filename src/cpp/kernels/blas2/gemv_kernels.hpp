@@ -7,6 +7,11 @@
 // With beta == 0, y is not read (it may hold NaN). m or n may be 0. The
 // kernels are bandwidth-bound: they never pack, read A exactly once, and
 // know nothing of threads (the driver splits y over threads).
+//
+// rot (level 1, BLAS's DROT): (x, y) := (c x + s y, c y - s x) over n
+// contiguous elements; x and y do not overlap. The QL/QR sweeps of the
+// eigen and singular value solvers (linalg/rotations.hpp) spend most of
+// their time here.
 #pragma once
 
 #include <cstdint>
@@ -18,10 +23,14 @@ using gemv_fn = void (*)(std::int64_t m, std::int64_t n, T alpha, const T* a, st
                          const T* x, T beta, T* y);
 
 template <class T>
+using rot_fn = void (*)(std::int64_t n, T* x, T* y, T c, T s);
+
+template <class T>
 struct GemvKernels {
   gemv_fn<T> n;
   gemv_fn<T> t;
   const char* name;
+  rot_fn<T> rot;
 };
 
 const GemvKernels<float>& sgemv_kernels_generic();

@@ -120,15 +120,35 @@ void gemv_t_avx2(std::int64_t m, std::int64_t n, T alpha, const T* a, std::int64
   }
 }
 
+/// (x, y) := (c x + s y, c y - s x), a vector of lanes at a time (FMA).
+template <class T>
+void rot_avx2(std::int64_t n, T* x, T* y, T c, T s) {
+  using S = Vec<T>;
+  const auto vc = S::set1(c), vs = S::set1(s), vns = S::set1(-s);
+  std::int64_t k = 0;
+  for (; k + S::lanes <= n; k += S::lanes) {
+    const auto a = S::load(x + k), b = S::load(y + k);
+    S::store(x + k, S::fma(vc, a, S::mul(vs, b)));
+    S::store(y + k, S::fma(vc, b, S::mul(vns, a)));
+  }
+  for (; k < n; ++k) {
+    const T a = x[k], b = y[k];
+    x[k] = c * a + s * b;
+    y[k] = c * b - s * a;
+  }
+}
+
 }  // namespace
 
 const GemvKernels<float>& sgemv_kernels_avx2() {
-  static const GemvKernels<float> k{&gemv_n_avx2<float>, &gemv_t_avx2<float>, "sgemv_avx2"};
+  static const GemvKernels<float> k{&gemv_n_avx2<float>, &gemv_t_avx2<float>, "sgemv_avx2",
+                                    &rot_avx2<float>};
   return k;
 }
 
 const GemvKernels<double>& dgemv_kernels_avx2() {
-  static const GemvKernels<double> k{&gemv_n_avx2<double>, &gemv_t_avx2<double>, "dgemv_avx2"};
+  static const GemvKernels<double> k{&gemv_n_avx2<double>, &gemv_t_avx2<double>, "dgemv_avx2",
+                                     &rot_avx2<double>};
   return k;
 }
 

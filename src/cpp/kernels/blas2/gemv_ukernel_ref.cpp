@@ -38,15 +38,26 @@ void gemv_t_ref(std::int64_t m, std::int64_t n, T alpha, const T* a, std::int64_
   }
 }
 
+template <class T>
+void rot_ref(std::int64_t n, T* x, T* y, T c, T s) {
+  for (std::int64_t k = 0; k < n; ++k) {
+    const T a = x[k], b = y[k];
+    x[k] = c * a + s * b;
+    y[k] = c * b - s * a;
+  }
+}
+
 }  // namespace
 
 const GemvKernels<float>& sgemv_kernels_generic() {
-  static const GemvKernels<float> k{&gemv_n_ref<float>, &gemv_t_ref<float>, "sgemv_ref"};
+  static const GemvKernels<float> k{&gemv_n_ref<float>, &gemv_t_ref<float>, "sgemv_ref",
+                                    &rot_ref<float>};
   return k;
 }
 
 const GemvKernels<double>& dgemv_kernels_generic() {
-  static const GemvKernels<double> k{&gemv_n_ref<double>, &gemv_t_ref<double>, "dgemv_ref"};
+  static const GemvKernels<double> k{&gemv_n_ref<double>, &gemv_t_ref<double>, "dgemv_ref",
+                                     &rot_ref<double>};
   return k;
 }
 

@@ -119,4 +119,30 @@ inline constexpr std::int64_t attention_backward_block_k = 128;
 // one thread (the GEMM's fork/join threshold).
 inline constexpr double attention_parallel_min_flops = parallel_min_flops;
 
+// ---------------------------------------------------------------- linalg
+
+// Rows of the diagonal blocks of a blocked TRSM (blas3/trsm.cpp): the
+// substitution inside a block is axpy work, everything else one GEMM per
+// block. 64 keeps the block's share of the flops at ~64/n and the GEMM's
+// k = 64 deep enough for the packed kernel. Chosen, not tuned: with it,
+// solve/inv at n = 1024 ran at 0.9-1.0x NumPy's time (1 thread, noisy).
+inline constexpr std::int64_t trsm_block = 64;
+
+// Recursive LU and Cholesky stop recursing at this many columns and run
+// the unblocked loops; below it the GEMM calls cost more than they save.
+// Chosen, not tuned (det at n = 1024: ~1.1x NumPy, cholesky ~1.0x).
+inline constexpr std::int64_t lu_base_cols = 16;
+inline constexpr std::int64_t cholesky_base_cols = 32;
+
+// Householder panel width of the blocked QR (compact WY, I - V T V^T): the
+// trailing update is two GEMMs with k = this. 32 as in LAPACK's DGEQRF.
+inline constexpr std::int64_t qr_block = 32;
+
+// A stack of matrices runs one matrix per thread (each factorisation on
+// one thread, unblocked loops in cache) up to this order; larger matrices
+// run one after another, each on every thread. Chosen, not measured: at
+// 96 a matrix is ~1 MFLOP of LU, well past a fork/join, and its blocked
+// updates are still too small to split well.
+inline constexpr std::int64_t linalg_batch_per_thread_max_n = 96;
+
 }  // namespace matnet::detail::thresholds

@@ -1,0 +1,132 @@
+// Blocked triangular solves (see trsm.hpp).
+//
+// Left side, op(A) lower (A lower, or A upper transposed): forward over
+// blocks of nb rows, X_i = op(A)_ii^{-1} B_i, then B_{i+1:} -= op(A)_{i+1:,i} X_i
+// as one GEMM. Upper: the same backwards. The diagonal blocks are solved a
+// row of B at a time (rows are contiguous in row-major storage, so each
+// step is an axpy over n columns), split over threads by columns of B.
+#include "blas3/trsm.hpp"
+
+#include <algorithm>
+
+#include "blas2/dot.hpp"
+#include "blas3/gemm_driver.hpp"
+#include "core/parallel.hpp"
+#include "core/thresholds.hpp"
+
+namespace matnet::detail {
+
+namespace {
+
+/// op(A)(i, j) for a left solve.
+template <class T>
+inline T op_at(const T* a, std::int64_t lda, bool trans, std::int64_t i, std::int64_t j) {
+  return trans ? a[j * lda + i] : a[i * lda + j];
+}
+
+/// Unblocked: B[:, c0:c1] := op(A)^{-1} B[:, c0:c1], op(A) m x m, lower
+/// (forward) or upper (backward) as op(A) is.
+template <class T>
+void trsm_left_unblocked(bool op_lower, bool trans, bool unit, std::int64_t m, const T* a,
+                         std::int64_t lda, T* b, std::int64_t ldb, std::int64_t c0,
+                         std::int64_t c1) {
+  if (c1 - c0 == 1 && ldb == 1 && !trans) {
+    // One contiguous right-hand side (a solve with a vector): dot products
+    // along the rows of A instead of length-1 axpys.
+    for (std::int64_t s = 0; s < m; ++s) {
+      const std::int64_t i = op_lower ? s : m - 1 - s;
+      const std::int64_t k0 = op_lower ? 0 : i + 1, len = op_lower ? i : m - i - 1;
+      const T v = b[i] - dot(len, a + i * lda + k0, b + k0);
+      b[i] = unit ? v : v / a[i * lda + i];
+    }
+    return;
+  }
+  for (std::int64_t s = 0; s < m; ++s) {
+    const std::int64_t i = op_lower ? s : m - 1 - s;
+    T* bi = b + i * ldb;
+    const std::int64_t k0 = op_lower ? 0 : i + 1, k1 = op_lower ? i : m;
+    for (std::int64_t k = k0; k < k1; ++k) {
+      const T f = op_at(a, lda, trans, i, k);
+      if (f == T(0)) continue;
+      const T* bk = b + k * ldb;
+      for (std::int64_t j = c0; j < c1; ++j) bi[j] -= f * bk[j];
+    }
+    if (!unit) {
+      const T d = T(1) / op_at(a, lda, trans, i, i);
+      for (std::int64_t j = c0; j < c1; ++j) bi[j] *= d;
+    }
+  }
+}
+
+}  // namespace
+
+template <class T>
+void trsm_left(bool lower, bool trans, bool unit, std::int64_t m, std::int64_t n, const T* a,
+               std::int64_t lda, T* b, std::int64_t ldb, int max_threads) {
+  if (m <= 0 || n <= 0) return;
+  const bool op_lower = lower != trans;
+  const std::int64_t nb = thresholds::trsm_block;
+  auto diag_solve = [&](std::int64_t i0, std::int64_t w) {
+    const T* aii = a + i0 * lda + i0;
+    T* bi = b + i0 * ldb;
+    const int nt = threads_for(w * w * n, max_threads);
+    parallel_split(n, nt, 16, [&](std::int64_t c0, std::int64_t c1) {
+      trsm_left_unblocked(op_lower, trans, unit, w, aii, lda, bi, ldb, c0, c1);
+    });
+  };
+  if (m <= nb) {
+    diag_solve(0, m);
+    return;
+  }
+  for (std::int64_t s = 0; s < m; s += nb) {
+    const std::int64_t w = std::min(nb, m - s);
+    // Block rows [i0, i0 + w) of X, in solve order.
+    const std::int64_t i0 = op_lower ? s : m - s - w;
+    diag_solve(i0, w);
+    // The rows still to solve: below (lower) or above (upper) this block.
+    const std::int64_t r0 = op_lower ? i0 + w : 0, rows = op_lower ? m - i0 - w : i0;
+    if (rows == 0) continue;
+    // B[r0:r0+rows] -= op(A)[r0:r0+rows, i0:i0+w] * X[i0:i0+w].
+    const T* ablk = trans ? a + i0 * lda + r0 : a + r0 * lda + i0;
+    gemm_run<T>(trans, false, rows, n, w, T(-1), ablk, lda, b + i0 * ldb, ldb, T(1),
+                b + r0 * ldb, ldb, nullptr, max_threads);
+  }
+}
+
+template <class T>
+void trsm_right_lower_trans(std::int64_t m, std::int64_t n, const T* l, std::int64_t ldl, T* b,
+                            std::int64_t ldb, int max_threads) {
+  if (m <= 0 || n <= 0) return;
+  const std::int64_t nb = thresholds::trsm_block;
+  for (std::int64_t j0 = 0; j0 < n; j0 += nb) {
+    const std::int64_t w = std::min(nb, n - j0);
+    // X[:, j0:j0+w] L[j0:j0+w, j0:j0+w]^T = B[:, j0:j0+w], a row of X at a time:
+    // x_j = (b_j - sum_{k<j} L[j,k] x_k) / L[j,j].
+    const int nt = threads_for(w * w * m, max_threads);
+    parallel_split(m, nt, 1, [&](std::int64_t r0, std::int64_t r1) {
+      for (std::int64_t r = r0; r < r1; ++r) {
+        T* x = b + r * ldb + j0;
+        for (std::int64_t j = 0; j < w; ++j) {
+          const T* lj = l + (j0 + j) * ldl + j0;
+          x[j] = (x[j] - dot(j, lj, x)) / lj[j];
+        }
+      }
+    });
+    if (j0 + w < n) {
+      // B[:, j0+w:] -= X[:, j0:j0+w] * L[j0+w:, j0:j0+w]^T.
+      gemm_run<T>(false, true, m, n - j0 - w, w, T(-1), b + j0, ldb, l + (j0 + w) * ldl + j0, ldl,
+                  T(1), b + j0 + w, ldb, nullptr, max_threads);
+    }
+  }
+}
+
+template void trsm_left<float>(bool, bool, bool, std::int64_t, std::int64_t, const float*,
+                               std::int64_t, float*, std::int64_t, int);
+template void trsm_left<double>(bool, bool, bool, std::int64_t, std::int64_t, const double*,
+                                std::int64_t, double*, std::int64_t, int);
+template void trsm_right_lower_trans<float>(std::int64_t, std::int64_t, const float*,
+                                            std::int64_t, float*, std::int64_t, int);
+template void trsm_right_lower_trans<double>(std::int64_t, std::int64_t, const double*,
+                                             std::int64_t, double*, std::int64_t, int);
+
+}  // namespace matnet::detail
