@@ -378,14 +378,14 @@ void backward_impl(T* dx, T* dw, T* db, const T* gy, const T* x, const T* w, con
   }
   // db = sum of dZ over n and the spatial positions
   if (db != nullptr) {
-    for (I f = 0; f < s.out_channels; ++f) {
-      double acc = 0;
-      for (I n = 0; n < s.batch; ++n) {
-        const T* row = dz + (n * s.out_channels + f) * sl;
-        for (I t = 0; t < sl; ++t) acc += row[t];
+    const auto& kern = *detail::kernels<T>().eltwise;  // dot(a, null) = vectorised sum
+    detail::parallel_split(s.out_channels, detail::threads_for(n_out, budget), 1, [&](I f0, I f1) {
+      for (I f = f0; f < f1; ++f) {
+        double acc = 0;
+        for (I n = 0; n < s.batch; ++n) acc += kern.dot(dz + (n * s.out_channels + f) * sl, nullptr, sl);
+        db[f] = static_cast<T>(acc);
       }
-      db[f] = static_cast<T>(acc);
-    }
+    });
   }
   // dw[g] (Fg, Kg) = sum_n dZ[n, g] (Fg, S) . im2col(x[n, g])^T (S, Kg): one
   // GEMM per image (reduction S), accumulated; the images are split over
