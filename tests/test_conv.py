@@ -31,6 +31,8 @@ CONV_CASES = [
     ("valid", 1, 2, 6, 6, 3, 3, 1, "valid", 1, 1),
     ("batch1-5x5", 1, 2, 8, 8, 3, 5, 1, 2, 1, 1),
     ("wide-k", 2, 20, 6, 6, 33, 3, 1, 1, 1, 1),
+    ("ragged-image-blocks", 5, 3, 12, 12, 4, 3, 1, 1, 1, 1),  # 4 + 1 images per GEMM
+    ("ragged-blocks-groups-1x1", 9, 4, 8, 8, 6, 1, 1, 0, 1, 2),  # 8 + 1, plain 1x1
     # dcol scratch (Kg x OH*OW, float64) above conv_dcol_max_bytes: dX by the
     # flipped-kernel convolution (negative padding when padding > kernel - 1).
     ("flipped-dx", 1, 64, 61, 61, 2, 3, 1, 1, 1, 1),

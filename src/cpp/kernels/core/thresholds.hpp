@@ -85,6 +85,12 @@ inline constexpr std::int64_t chain_split_last_min_bytes = std::int64_t{1} << 15
 // of 56x56, 3x3, float32 stays below).
 inline constexpr std::int64_t conv_dcol_max_bytes = std::int64_t{1} << 24;
 
+// Conv2D forward on small images puts several images in one GEMM so that it
+// has at least this many columns (8x8 digits: 8 images of 64 pixels), instead
+// of one GEMM per image whose fixed cost (packing set-up, edge tiles) is
+// comparable to its few hundred thousand multiply-adds.
+inline constexpr std::int64_t conv_min_gemm_cols = 512;
+
 // ------------------------------------------------------------------ optim
 
 // Bytes moved by an update pass (elements x arrays read or written x size)

@@ -101,32 +101,36 @@ inline void scatter_add_run(T* plane, const T* src, I h, I w, I ih, I iw0, I len
   }
 }
 
-/// Output pixels [j0, j0 + cols) cut at output-row ends: runs (first
-/// column offset, length, output row i, output column j) of the panel.
+/// Output pixels [j0, j0 + cols) (columns (image, i, j) of images of
+/// oh x ow pixels) cut at output-row ends: runs (first column offset,
+/// length, image, output row i, output column j) of the panel.
 struct PixelRun {
-  I t0, len, i, j;
+  I t0, len, img, i, j;
 };
 
-inline int pixel_runs(I j0, I cols, I ow, PixelRun* runs) {
+inline int pixel_runs(I j0, I cols, I oh, I ow, PixelRun* runs) {
   int count = 0;
-  I i = j0 / ow, j = j0 % ow;
+  const I sl = oh * ow;
+  I img = j0 / sl, i = (j0 % sl) / ow, j = j0 % ow;
   for (I t = 0; t < cols; ++count) {
     const I len = std::min(cols - t, ow - j);
-    runs[count] = {t, len, i, j};
+    runs[count] = {t, len, img, i, j};
     t += len;
     j = 0;
-    ++i;
+    if (++i == oh) i = 0, ++img;
   }
   return count;
 }
 
-/// B operand of the forward GEMM for one image and group: im2col(x) (Kg, S),
-/// element ((c, p, q), (i, j)) = x[c, i*sh - pt + p*dh, j*sw - pl + q*dw].
+/// B operand of the forward GEMM for images n0.. and one group: im2col(x)
+/// (Kg, images x S), element ((c, p, q), (n, i, j)) =
+/// x[n0 + n, c, i*sh - pt + p*dh, j*sw - pl + q*dw].
 template <class T>
 struct Im2col {
-  const T* x;  // (Cg, H, W) of this image and group
+  const T* x;  // (Cg, H, W) of image n0 and the group
   const Conv2dShape* s;
   I oh, ow;
+  I img_stride;  // elements from one image to the next (C*H*W)
 };
 
 template <class T>
@@ -135,14 +139,14 @@ void pack_im2col(const void* ctx, I p0, I j0, I kc, I cols, int nr, T* dst) {
   const Conv2dShape& s = *m.s;
   const I h = s.height, w = s.width;
   PixelRun runs[kMaxPanel];
-  const int nruns = pixel_runs(j0, cols, m.ow, runs);
+  const int nruns = pixel_runs(j0, cols, m.oh, m.ow, runs);
   const I khw = s.kernel_h * s.kernel_w;
   I c = p0 / khw, p = (p0 % khw) / s.kernel_w, q = p0 % s.kernel_w;
   for (I r = 0; r < kc; ++r, dst += nr) {
     const T* plane = m.x + c * h * w;
     for (int u = 0; u < nruns; ++u) {
       const PixelRun& run = runs[u];
-      gather_run(dst + run.t0, 1, plane, h, w, run.i * s.stride_h - s.pad_top + p * s.dilation_h,
+      gather_run(dst + run.t0, 1, plane + run.img * m.img_stride, h, w, run.i * s.stride_h - s.pad_top + p * s.dilation_h,
                  run.j * s.stride_w - s.pad_left + q * s.dilation_w, run.len, s.stride_w);
     }
     std::fill(dst + cols, dst + nr, T(0));
@@ -153,8 +157,9 @@ void pack_im2col(const void* ctx, I p0, I j0, I kc, I cols, int nr, T* dst) {
   }
 }
 
-/// B operand of the dW GEMM for one image and group: im2col(x)^T (S, Kg),
-/// element ((i, j), (c, p, q)) = x[c, i*sh - pt + p*dh, j*sw - pl + q*dw].
+/// B operand of the dW GEMM for images n0.. and one group: im2col(x)^T
+/// (images x S, Kg), element ((n, i, j), (c, p, q)) =
+/// x[n0 + n, c, i*sh - pt + p*dh, j*sw - pl + q*dw].
 /// Packed column by column: each column is one kernel tap, and its rows
 /// are consecutive output pixels, so runs of one input row.
 template <class T>
@@ -167,7 +172,7 @@ void pack_im2col_t(const void* ctx, I p0, I j0, I kc, I cols, int nr, T* dst) {
   int nruns = 0;
   while (rows_left > 0) {  // runs of [p0, p0 + kc) (at most kc / ow + 2 of them)
     PixelRun chunk[1];
-    pixel_runs(at, std::min(rows_left, m.ow - at % m.ow), m.ow, chunk);
+    pixel_runs(at, std::min(rows_left, m.ow - at % m.ow), m.oh, m.ow, chunk);
     chunk[0].t0 = at - p0;
     if (nruns < 2 * kMaxPanel) runs[nruns++] = chunk[0];
     at += chunk[0].len;
@@ -185,7 +190,7 @@ void pack_im2col_t(const void* ctx, I p0, I j0, I kc, I cols, int nr, T* dst) {
     const T* plane = m.x + c * h * w;
     for (int u = 0; u < nruns; ++u) {
       const PixelRun& run = runs[u];
-      gather_run(dst + run.t0 * nr + col, nr, plane, h, w,
+      gather_run(dst + run.t0 * nr + col, nr, plane + run.img * m.img_stride, h, w,
                  run.i * s.stride_h - s.pad_top + dh, run.j * s.stride_w - s.pad_left + dw,
                  run.len, s.stride_w);
     }
@@ -195,49 +200,112 @@ void pack_im2col_t(const void* ctx, I p0, I j0, I kc, I cols, int nr, T* dst) {
       std::fill(dst + t * nr + cols, dst + (t + 1) * nr, T(0));
 }
 
-// ------------------------------------------------------------ epilogue
+/// dZ of images n0.. and one group as a matrix (Fg, images x S), element
+/// (f, (n, s)) = dz[(n0 + n) * F*S + (g*Fg + f) * S + s]: the A operand of
+/// dW and the B operand of dcol when a GEMM spans several small images.
+template <class T>
+struct GradCols {
+  const T* dz;  // image n0, channel g*Fg
+  I img_stride, sl;
+};
+
+/// body(t, len, src) over columns [c0, c0 + count) of row f: runs within one image.
+template <class T, class F>
+inline void grad_row_runs(const GradCols<T>& m, I f, I c0, I count, F&& body) {
+  for (I t = 0, col = c0; t < count;) {
+    const I img = col / m.sl, s0 = col % m.sl, len = std::min(count - t, m.sl - s0);
+    body(t, len, m.dz + img * m.img_stride + f * m.sl + s0);
+    t += len;
+    col += len;
+  }
+}
 
 template <class T>
-struct BiasRowsAct {
+void pack_grad_a(const void* ctx, I i0, I p0, I rows, I kc, int mr, T* dst) {
+  const auto& m = *static_cast<const GradCols<T>*>(ctx);
+  for (I i = 0; i < rows; i += mr) {  // panels of mr rows, stored column by column
+    T* panel = dst + (i / mr) * mr * kc;
+    for (I r = 0; r < mr; ++r) {
+      if (i + r >= rows) {
+        for (I t = 0; t < kc; ++t) panel[t * mr + r] = T(0);
+        continue;
+      }
+      grad_row_runs(m, i0 + i + r, p0, kc, [&](I t, I len, const T* src) {
+        for (I u = 0; u < len; ++u) panel[(t + u) * mr + r] = src[u];
+      });
+    }
+  }
+}
+
+template <class T>
+void pack_grad_b(const void* ctx, I p0, I j0, I kc, I cols, int nr, T* dst) {
+  const auto& m = *static_cast<const GradCols<T>*>(ctx);
+  for (I r = 0; r < kc; ++r, dst += nr) {  // one panel, row by row
+    grad_row_runs(m, p0 + r, j0, cols, [&](I t, I len, const T* src) {
+      for (I u = 0; u < len; ++u) dst[t + u] = src[u];
+    });
+    std::fill(dst + cols, dst + nr, T(0));
+  }
+}
+
+// ------------------------------------------------------------ epilogue
+
+/// The forward epilogue, per tile while it is in L1: + b[f] per row
+/// (channel), then act, written to the tile's NCHW place in y (and z). For
+/// a GEMM over several images (columns (n, s)) C is a scratch and this
+/// moves each tile out; for one image C is y itself (in place).
+template <class T>
+struct TileToNchw {
   const detail::EltwiseKernels<T>* kernels;
   const T* b;  // (Fg,) or null
-  T* z;        // (Fg, S) or null
-  I ldz;
+  T* y;        // image n0, channel g*Fg
+  T* z;        // likewise, or null
+  I img_stride, sl;
   Activation act;
   T slope;
 };
 
-/// Per output row (channel): + b[f], keep z, apply act, on a tile in cache.
 template <class T>
-void bias_rows_act(const void* ctx, T* c, I ldc, I i0, I j0, int rows, int cols) {
-  const auto& e = *static_cast<const BiasRowsAct<T>*>(ctx);
+void tile_to_nchw(const void* ctx, T* c, I ldc, I i0, I j0, int rows, int cols) {
+  const auto& e = *static_cast<const TileToNchw<T>*>(ctx);
   for (int r = 0; r < rows; ++r) {
     T* row = c + r * ldc;
     if (e.b != nullptr) {
       const T bias = e.b[i0 + r];
       for (int t = 0; t < cols; ++t) row[t] += bias;
     }
-    if (e.act != Activation::identity || e.z != nullptr)
-      e.kernels->forward(row, e.z != nullptr ? e.z + (i0 + r) * e.ldz + j0 : nullptr, row,
-                         nullptr, cols, e.act, e.slope);
+    for (I t = 0, col = j0; t < cols;) {
+      const I img = col / e.sl, s0 = col % e.sl, len = std::min<I>(cols - t, e.sl - s0);
+      const I off = img * e.img_stride + (i0 + r) * e.sl + s0;
+      e.kernels->forward(e.y + off, e.z != nullptr ? e.z + off : nullptr, row + t, nullptr, len,
+                         e.act, e.slope);
+      t += len;
+      col += len;
+    }
   }
 }
 
 // ------------------------------------------------------------ drivers
 
-/// Runs body(item, threads) for item in [0, items): one item per thread with
-/// threads = 1 when there are enough items, else one after another with the
-/// whole budget. Exceptions are rethrown on the calling thread.
+/// Runs body(item, threads, part) for item in [0, items): one item per
+/// thread with threads = 1 when there are enough items (part: the thread's
+/// index among items_parts(items, budget), for per-thread scratch), else
+/// one after another with the whole budget (part 0). Exceptions are
+/// rethrown on the calling thread.
+inline int items_parts(I items, int budget) {
+  return budget <= 1 || items < budget ? 1 : detail::parts_for(items, budget);
+}
+
 template <class F>
 void for_items(I items, int budget, F&& body) {
-  if (budget <= 1 || items < budget) {
-    for (I it = 0; it < items; ++it) body(it, budget);
+  if (items_parts(items, budget) == 1) {
+    for (I it = 0; it < items; ++it) body(it, budget, 0);
     return;
   }
   std::exception_ptr error;
-  detail::parallel_split(items, budget, 1, [&](I b, I e) {
+  detail::parallel_parts(items, budget, 1, [&](int part, I b, I e) {
     try {
-      for (I it = b; it < e; ++it) body(it, 1);
+      for (I it = b; it < e; ++it) body(it, 1, part);
     } catch (...) {
 #pragma omp critical(matnet_conv_error)
       error = std::current_exception();
@@ -248,6 +316,13 @@ void for_items(I items, int budget, F&& body) {
 
 int budget_for(double flops) {
   return flops < detail::thresholds::parallel_min_flops ? 1 : std::max(get_num_threads(), 1);
+}
+
+/// Images per GEMM: enough small images that a GEMM has at least
+/// thresholds::conv_min_gemm_cols columns (or reduction length), else 1.
+I images_per_gemm(I batch, I sl) {
+  const I want = (detail::thresholds::conv_min_gemm_cols + sl - 1) / std::max<I>(sl, 1);
+  return std::max<I>(1, std::min(batch, want));
 }
 
 /// True for a 1x1 convolution with stride 1 and no padding: im2col(x) is x.
@@ -267,20 +342,44 @@ void forward_run(T* y, T* z, const T* x, const T* w, const T* b, const Conv2dSha
   const bool plain = is_plain(s);
   const bool need_ep = b != nullptr || z != nullptr || act != Activation::identity;
   const auto* kern = detail::kernels<T>().eltwise;
-  for_items(s.batch * g_count, budget, [&](I it, int threads) {
+  const I nb = images_per_gemm(s.batch, sl);
+  if (nb > 1) {
+    // Small images: nb images per GEMM (columns (n, i, j)) into a per-thread
+    // scratch, each tile moved to its NCHW place by the epilogue.
+    const I blocks = (s.batch + nb - 1) / nb, items = blocks * g_count;
+    detail::WorkspaceScope scope;
+    T* scratch = scope.alloc<T>(static_cast<std::size_t>(items_parts(items, budget) * fg * nb * sl));
+    for_items(items, budget, [&](I it, int threads, int part) {
+      const I n0 = (it / g_count) * nb, g = it % g_count, cols = std::min(nb, s.batch - n0) * sl;
+      const I out_off = (n0 * s.out_channels + g * fg) * sl;
+      const Im2col<T> pack_ctx{x + (n0 * s.in_channels + g * cg) * hw, &s, oh, ow,
+                               s.in_channels * hw};
+      GemmOperand<T> bop;
+      bop.pack = &pack_im2col<T>;
+      bop.ctx = &pack_ctx;
+      const TileToNchw<T> ep_ctx{kern, b != nullptr ? b + g * fg : nullptr, y + out_off,
+                                 z != nullptr ? z + out_off : nullptr, s.out_channels * sl, sl,
+                                 act, slope};
+      const detail::GemmTileEpilogue<T> ep{&tile_to_nchw<T>, &ep_ctx};
+      detail::gemm_operands<T>(fg, cols, kg, T(1), GemmOperand<T>::blas(w + g * fg * kg, kg, false),
+                               bop, T(0), scratch + part * fg * nb * sl, cols, &ep, threads);
+    });
+    return;
+  }
+  for_items(s.batch * g_count, budget, [&](I it, int threads, int) {
     const I n = it / g_count, g = it % g_count;
     const T* xg = x + (n * s.in_channels + g * cg) * hw;
     const I out_off = (n * s.out_channels + g * fg) * sl;
-    const Im2col<T> pack_ctx{xg, &s, oh, ow};
+    const Im2col<T> pack_ctx{xg, &s, oh, ow, 0};
     GemmOperand<T> bop = GemmOperand<T>::blas(xg, hw, false);
     if (!plain) {
       bop = GemmOperand<T>{};
       bop.pack = &pack_im2col<T>;
       bop.ctx = &pack_ctx;
     }
-    const BiasRowsAct<T> ep_ctx{kern, b != nullptr ? b + g * fg : nullptr,
-                                z != nullptr ? z + out_off : nullptr, sl, act, slope};
-    const detail::GemmTileEpilogue<T> ep{&bias_rows_act<T>, &ep_ctx};
+    const TileToNchw<T> ep_ctx{kern, b != nullptr ? b + g * fg : nullptr, y + out_off,
+                               z != nullptr ? z + out_off : nullptr, 0, sl, act, slope};
+    const detail::GemmTileEpilogue<T> ep{&tile_to_nchw<T>, &ep_ctx};
     detail::gemm_operands<T>(fg, sl, kg, T(1), GemmOperand<T>::blas(w + g * fg * kg, kg, false),
                              bop, T(0), y + out_off, sl, need_ep ? &ep : nullptr, threads);
   });
@@ -378,39 +477,48 @@ void backward_impl(T* dx, T* dw, T* db, const T* gy, const T* x, const T* w, con
   }
   // db = sum of dZ over n and the spatial positions
   if (db != nullptr) {
-    for (I f = 0; f < s.out_channels; ++f) {
-      double acc = 0;
-      for (I n = 0; n < s.batch; ++n) {
-        const T* row = dz + (n * s.out_channels + f) * sl;
-        for (I t = 0; t < sl; ++t) acc += row[t];
+    const auto& kern = *detail::kernels<T>().eltwise;  // dot(a, null) = vectorised sum
+    detail::parallel_split(s.out_channels, detail::threads_for(n_out, budget), 1, [&](I f0, I f1) {
+      for (I f = f0; f < f1; ++f) {
+        double acc = 0;
+        for (I n = 0; n < s.batch; ++n) acc += kern.dot(dz + (n * s.out_channels + f) * sl, nullptr, sl);
+        db[f] = static_cast<T>(acc);
       }
-      db[f] = static_cast<T>(acc);
-    }
+    });
   }
   // dw[g] (Fg, Kg) = sum_n dZ[n, g] (Fg, S) . im2col(x[n, g])^T (S, Kg): one
-  // GEMM per image (reduction S), accumulated; the images are split over
-  // threads, each summing into its own partial (parallel_k_sum).
+  // GEMM per block of nb images (reduction nb*S; nb = 1 unless the images
+  // are small), accumulated; the blocks are split over threads, each
+  // summing into its own partial (parallel_k_sum).
+  const I nb = images_per_gemm(s.batch, sl), blocks = (s.batch + nb - 1) / nb;
   for (I g = 0; g < g_count; ++g) {
     detail::parallel_k_sum<T>(
-        s.batch, 1, budget, fg, kg, dw + g * fg * kg, kg, T(0),
-        [&](int, I n0, I n1, T* dst, I ld, T beta) {
-          if (n0 == n1) {  // no image: the partial is zero
+        blocks, 1, budget, fg, kg, dw + g * fg * kg, kg, T(0),
+        [&](int, I b0, I b1, T* dst, I ld, T beta) {
+          if (b0 == b1) {  // no image: the partial is zero
             for (I f = 0; f < fg; ++f) std::fill(dst + f * ld, dst + f * ld + kg, T(0));
             return;
           }
-          for (I n = n0; n < n1; ++n) {
-            const T* xg = x + (n * s.in_channels + g * cg) * hw;
-            const Im2col<T> b_ctx{xg, &s, oh, ow};
+          for (I blk = b0; blk < b1; ++blk) {
+            const I n0 = blk * nb, cols = std::min(nb, s.batch - n0) * sl;
+            const T* xg = x + (n0 * s.in_channels + g * cg) * hw;
+            const T* dzg = dz + (n0 * s.out_channels + g * fg) * sl;
+            const Im2col<T> b_ctx{xg, &s, oh, ow, s.in_channels * hw};
+            const GradCols<T> a_ctx{dzg, s.out_channels * sl, sl};
+            GemmOperand<T> aop = GemmOperand<T>::blas(dzg, sl, false);
             GemmOperand<T> bop = GemmOperand<T>::blas(xg, hw, true);  // 1x1: x[n, g]^T
-            if (!plain) {
+            if (nb > 1) {
+              aop = GemmOperand<T>{};
+              aop.pack = &pack_grad_a<T>;
+              aop.ctx = &a_ctx;
+            }
+            if (!plain || nb > 1) {
               bop = GemmOperand<T>{};
               bop.pack = &pack_im2col_t<T>;
               bop.ctx = &b_ctx;
             }
-            detail::gemm_operands<T>(
-                fg, kg, sl, T(1), GemmOperand<T>::blas(dz + (n * s.out_channels + g * fg) * sl, sl,
-                                                       false),
-                bop, n == n0 ? beta : T(1), dst, ld, nullptr, 1);
+            detail::gemm_operands<T>(fg, kg, cols, T(1), aop, bop, blk == b0 ? beta : T(1), dst,
+                                     ld, nullptr, 1);
           }
         });
   }
@@ -438,31 +546,43 @@ void backward_impl(T* dx, T* dw, T* db, const T* gy, const T* x, const T* w, con
     forward_run<T>(dx, nullptr, dz, wt, nullptr, t, Activation::identity, T(0), budget);
     return;
   }
-  // dcol (Kg, S) = w[g]^T . dZ[n, g], then col2im into dx[n, g].
-  const int parts = detail::parts_for(s.batch * g_count, budget);
-  T* cols = scope.alloc<T>(static_cast<std::size_t>(plain ? 0 : parts * kg * sl));
+  // dcol (Kg, nb*S) = w[g]^T . dZ[block, g], then col2im into dx[n, g]
+  // (1x1 with one image per GEMM: the GEMM writes dx).
+  const bool direct = plain && nb == 1;
+  const I items = blocks * g_count;
+  const int parts = detail::parts_for(items, budget);
+  T* cols_buf = scope.alloc<T>(static_cast<std::size_t>(direct ? 0 : parts * kg * nb * sl));
   std::exception_ptr error;
-  detail::parallel_parts(s.batch * g_count, budget, 1,
-                         [&](int part, I b0, I e0) {
-    T* dcol = cols + part * kg * sl;
+  detail::parallel_parts(items, budget, 1, [&](int part, I b0, I e0) {
+    T* dcol = cols_buf + part * kg * nb * sl;
     try {
       for (I it = b0; it < e0; ++it) {
-        const I n = it / g_count, g = it % g_count;
-        T* dxg = dx + (n * s.in_channels + g * cg) * hw;
-        detail::gemm_operands<T>(kg, sl, fg, T(1),
-                                 GemmOperand<T>::blas(w + g * fg * kg, kg, true),
-                                 GemmOperand<T>::blas(dz + (n * s.out_channels + g * fg) * sl, sl,
-                                                      false),
-                                 T(0), plain ? dxg : dcol, sl, nullptr, 1);
-        if (plain) continue;  // 1x1: dcol is dx
-        std::fill(dxg, dxg + cg * hw, T(0));
-        for (I q = 0; q < kg; ++q) {
-          T* plane = dxg + (q / khw) * hw;
-          const I dh = ((q % khw) / s.kernel_w) * s.dilation_h;
-          const I dwo = (q % s.kernel_w) * s.dilation_w;
-          for (I i = 0; i < oh; ++i)
-            scatter_add_run(plane, dcol + q * sl + i * ow, s.height, s.width,
-                            i * s.stride_h - s.pad_top + dh, -s.pad_left + dwo, ow, s.stride_w);
+        const I n0 = (it / g_count) * nb, g = it % g_count, count = std::min(nb, s.batch - n0);
+        const I ld = count * sl;
+        const T* dzg = dz + (n0 * s.out_channels + g * fg) * sl;
+        const GradCols<T> b_ctx{dzg, s.out_channels * sl, sl};
+        GemmOperand<T> bop = GemmOperand<T>::blas(dzg, sl, false);
+        if (nb > 1) {
+          bop = GemmOperand<T>{};
+          bop.pack = &pack_grad_b<T>;
+          bop.ctx = &b_ctx;
+        }
+        T* dxg0 = dx + (n0 * s.in_channels + g * cg) * hw;
+        detail::gemm_operands<T>(kg, ld, fg, T(1), GemmOperand<T>::blas(w + g * fg * kg, kg, true),
+                                 bop, T(0), direct ? dxg0 : dcol, ld, nullptr, 1);
+        if (direct) continue;  // 1x1: dcol is dx
+        for (I n = 0; n < count; ++n) {
+          T* dxg = dxg0 + n * s.in_channels * hw;
+          std::fill(dxg, dxg + cg * hw, T(0));
+          for (I q = 0; q < kg; ++q) {
+            T* plane = dxg + (q / khw) * hw;
+            const I dh = ((q % khw) / s.kernel_w) * s.dilation_h;
+            const I dwo = (q % s.kernel_w) * s.dilation_w;
+            for (I i = 0; i < oh; ++i)
+              scatter_add_run(plane, dcol + q * ld + n * sl + i * ow, s.height, s.width,
+                              i * s.stride_h - s.pad_top + dh, -s.pad_left + dwo, ow,
+                              s.stride_w);
+          }
         }
       }
     } catch (...) {
