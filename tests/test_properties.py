@@ -22,7 +22,7 @@ from hypothesis.extra import numpy as hnp  # noqa: E402
 # to run (hypothesis' default) and a failure prints its example. A longer
 # hunt: MATNET_HYPOTHESIS_EXAMPLES=1500 (passes, 80 s).
 SETTINGS = settings(max_examples=int(os.environ.get("MATNET_HYPOTHESIS_EXAMPLES", "60")),
-                    deadline=None,
+                    deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 DTYPES = st.sampled_from([np.float32, np.float64])
 SPECIAL = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e30, -1e30, 1e-30, 3e38, -3e38, 88.8, -104.0]
