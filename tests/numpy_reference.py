@@ -259,6 +259,19 @@ def misaligned(x):
     return out
 
 
+def unaligned(x):
+    """A C-contiguous copy of x whose data starts one BYTE past an aligned
+    address (np.frombuffer at an odd offset): not even element-aligned, so
+    NumPy flags it unaligned and the bindings must copy it before a kernel
+    dereferences it."""
+    x = np.asarray(x)
+    buf = np.zeros(x.nbytes + 1, np.uint8)
+    out = np.frombuffer(buf.data, x.dtype, x.size, offset=1).reshape(x.shape)
+    out[...] = x
+    assert out.flags.c_contiguous and (x.size == 0 or x.dtype.itemsize == 1 or not out.flags.aligned)
+    return out
+
+
 def strided_copy(x, step):
     """Same values as x, stored every |step|-th element along each axis (in
     reverse when step < 0) inside a NaN-filled buffer: reading a gap between

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import matnet as mn
+import numpy_reference as ref
 
 
 def _ones(shape=(3, 4), dtype=np.float32):
@@ -52,40 +53,30 @@ def test_adam_step_accepts_numpy_ints_and_refuses_bools():
         mn.ops.gemm(_ones(), _ones((4, 2)), alpha="2")
 
 
-def _misaligned(a):
-    """C-contiguous, but its data one byte past an aligned address (np.frombuffer)."""
-    a = np.asarray(a)
-    buf = np.zeros(a.nbytes + 1, np.uint8)
-    out = np.frombuffer(buf.data, a.dtype, a.size, offset=1).reshape(a.shape)
-    out[...] = a
-    assert out.flags.c_contiguous and not out.flags.aligned
-    return out
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_misaligned_arrays_are_copied_not_misread(dtype, rng):
     """Kernels never see a misaligned pointer (UBSan in the sanitizer job checks
     the "never"; here, that results are right)."""
     x = rng.standard_normal((37, 19)).astype(dtype)
     w = rng.standard_normal((19, 23)).astype(dtype)
-    mx, mw = _misaligned(x), _misaligned(w)
+    mx, mw = ref.unaligned(x), ref.unaligned(w)
     np.testing.assert_array_equal(mn.ops.softmax(mx), mn.ops.softmax(x))
     np.testing.assert_array_equal(mn.ops.log_softmax(mx, axis=0), mn.ops.log_softmax(x, axis=0))
     np.testing.assert_array_equal(mn.ops.tanh(mx), mn.ops.tanh(x))
     np.testing.assert_array_equal(mn.ops.gelu_backward(mx, mx), mn.ops.gelu_backward(x, x))
     np.testing.assert_array_equal(mn.ops.matmul(mx, mw), mn.ops.matmul(x, w))
-    np.testing.assert_array_equal(mn.ops.matvec(mx, _misaligned(w[:, 0])),
+    np.testing.assert_array_equal(mn.ops.matvec(mx, ref.unaligned(w[:, 0])),
                                   mn.ops.matvec(x, w[:, 0]))
-    y, z = mn.ops.dense_forward(mx, mw, _misaligned(w[0]), "relu")
+    y, z = mn.ops.dense_forward(mx, mw, ref.unaligned(w[0]), "relu")
     np.testing.assert_array_equal(y, mn.ops.dense_forward(x, w, w[0], "relu")[0])
     labels = rng.integers(0, 19, 37)
     for fn, args in ((mn.losses.cross_entropy, (x, labels)), (mn.losses.mse, (x, x[::-1]))):
         want = fn(*args)
-        got = fn(*[_misaligned(a) for a in args])
+        got = fn(*[ref.unaligned(a) for a in args])
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1], want[1])
-    p, g = x.copy(), _misaligned(x * 0.5)
+    p, g = x.copy(), ref.unaligned(x * 0.5)
     mn.ops.sgd_update(p, g, None, lr=0.1)
     np.testing.assert_allclose(p, x - dtype(0.1) * (x * dtype(0.5)), rtol=1e-6)
     with pytest.raises(ValueError, match="aligned"):  # updated in place: cannot be copied
-        mn.ops.sgd_update(_misaligned(x), x, None, lr=0.1)
+        mn.ops.sgd_update(ref.unaligned(x), x, None, lr=0.1)

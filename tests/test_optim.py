@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import matnet as mn
+import numpy_reference as ref
 from matnet import layers as L
 from matnet import schedules as S
 
@@ -166,14 +167,6 @@ def test_adamw_decays_weights_that_have_zero_gradient():
 # ---------------------------------------------------------------- all or nothing
 
 
-def _frombuffer_misaligned_like(a):
-    """A writeable, C-contiguous copy of a whose data is misaligned by one byte."""
-    buf = np.zeros(a.nbytes + 1, np.uint8)
-    out = np.frombuffer(buf.data, a.dtype, a.size, offset=1).reshape(a.shape)
-    out[...] = a
-    return out
-
-
 @pytest.mark.parametrize("spoil", ["read_only", "misaligned", "fortran"])
 @pytest.mark.parametrize("make", [lambda: mn.optim.SGD(0.1, momentum=0.9), lambda: mn.optim.Adam(),
                                   lambda: mn.optim.AdamW(), lambda: mn.optim.RMSprop(
@@ -190,7 +183,7 @@ def test_refused_step_changes_nothing(make, spoil, rng):
     if spoil == "read_only":
         second.W.flags.writeable = False
     elif spoil == "misaligned":
-        second.W = _frombuffer_misaligned_like(second.W)
+        second.W = ref.unaligned(second.W)
     else:
         second.W = np.asfortranarray(np.ones((4, 2)))
     before = [p.copy() for p in model.parameters()]

@@ -5,6 +5,8 @@ the float64 reference of numpy_reference within its derived bound."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -16,9 +18,11 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra import numpy as hnp  # noqa: E402
 
-# A few hundred cases per property keeps the module to seconds; CI's seed
-# varies from run to run (hypothesis' default), failures print their example.
-SETTINGS = settings(max_examples=60, deadline=None, derandomize=False,
+# 60 cases per property keeps the module to seconds; the seed varies from run
+# to run (hypothesis' default) and a failure prints its example. A longer
+# hunt: MATNET_HYPOTHESIS_EXAMPLES=1500 (passes, 80 s).
+SETTINGS = settings(max_examples=int(os.environ.get("MATNET_HYPOTHESIS_EXAMPLES", "60")),
+                    deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 DTYPES = st.sampled_from([np.float32, np.float64])
 SPECIAL = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e30, -1e30, 1e-30, 3e38, -3e38, 88.8, -104.0]
@@ -50,10 +54,7 @@ def _relayout(draw, x):
     if layout == "reversed":
         return ref.strided_copy(x, -1)
     if layout == "unaligned":
-        buf = np.zeros(x.nbytes + 1, np.uint8)
-        out = np.frombuffer(buf.data, x.dtype, x.size, offset=1).reshape(x.shape)
-        out[...] = x
-        return out
+        return ref.unaligned(x)
     return np.ascontiguousarray(x)
 
 
@@ -94,7 +95,11 @@ def test_softmax_any_axis(data, dtype, log):
     want = (ref.log_softmax if log else ref.softmax)(x, axis=axis)
     eps = np.finfo(dtype).eps
     n = x.shape[axis]
-    bound = (8 + n) * eps * (np.abs(want) + (1.0 if log else 0.0)) + np.finfo(dtype).tiny
+    # exp(x - max) carries the rounding of x - max: |x - max| eps relative;
+    # the sum and the division add about n + 8 eps.
+    spread = np.abs(x.astype(np.float64) - x.max(axis=axis, keepdims=True))
+    scale = np.abs(want) + 1.0 if log else np.abs(want) * (1.0 + spread)
+    bound = (8 + n) * eps * scale + np.finfo(dtype).tiny
     _check(y, want, bound, f"softmax log={log} axis={axis}")
 
 
