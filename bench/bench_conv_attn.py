@@ -1,4 +1,4 @@
-"""Convolution (and, later, attention) kernels and a CNN epoch: matnet vs PyTorch CPU and NumPy.
+"""Convolution and attention kernels and a CNN epoch: matnet vs PyTorch CPU and NumPy.
 
 Sections (``--only conv|attention|epoch``, repeatable; default all):
 
@@ -12,8 +12,9 @@ Sections (``--only conv|attention|epoch``, repeatable; default all):
   ``matmul``, and for backward ``dcol = dy @ W`` scattered back by col2im,
   ``dW = dy^T @ col``). Before timing, matnet's y, dx, dw, db are checked
   against NumPy's (float64 references).
-* attention: reserved for the attention kernels (part 2 of the issue); no
-  cases yet.
+* attention: (1, 8, L, 64) flash attention, forward and forward+backward,
+  L in 128..4096, with peak RSS at L = 4096: run by bench/bench_attention.py
+  (each library in its own process, which peak memory needs), called here.
 * epoch: one training epoch (batch 32, Adam, cross-entropy) of the CNN of
   ``python -m matnet train --model cnn`` on the scikit-learn digits
   (Reshape, Conv2D(1->32, 3x3, relu), Conv2D(32->64, 3x3, relu),
@@ -179,10 +180,15 @@ def bench_conv(args, torch, nt, rng):
 
 
 def bench_attention(args, torch, nt, rng):
-    """Attention cases are added with the attention kernels (part 2 of issue 11)."""
-    if not hasattr(mn.ops, "scaled_dot_product_attention"):
-        print("[bench_conv_attn] attention: mn.ops.scaled_dot_product_attention is not in "
-              "this build; no cases", file=sys.stderr)
+    """bench/bench_attention.py for this thread count (its own table, JSON and plot)."""
+    import subprocess
+
+    cmd = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                        "bench_attention.py"), "--threads", str(nt)]
+    cmd += ["--quick"] if args.quick else ["--rounds", str(args.rounds)]
+    if args.no_torch:
+        cmd.append("--no-torch")
+    subprocess.run(cmd, check=True)
     return []
 
 
