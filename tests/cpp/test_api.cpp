@@ -34,6 +34,10 @@
 
 namespace {
 
+// At namespace scope: GCC 12 does not find a block-scope alias from the
+// lambdas inside a function template.
+namespace la = matnet::linalg;
+
 // Element `i` of a pseudo-random stream: a multiple of 1/8 in [-1, 1].
 // Products of two are multiples of 1/64 in [-1, 1]; a sum of k of them is a
 // multiple of 1/64 below k in magnitude, and with alpha = +-0.75 and beta *
@@ -695,7 +699,6 @@ void test_large_calls_from_std_threads() {
 // are tests/test_linalg.py): per-matrix info codes, NaN input, bad sizes.
 template <class T>
 void test_linalg_api() {
-  namespace la = matnet::linalg;
   std::int64_t info[2] = {7, 7};
   // A stack of two: diag(2, 4) and the singular [[1, 2], [2, 4]].
   T a[8] = {2, 0, 0, 4, 1, 2, 2, 4};
