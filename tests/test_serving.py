@@ -71,8 +71,9 @@ def _randomize(model: mn.Sequential, seed: int) -> mn.Sequential:
 
 
 def _cnn_model(dtype=np.float32) -> mn.Sequential:
-    """Reshape, Conv2D (dilated "same", grouped), BatchNorm (affine or not),
-    every pooling layer; 72 inputs (2 x 6 x 6), 3 outputs."""
+    """Reshape, Conv2D (dilated "same", grouped, strided), BatchNorm (affine
+    or not, on images and on features, nested in a Residual), every pooling
+    layer; 72 inputs (2 x 6 x 6), 3 outputs."""
     return _randomize(mn.Sequential([
         L.Reshape((2, 6, 6)),
         L.Conv2D(2, 4, 3, padding="same", dilation=2, activation="relu", seed=0, dtype=dtype),
@@ -84,6 +85,7 @@ def _cnn_model(dtype=np.float32) -> mn.Sequential:
         L.Conv2D(6, 6, (1, 2), stride=(1, 2), use_bias=False, seed=2, dtype=dtype),  # (6, 2, 1)
         L.BatchNorm(6, affine=False, dtype=dtype),
         L.GlobalAvgPool2D(),
+        L.Residual(L.BatchNorm(6, dtype=dtype)),  # buffers named layers.10.layer.running_mean, ...
         L.Dense(6, 3, seed=3, dtype=dtype), L.Softmax(),
     ]), 11)
 

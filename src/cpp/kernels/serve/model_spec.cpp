@@ -1,5 +1,6 @@
 // See model_spec.hpp. The schema mirrors src/python/matnet/serialization.py
-// and each layer's get_config() in src/python/matnet/layers.py.
+// and each layer's get_config() in src/python/matnet/layers/*.py and model.py
+// (Sequential).
 #include "serve/model_spec.hpp"
 
 #include <algorithm>
