@@ -10,6 +10,7 @@
 #include <new>
 
 #include "core/checks.hpp"
+#include "core/parallel.hpp"
 #include "core/workspace.hpp"
 #include "matnet/activations.hpp"
 #include "matnet/attention.hpp"
@@ -110,7 +111,8 @@ namespace {
 
 using WeightAt = std::map<std::uint64_t, std::uint64_t>;  // file offset -> offset in the block
 
-std::int64_t product(const detail::Shape& s, std::size_t from = 0, std::size_t to = ~std::size_t(0)) {
+std::int64_t product(const detail::Shape& s, std::size_t from = 0,
+                     std::size_t to = ~std::size_t(0)) {
   std::int64_t n = 1;
   for (std::size_t i = from; i < std::min(to, s.size()); ++i) n *= s[i];
   return n;
@@ -134,9 +136,10 @@ void compile(const std::vector<detail::LayerSpec>& layers, const unsigned char* 
     const std::int64_t lead = product(L.in_shape, 0, L.in_shape.size() - 1);
     widest = std::max({widest, product(L.in_shape), product(L.out_shape)});
     if (L.kind == Kind::dense) {
-      DenseLayerRef<T> ref{reinterpret_cast<const T*>(weights + at.at(L.tensors[0].offset)),
-                           L.use_bias ? reinterpret_cast<const T*>(weights + at.at(L.tensors[1].offset))
-                                      : nullptr,
+      auto weight = [&](std::size_t j) {
+        return reinterpret_cast<const T*>(weights + at.at(L.tensors[j].offset));
+      };
+      DenseLayerRef<T> ref{weight(0), L.use_bias ? weight(1) : nullptr,
                            L.in_features, L.out_features, L.act, static_cast<T>(L.negative_slope)};
       if (prev != nullptr && prev->kind == S::Kind::chain && prev->lead == lead) {
         prev->chain.push_back(ref);
@@ -293,52 +296,70 @@ void run_step(const Step<T>& step, const T* cur, std::int64_t rows, T* dst) {
       T* o = ws.alloc<T>(static_cast<std::size_t>(r * e));
       dense_forward(qkv, static_cast<T*>(nullptr), cur, step.w[0], step.w[1], r, e, 3 * e,
                     Activation::identity);
-      for (std::int64_t n = 0; n < rows; ++n)
-        for (std::int64_t t = 0; t < len; ++t) {
-          const T* src = qkv + (n * len + t) * 3 * e;
+      const std::size_t row_bytes = sizeof(T) * static_cast<std::size_t>(d);
+      // Token (n, t) of head hh: q[n, hh, t, :] = qkv[n * len + t, hh * d : (hh + 1) * d].
+      const int nt = detail::threads_for(r * 3 * e);
+      detail::parallel_split(r, nt, 1, [&](std::int64_t b, std::int64_t end) {
+        for (std::int64_t i = b; i < end; ++i) {
+          const std::int64_t n = i / len, t = i % len;
+          const T* src = qkv + i * 3 * e;
           for (std::int64_t hh = 0; hh < h; ++hh) {
             const std::int64_t to = ((n * h + hh) * len + t) * d;
-            std::memcpy(q + to, src + hh * d, sizeof(T) * static_cast<std::size_t>(d));
-            std::memcpy(k + to, src + e + hh * d, sizeof(T) * static_cast<std::size_t>(d));
-            std::memcpy(v + to, src + 2 * e + hh * d, sizeof(T) * static_cast<std::size_t>(d));
+            std::memcpy(q + to, src + hh * d, row_bytes);
+            std::memcpy(k + to, src + e + hh * d, row_bytes);
+            std::memcpy(v + to, src + 2 * e + hh * d, row_bytes);
           }
         }
+      });
       const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(d)));
       attention_forward(o, static_cast<T*>(nullptr), q, k, v, AttentionMask<T>{}, rows * h, len,
                         len, d, d, scale, step.causal);
       T* joined = qkv;  // (N, L, E), reusing the qkv buffer
-      for (std::int64_t n = 0; n < rows; ++n)
-        for (std::int64_t hh = 0; hh < h; ++hh)
-          for (std::int64_t t = 0; t < len; ++t)
-            std::memcpy(joined + (n * len + t) * e + hh * d, o + ((n * h + hh) * len + t) * d,
-                        sizeof(T) * static_cast<std::size_t>(d));
+      const int nt_join = detail::threads_for(r * e);
+      detail::parallel_split(r, nt_join, 1, [&](std::int64_t b, std::int64_t end) {
+        for (std::int64_t i = b; i < end; ++i) {
+          const std::int64_t n = i / len, t = i % len;
+          for (std::int64_t hh = 0; hh < h; ++hh)
+            std::memcpy(joined + i * e + hh * d, o + ((n * h + hh) * len + t) * d, row_bytes);
+        }
+      });
       dense_forward(dst, static_cast<T*>(nullptr), joined, step.w[2], step.w[3], r, e, e,
                     Activation::identity);
       break;
     }
     case S::Kind::positional_embedding: {
       const std::int64_t n = step.in_count;
-      for (std::int64_t i = 0; i < rows; ++i)
-        for (std::int64_t j = 0; j < n; ++j) dst[i * n + j] = cur[i * n + j] + step.w[0][j];
+      const T* p = step.w[0];
+      const int nt = detail::threads_for(rows * n);
+      detail::parallel_split(rows, nt, 1, [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t i = b; i < e; ++i)
+          for (std::int64_t j = 0; j < n; ++j) dst[i * n + j] = cur[i * n + j] + p[j];
+      });
       break;
     }
     case S::Kind::sequence_mean: {
       const std::int64_t len = step.length, e = step.last;
       const T count = static_cast<T>(len);
-      for (std::int64_t i = 0; i < rows; ++i) {
-        T* y = dst + i * e;
-        const T* xi = cur + i * len * e;
-        std::copy(xi, xi + e, y);
-        for (std::int64_t t = 1; t < len; ++t)
-          for (std::int64_t j = 0; j < e; ++j) y[j] += xi[t * e + j];
-        for (std::int64_t j = 0; j < e; ++j) y[j] /= count;  // as NumPy's mean: sum, then divide
-      }
+      const int nt = detail::threads_for(rows * len * e);
+      detail::parallel_split(rows, nt, 1, [&](std::int64_t b, std::int64_t end) {
+        for (std::int64_t i = b; i < end; ++i) {
+          T* y = dst + i * e;
+          const T* xi = cur + i * len * e;
+          std::copy(xi, xi + e, y);
+          for (std::int64_t t = 1; t < len; ++t)
+            for (std::int64_t j = 0; j < e; ++j) y[j] += xi[t * e + j];
+          for (std::int64_t j = 0; j < e; ++j) y[j] /= count;  // as NumPy's mean: sum, then divide
+        }
+      });
       break;
     }
     case S::Kind::residual: {
       run_steps(step.inner, step.inner_widest, step.in_count, cur, rows, dst);
       const std::int64_t n = rows * step.in_count;
-      for (std::int64_t i = 0; i < n; ++i) dst[i] = cur[i] + dst[i];
+      const int nt = detail::threads_for(n);
+      detail::parallel_split(n, nt, 16, [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t i = b; i < e; ++i) dst[i] = cur[i] + dst[i];
+      });
       break;
     }
   }

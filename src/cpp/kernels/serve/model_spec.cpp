@@ -135,7 +135,8 @@ bool dtype_of(const Context& cx, const JsonValue& cfg, const std::string& at,
       (dt->string != "float32" && dt->string != "float64"))
     cx.fail(at + ": dtype must be \"float32\" or \"float64\"");
   const bool f64 = dt->string == "float64";
-  if (float64.has_value() && *float64 != f64) cx.fail(at + ": layers mix float32 and float64 weights");
+  if (float64.has_value() && *float64 != f64)
+    cx.fail(at + ": layers mix float32 and float64 weights");
   float64 = f64;
   return f64;
 }
@@ -374,7 +375,8 @@ Shape infer(const Context& cx, LayerSpec& L, const Shape& in, const std::string&
   using K = LayerSpec::Kind;
   const std::string at = where + " (" + L.type.substr(0, 64) + ")";
   auto need = [&](bool ok, const std::string& what) {
-    if (!ok) cx.fail(at + " expects samples of shape " + what + ", the layer before gives " + show(in));
+    if (!ok)
+      cx.fail(at + " expects samples of shape " + what + ", the layer before gives " + show(in));
   };
   Shape out = in;
   switch (L.kind) {
