@@ -53,6 +53,74 @@ def _small_model(dtype=np.float32) -> mn.Sequential:
     return mn.Sequential([L.Dense(6, 5, "relu", seed=0, dtype=dtype), L.Dense(5, 3, seed=1, dtype=dtype)])
 
 
+def _randomize(model: mn.Sequential, seed: int) -> mn.Sequential:
+    """Non-trivial values for every parameter and buffer: biases, norms'
+    affine terms, BatchNorm's running statistics (variances in [0.5, 2])."""
+    rng = np.random.default_rng(seed)
+    for name, a in model.named_parameters() + model.named_buffers():
+        leaf = name.rsplit(".", 1)[1]
+        if leaf == "running_var":
+            a[...] = rng.uniform(0.5, 2.0, a.shape)
+        elif leaf == "num_batches_tracked":
+            a[...] = 5
+        elif leaf in ("b", "b_qkv", "b_o", "beta", "bias", "running_mean"):
+            a[...] = rng.standard_normal(a.shape) * 0.3
+        elif leaf in ("gamma", "weight"):
+            a[...] = rng.uniform(0.5, 1.5, a.shape)
+    return model
+
+
+def _cnn_model(dtype=np.float32) -> mn.Sequential:
+    """Reshape, Conv2D (dilated "same", grouped, strided), BatchNorm (affine
+    or not, on images and on features, nested in a Residual), every pooling
+    layer; 72 inputs (2 x 6 x 6), 3 outputs."""
+    return _randomize(mn.Sequential([
+        L.Reshape((2, 6, 6)),
+        L.Conv2D(2, 4, 3, padding="same", dilation=2, activation="relu", seed=0, dtype=dtype),
+        L.BatchNorm(4, dtype=dtype),
+        L.MaxPool2D(2),                                                # (4, 3, 3)
+        L.Conv2D(4, 6, 3, padding=1, groups=2, activation="gelu", seed=1, dtype=dtype),
+        L.AvgPool2D(2, stride=1, padding=1, count_include_pad=False),  # (6, 4, 4)
+        L.AvgPool2D(3, stride=2, padding=1),                           # (6, 2, 2)
+        L.Conv2D(6, 6, (1, 2), stride=(1, 2), use_bias=False, seed=2, dtype=dtype),  # (6, 2, 1)
+        L.BatchNorm(6, affine=False, dtype=dtype),
+        L.GlobalAvgPool2D(),
+        L.Residual(L.BatchNorm(6, dtype=dtype)),  # buffers named layers.10.layer.running_mean, ...
+        L.Dense(6, 3, seed=3, dtype=dtype), L.Softmax(),
+    ]), 11)
+
+
+def _transformer_model(dtype=np.float32, causal=True) -> mn.Sequential:
+    """A pre-norm transformer over 4 tokens of 8 features (32 inputs):
+    PositionalEmbedding, Residual(Sequential([LayerNorm, MHA])), a nested
+    Sequential with a Residual MLP, Dense on (L, E) samples, SequenceMean."""
+    return _randomize(mn.Sequential([
+        L.Reshape((4, 8)),
+        L.PositionalEmbedding(4, 8, seed=0, dtype=dtype),
+        L.Residual(mn.Sequential([L.LayerNorm(8, dtype=dtype),
+                                  L.MultiHeadAttention(8, 2, causal=causal, seed=1, dtype=dtype)])),
+        mn.Sequential([
+            L.Residual(mn.Sequential([L.LayerNorm(8, dtype=dtype),
+                                      L.Dense(8, 16, "gelu", seed=2, dtype=dtype),
+                                      L.Dense(16, 8, seed=3, dtype=dtype)])),
+            L.Residual(L.Dropout(0.1)),
+        ]),
+        L.LayerNorm(8, elementwise_affine=False, dtype=dtype),
+        L.Dense(8, 8, "tanh", seed=4, dtype=dtype),
+        L.SequenceMean(),
+        L.Dense(8, 3, seed=5, dtype=dtype), L.LogSoftmax(),
+    ]), 12)
+
+
+def _as_float64(model: mn.Sequential, build) -> mn.Sequential:
+    """build(np.float64) holding model's (float32) values exactly."""
+    wide = build(np.float64)
+    for (_, a), (_, b) in zip(model.named_parameters() + model.named_buffers(),
+                              wide.named_parameters() + wide.named_buffers()):
+        b[...] = a
+    return wide
+
+
 # ------------------------------------------------------------ a derived bound for predictions
 
 _LIPSCHITZ = {"relu": 1.0, "sigmoid": 0.25, "tanh": 1.0, "gelu": 1.13, "gelu_tanh": 1.13,
@@ -262,12 +330,70 @@ def _hostile_files(valid: Path, out: Path) -> dict:
     return files
 
 
+def _hostile_layer_files(out: Path) -> dict:
+    """name -> path of valid CNN/transformer files with a contradictory architecture."""
+    files = {}
+
+    def variant(name, build, change, drop=()):
+        src = out / f"{name}.valid.safetensors"
+        build().save(src)
+        header, _ = _parts(src)
+        meta = dict(header["__metadata__"])
+        config = json.loads(meta["matnet_config"])
+        change(config["layers"])
+        meta["matnet_config"] = json.dumps(config)
+        tensors = {k: v for k, v in safetensors_numpy.load_file(str(src)).items() if k not in drop}
+        files[name] = out / f"{name}.safetensors"
+        files[name].write_bytes(safetensors_numpy.save(tensors, metadata=meta))
+
+    def cfg(i):
+        return lambda layers: layers[i]["config"]
+
+    def setter(i, key, value):
+        return lambda layers: cfg(i)(layers).__setitem__(key, value)
+
+    variant("conv_weight_contradicts_channels", _cnn_model, setter(1, "out_channels", 8))
+    variant("conv_groups_do_not_divide", _cnn_model, setter(4, "groups", 3))
+    variant("conv_padding_unknown", _cnn_model, setter(1, "padding", "full"))
+    variant("conv_without_input_shape", _cnn_model,
+            lambda layers: layers.__setitem__(0, {"type": "Dropout", "config": {"p": 0.1}}))
+    variant("reshape_contradicts_conv_channels", _cnn_model, setter(0, "target_shape", [1, 12, 6]))
+    variant("reshape_does_not_fit", _cnn_model, lambda layers: layers.__setitem__(
+        9, {"type": "Reshape", "config": {"target_shape": [7]}}))
+    variant("pool_window_beyond_input", _cnn_model, setter(3, "kernel_size", [50, 50]))
+    variant("pool_padding_beyond_half_window", _cnn_model, setter(3, "padding", [2, 2]))
+    variant("batchnorm_missing_running_var", _cnn_model, lambda layers: None,
+            drop=("layers.2.running_var",))
+    variant("batchnorm_eps_negative", _cnn_model, setter(2, "eps", -1.0))
+    variant("attention_heads_do_not_divide", _transformer_model,
+            lambda layers: layers[2]["config"]["layer"]["config"]["layers"][1]["config"]
+            .__setitem__("num_heads", 3))
+    variant("residual_changes_the_shape", _transformer_model,
+            lambda layers: layers[3]["config"]["layers"][1]["config"].__setitem__(
+                "layer", {"type": "SequenceMean", "config": {}}))
+    variant("positional_embedding_wrong_length", _transformer_model, setter(1, "length", 5))
+    deep = {"type": "Dropout", "config": {"p": 0.1}}
+    for _ in range(100):
+        deep = {"type": "Residual", "config": {"layer": deep}}
+    variant("residuals_nested_too_deeply", _transformer_model,
+            lambda layers: layers[3]["config"]["layers"].__setitem__(1, deep))
+    variant("sequential_without_layers", _transformer_model,
+            lambda layers: layers[3]["config"].__setitem__("layers", []))
+    return files
+
+
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory):
     out = tmp_path_factory.mktemp("hostile")
     valid = out / "valid.safetensors"
     _small_model().save(valid)
     return valid, _hostile_files(valid, out)
+
+
+@pytest.fixture(scope="module")
+def hostile_layers(tmp_path_factory):
+    """Files whose architecture only C++'s shape inference refuses (some load in Python)."""
+    return _hostile_layer_files(tmp_path_factory.mktemp("hostile-layers"))
 
 
 def test_hostile_files_raise_value_error_in_python(hostile):
@@ -438,9 +564,69 @@ def test_cpp_runs_every_layer_type(serve_program, tmp_path, dtype, batch, rng):
     assert_within_bound(got, model, x.astype(dtype))
 
 
+def _serve_predictions(serve_program, model, x, tmp_path, dtype, batch=3) -> np.ndarray:
+    model.save(tmp_path / "m.safetensors")
+    safetensors_numpy.save_file({"x": x.astype(np.float32), "y": np.zeros(len(x), np.int64)},
+                                str(tmp_path / "x.safetensors"))
+    _run([serve_program, tmp_path / "m.safetensors", tmp_path / "x.safetensors", "--repeat", "1",
+          "--batch", batch, "--predictions", tmp_path / "p.bin"])
+    return np.fromfile(tmp_path / "p.bin", dtype).reshape(len(x), -1)
+
+
 @needs_toolchain
-def test_cpp_refuses_hostile_files(serve_program, hostile, tmp_path):
+@pytest.mark.parametrize("build", [_cnn_model, _transformer_model,
+                                   lambda dtype: _transformer_model(dtype, causal=False)],
+                         ids=["cnn", "transformer_causal", "transformer"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cpp_runs_conv_norm_attention_layers(serve_program, tmp_path, build, dtype, rng):
+    model = build(dtype)
+    n_in = 72 if build is _cnn_model else 32
+    x = rng.standard_normal((7, n_in)).astype(np.float32)
+    got = _serve_predictions(serve_program, model, x, tmp_path, dtype)
+    if dtype == np.float64:
+        # The same float64 kernels on both sides, up to summation order (the
+        # batch split differs: C++ runs 3 rows at a time): a few ulps of the
+        # O(1) values flowing through ~10 layers of short sums.
+        np.testing.assert_allclose(got, model.predict(x.astype(dtype)), rtol=1e-10, atol=1e-12)
+        return
+    # float32 against the float64 evaluation of the same (float32) weights.
+    # Each layer computes its outputs as short sums (<= 72 terms) of products
+    # of O(1) values and adds at most K·u·(sum of |terms|) <= 72·u·scale of
+    # rounding error (u = 2^-24), and the layers that follow (Lipschitz ~1 for
+    # the activations, pooling, softmax; LayerNorm/BatchNorm scale by
+    # 1/std <= ~2 here) carry it on without amplifying it much; with ~10
+    # layers 64·eps·(1 + max|reference|) (eps = 2u) leaves a margin for the
+    # worst case while still catching any wrong index, weight or constant.
+    want = _as_float64(model, build).predict(x.astype(np.float64))
+    bound = 64 * EPS[np.dtype(np.float32)] * 2 * (1 + np.abs(want).max())
+    err = np.abs(got.astype(np.float64) - want).max()
+    assert err <= bound, (err, bound)
+
+
+@needs_toolchain
+def test_cpp_serves_the_cnn_python_trained(serve_program, tmp_path):
+    pytest.importorskip("sklearn")
+    out = tmp_path / "run"
+    train = _run([sys.executable, "-m", "matnet", "train", "--model", "cnn", "--epochs", "1",
+                  "--no-progress", "--out", out])
+    python_accuracy = train.stdout.strip().splitlines()[-1]
+    served = _run([serve_program, out / "model.safetensors", out / "test_data.safetensors",
+                   "--repeat", "1", "--predictions", tmp_path / "p.f32"])
+    assert served.stdout.strip().splitlines()[-1] == python_accuracy  # "test accuracy: 0.XXXX"
+    model = mn.load_model(out / "model.safetensors")
+    data = safetensors_numpy.load_file(str(out / "test_data.safetensors"))
+    got = np.fromfile(tmp_path / "p.f32", np.float32).reshape(len(data["x"]), -1)
+    want = model.predict(data["x"])
+    # Both float32 with the same kernels; the logits differ only by the
+    # summation order of the convolutions' and Dense's dot products (<= 576
+    # terms): far below 1e-3 of the logits' scale.
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-3 * (1 + np.abs(want).max()))
+
+
+@needs_toolchain
+def test_cpp_refuses_hostile_files(serve_program, hostile, hostile_layers, tmp_path):
     valid, files = hostile
+    files = {**files, **hostile_layers}
     x = np.zeros((2, 6), np.float32)
     safetensors_numpy.save_file({"x": x, "y": np.zeros(2, np.int64)}, str(tmp_path / "x.safetensors"))
     _run([serve_program, valid, tmp_path / "x.safetensors", "--repeat", "1"])
@@ -483,8 +669,8 @@ def _sanitized_env() -> dict:
 
 
 @needs_toolchain
-def test_reader_refuses_hostile_files_under_sanitizers(fuzz_program, hostile):
-    _, files = hostile
+def test_reader_refuses_hostile_files_under_sanitizers(fuzz_program, hostile, hostile_layers):
+    files = {**hostile[1], **hostile_layers}
     proc = subprocess.run([str(fuzz_program), "reject", *map(str, files.values())],
                           capture_output=True, text=True, timeout=120, env=_sanitized_env())
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -493,9 +679,10 @@ def test_reader_refuses_hostile_files_under_sanitizers(fuzz_program, hostile):
 
 
 @needs_toolchain
-@pytest.mark.parametrize("seed", [1, 2])
-def test_reader_survives_fuzzing_under_sanitizers(fuzz_program, tmp_path, seed):
-    _all_layers_model().save(tmp_path / "m.safetensors")
+@pytest.mark.parametrize("seed, build", [(1, _all_layers_model), (2, _all_layers_model),
+                                         (3, _cnn_model), (4, _transformer_model)])
+def test_reader_survives_fuzzing_under_sanitizers(fuzz_program, tmp_path, seed, build):
+    build().save(tmp_path / "m.safetensors")
     proc = subprocess.run([str(fuzz_program), "fuzz", str(tmp_path / "m.safetensors"), "20000",
                            str(seed)], capture_output=True, text=True, timeout=300,
                           env=_sanitized_env())

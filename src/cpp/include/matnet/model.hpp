@@ -11,10 +11,21 @@
 // A malformed or hostile file throws matnet::model_format_error (derived
 // from matnet::invalid_argument) and never causes a read outside the file.
 //
-// A Model runs every layer Python can save: Dense (with its fused
-// activation), ReLU, LeakyReLU, Sigmoid, Tanh, GELU, SiLU, Softmax and
-// LogSoftmax over the features, and Dropout and Flatten (identities at
-// inference). Runs of Dense layers go through dense_chain_forward.
+// A Model runs every layer type Python can save:
+//   Dense (with its fused activation; on (..., features) samples too),
+//   ReLU, LeakyReLU, Sigmoid, Tanh, GELU, SiLU, Softmax and LogSoftmax over
+//   the last axis, Dropout (the identity at inference), Flatten, Reshape,
+//   Conv2D (NCHW, stride/padding/dilation/groups, fused bias + activation),
+//   MaxPool2D, AvgPool2D, GlobalAvgPool2D, BatchNorm (evaluation: the saved
+//   running statistics), LayerNorm (last axis), MultiHeadAttention (causal
+//   or not), PositionalEmbedding, SequenceMean, Residual and Sequential
+//   nested as a layer.
+// Runs of Dense layers go through dense_chain_forward. Every layer's
+// per-sample shape is inferred at load time; input rows are flat: the
+// model's input shape is fixed by its first Dense ((in_features,)),
+// Reshape ((product of its shape,)) or PositionalEmbedding ((L, E)), and a
+// model whose input shape nothing fixes (e.g. one starting with Conv2D) is
+// refused with model_format_error.
 #pragma once
 
 #include <cstddef>
@@ -78,15 +89,16 @@ class MATNET_API TensorFile {
 /// reused from call to call, so steady-state requests allocate nothing.
 class MATNET_API Model {
  public:
-  /// Features per input row (the first Dense layer's in_features).
+  /// Values per input row (the product of the inferred input shape).
   std::int64_t input_size() const;
   /// Values per output row.
   std::int64_t output_size() const;
   /// "float32" or "float64": the dtype of the weights, and of predict's x and out.
   const char* dtype() const;
-  /// Number of layers in the file (including those that are identities here).
+  /// Number of top-level layers in the file (including those that are
+  /// identities here; a nested Sequential or Residual counts once).
   std::size_t layer_count() const;
-  /// Layer type names, in order, as Python names them ("Dense", "ReLU", ...).
+  /// Top-level layer type names, in order, as Python names them ("Dense", "ReLU", ...).
   std::vector<std::string> layer_types() const;
 
   /// out (rows x output_size) = model(x (rows x input_size)), both row-major
