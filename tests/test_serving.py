@@ -604,10 +604,11 @@ def test_cpp_runs_conv_norm_attention_layers(serve_program, tmp_path, build, dty
 
 
 @needs_toolchain
-def test_cpp_serves_the_cnn_python_trained(serve_program, tmp_path):
+@pytest.mark.parametrize("kind", ["cnn", "transformer"])
+def test_cpp_serves_the_cnn_and_transformer_python_trained(serve_program, tmp_path, kind):
     pytest.importorskip("sklearn")
     out = tmp_path / "run"
-    train = _run([sys.executable, "-m", "matnet", "train", "--model", "cnn", "--epochs", "1",
+    train = _run([sys.executable, "-m", "matnet", "train", "--model", kind, "--epochs", "1",
                   "--no-progress", "--out", out])
     python_accuracy = train.stdout.strip().splitlines()[-1]
     served = _run([serve_program, out / "model.safetensors", out / "test_data.safetensors",
@@ -618,8 +619,9 @@ def test_cpp_serves_the_cnn_python_trained(serve_program, tmp_path):
     got = np.fromfile(tmp_path / "p.f32", np.float32).reshape(len(data["x"]), -1)
     want = model.predict(data["x"])
     # Both float32 with the same kernels; the logits differ only by the
-    # summation order of the convolutions' and Dense's dot products (<= 576
-    # terms): far below 1e-3 of the logits' scale.
+    # summation order of the convolutions', attention's and Dense's dot
+    # products (<= 576 terms) and the layer norms' sums: far below 1e-3 of
+    # the logits' scale.
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-3 * (1 + np.abs(want).max()))
 
 
