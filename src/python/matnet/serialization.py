@@ -44,7 +44,7 @@ import os
 import secrets
 import stat
 import zipfile
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Type
 
 import numpy as np
 
@@ -159,7 +159,9 @@ def save_model(model: Any, path: "os.PathLike[str] | str", include_optimizer: bo
         atomic_write(path, _safetensors_bytes(arrays, metadata=metadata))
     else:
         buffer = io.BytesIO()
-        np.savez(buffer, **{CONFIG_ENTRY: np.frombuffer(text.encode("utf-8"), np.uint8)}, **arrays)
+        entries: Dict[str, Any] = {CONFIG_ENTRY: np.frombuffer(text.encode("utf-8"), np.uint8),
+                                   **arrays}
+        np.savez(buffer, **entries)
         atomic_write(path, buffer.getvalue())
 
 
@@ -233,7 +235,7 @@ def _check_json(text: bytes) -> Dict[str, Any]:
     return config
 
 
-def _build_layer(i: int, spec: Any) -> Tuple[type, Dict[str, Any], Dict[str, Tuple[int, ...]],
+def _build_layer(i: int, spec: Any) -> Tuple[Type[Layer], Dict[str, Any], Dict[str, Tuple[int, ...]],
                                              Dict[str, Tuple[int, ...]]]:
     """Layer class, config, parameter and buffer shapes, checked without allocating weights."""
     if not isinstance(spec, dict) or set(spec) != {"type", "config"}:
@@ -382,14 +384,14 @@ def _load(source: Any, compile: bool, max_bytes: int) -> Any:
     ]
     buffer_entries = [(f"layers.{i}.{name}", shape)
                       for i, (*_, buffers) in enumerate(specs) for name, shape in buffers.items()]
-    optimizer = None
+    optimizer: Optional[_optim.Optimizer] = None
     state = config["optimizer_state"]
     if (training is not None and compile) or state is not None:
         if training is None:
             raise _Corrupt("'optimizer_state' without 'training'")
         try:
-            optimizer = _optim.OPTIMIZER_TYPES[training["optimizer"]["type"]].from_config(
-                training["optimizer"]["config"])
+            opt_cls: Any = _optim.OPTIMIZER_TYPES[training["optimizer"]["type"]]
+            optimizer = opt_cls.from_config(training["optimizer"]["config"])
         except (TypeError, ValueError, KeyError) as exc:
             raise _Corrupt(f"optimizer: {exc}") from None
     slot_entries: List[Tuple[int, str, Tuple[int, ...]]] = []
@@ -400,6 +402,7 @@ def _load(source: Any, compile: bool, max_bytes: int) -> Any:
         if isinstance(it, bool) or not isinstance(it, int) or not 0 <= it < 2**62 or \
                 not isinstance(has, bool):
             raise _Corrupt(f"bad optimizer_state {state!r:.200}")
+        assert optimizer is not None  # built above whenever there is a state
         if has:
             slot_entries = [(j, slot, shape) for j, (_, shape) in enumerate(expected)
                             for slot in optimizer._active_slots()]
@@ -436,15 +439,15 @@ def _load(source: Any, compile: bool, max_bytes: int) -> Any:
         layers.append(layer)
     model = Sequential(layers)
     if training is not None and compile:
+        assert optimizer is not None  # built above for a compiled load
         model.compile(optimizer=optimizer, loss=training["loss"], metrics=training["metrics"],
                       label_smoothing=training["label_smoothing"])
-    if state is not None and slot_entries:
-        arrays: List[Dict[str, np.ndarray]] = [{} for _ in expected]
+    if state is not None:
+        assert optimizer is not None  # built above whenever there is a state
+        arrays: List[Dict[str, np.ndarray]] = [{} for _ in expected] if slot_entries else []
         for j, slot, shape in slot_entries:
             arrays[j][slot] = source.read(f"optimizer.{j}.{slot}", shape, dtype)
         optimizer.load_state(state["iterations"], arrays)
-    elif state is not None:
-        optimizer.load_state(state["iterations"], [])
     return model
 
 
