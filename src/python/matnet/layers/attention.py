@@ -71,12 +71,6 @@ class MultiHeadAttention(Layer):
         self.seed = check_seed(seed, cls)
         self._dtype = check_dtype(dtype, cls)
 
-    @classmethod
-    def config_param_shapes(cls, config: Dict[str, Any]) -> Dict[str, Shape]:
-        layer = cls.__new__(cls)
-        layer._configure(**config)
-        return layer.param_shapes()
-
     @property
     def dtype(self) -> np.dtype:
         return self._dtype
@@ -174,12 +168,6 @@ class LayerNorm(Layer):
         self.elementwise_affine = elementwise_affine
         self._dtype = check_dtype(dtype, "LayerNorm")
 
-    @classmethod
-    def config_param_shapes(cls, config: Dict[str, Any]) -> Dict[str, Shape]:
-        layer = cls.__new__(cls)
-        layer._configure(**config)
-        return layer.param_shapes()
-
     @property
     def dtype(self) -> np.dtype:
         return self._dtype
@@ -245,12 +233,6 @@ class PositionalEmbedding(Layer):
         self.features = check_int(features, "features", "PositionalEmbedding")
         self.seed = check_seed(seed, "PositionalEmbedding")
         self._dtype = check_dtype(dtype, "PositionalEmbedding")
-
-    @classmethod
-    def config_param_shapes(cls, config: Dict[str, Any]) -> Dict[str, Shape]:
-        layer = cls.__new__(cls)
-        layer._configure(**config)
-        return layer.param_shapes()
 
     @property
     def dtype(self) -> np.dtype:

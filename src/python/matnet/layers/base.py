@@ -144,9 +144,17 @@ class Layer:
     def config_param_shapes(cls, config: Dict[str, Any]) -> Dict[str, Shape]:
         """Parameter shapes a layer built from ``config`` has, without allocating them.
 
+        Layers whose settings are checked and stored by a ``_configure(**config)``
+        method (Dense, Conv2D, MultiHeadAttention, ...) are configured without
+        their constructor, so no weights are allocated; others are built.
+
         Raises TypeError/ValueError for an invalid config.
         """
-        return cls(**config).param_shapes()
+        if not hasattr(cls, "_configure"):
+            return cls(**config).param_shapes()
+        layer = cls.__new__(cls)
+        getattr(layer, "_configure")(**config)
+        return layer.param_shapes()
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())

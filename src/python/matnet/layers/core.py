@@ -101,12 +101,6 @@ class WeightedLayer(Layer):
         self._z: Optional[np.ndarray] = None
 
     @classmethod
-    def config_param_shapes(cls, config: Dict[str, Any]) -> Dict[str, Shape]:
-        layer = cls.__new__(cls)
-        layer._configure(**config)
-        return layer.param_shapes()
-
-    @classmethod
     def from_config(cls, config: Dict[str, Any],
                     weights: Optional[Dict[str, np.ndarray]] = None) -> "WeightedLayer":
         if weights is None:
