@@ -20,13 +20,27 @@ FEATURES, HIDDEN, CLASSES = 12, 16, 4
 STEPS, PER_RANK_BATCH = 6, 5          # k >= 5 steps of b rows per rank
 EPOCHS = 3
 UNEVEN_ROWS, UNEVEN_VAL = 103, 37     # no multiple of the batch or of 2 ranks
+ARCHS = ("dense", "conv")
 OPTIMIZERS = {
     "sgd_momentum": lambda: mn.optim.SGD(0.05, momentum=0.9),
     "adam": lambda: mn.optim.Adam(1e-2),
 }
 
 
-def make_model(dtype, seed: int = 0) -> mn.Sequential:
+def make_model(dtype, seed: int = 0, arch: str = "dense") -> mn.Sequential:
+    if arch == "conv":
+        # The 12 features as a 2-channel 2x3 image: a padded 3x3 convolution
+        # (its dW is a per-image GEMM sum, copied into the fused buffer), a
+        # 2x2 average pool over a grouped convolution, then the classifier.
+        return mn.Sequential([
+            mn.layers.Reshape((2, 2, 3)),
+            mn.layers.Conv2D(2, 6, 3, padding=1, activation="relu", seed=seed, dtype=dtype),
+            mn.layers.Conv2D(6, 6, (1, 2), groups=3, activation="tanh", seed=seed + 1,
+                             dtype=dtype),
+            mn.layers.AvgPool2D((2, 1)),
+            mn.layers.Flatten(),
+            mn.layers.Dense(12, CLASSES, seed=seed + 2, dtype=dtype),
+        ])
     return mn.Sequential([
         mn.layers.Dense(FEATURES, HIDDEN, activation="relu", seed=seed, dtype=dtype),
         mn.layers.Dense(HIDDEN, HIDDEN, activation="tanh", seed=seed + 1, dtype=dtype),
@@ -39,11 +53,12 @@ def make_data(rows: int, seed: int = 7) -> Tuple[np.ndarray, np.ndarray]:
     return rng.standard_normal((rows, FEATURES)), rng.integers(0, CLASSES, rows)
 
 
-def manual_steps(opt_name: str, dtype, rank: int, size: int, batch: int) -> List[np.ndarray]:
+def manual_steps(opt_name: str, dtype, rank: int, size: int, batch: int,
+                 arch: str = "dense") -> List[np.ndarray]:
     """STEPS steps of a hand-written loop with a DistributedOptimizer; each
     global batch of size*batch rows is split into equal rank shards. Returns
     all parameters, flattened, after every step."""
-    model = make_model(dtype)
+    model = make_model(dtype, arch=arch)
     opt = mn.distributed.DistributedOptimizer(OPTIMIZERS[opt_name]())
     x, y = make_data(STEPS * size * batch)
     x = x.astype(dtype)
@@ -97,10 +112,11 @@ def main(out_dir: str, fail: bool) -> None:
         model.fit(x, y, epochs=1000, batch_size=4, verbose=0)
         return
     result: Dict[str, np.ndarray] = {}
-    for dtype in (np.float32, np.float64):
-        for name in OPTIMIZERS:
-            trail = manual_steps(name, dtype, rank, size, PER_RANK_BATCH)
-            result[f"steps_{name}_{np.dtype(dtype).name}"] = np.stack(trail)
+    for arch in ARCHS:
+        for dtype in (np.float32, np.float64):
+            for name in OPTIMIZERS:
+                trail = manual_steps(name, dtype, rank, size, PER_RANK_BATCH, arch)
+                result[f"steps_{arch}_{name}_{np.dtype(dtype).name}"] = np.stack(trail)
     # Different seeds per rank, then rank 0's parameters everywhere.
     model = make_model(np.float64, seed=100 + rank)
     result["before_broadcast"] = np.concatenate([p.ravel() for p in model.parameters()])

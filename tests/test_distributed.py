@@ -74,10 +74,12 @@ def _float32_bound(one32: np.ndarray, one64: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("opt_name", sorted(job.OPTIMIZERS))
-def test_two_ranks_batch_b_equal_one_process_batch_2b(mpi_results, opt_name, dtype):
-    # Dense layers (Conv2D has no layer yet); after each of k = 6 steps.
-    two = mpi_results["ranks"][0][f"steps_{opt_name}_{dtype}"]
-    one = np.stack(job.manual_steps(opt_name, np.dtype(dtype), 0, 1, RANKS * job.PER_RANK_BATCH))
+@pytest.mark.parametrize("arch", job.ARCHS)
+def test_two_ranks_batch_b_equal_one_process_batch_2b(mpi_results, arch, opt_name, dtype):
+    # Dense layers, and Conv2D + pooling; after each of k = 6 steps.
+    two = mpi_results["ranks"][0][f"steps_{arch}_{opt_name}_{dtype}"]
+    one = np.stack(job.manual_steps(opt_name, np.dtype(dtype), 0, 1,
+                                    RANKS * job.PER_RANK_BATCH, arch))
     assert two.shape == one.shape == (job.STEPS, one.shape[1])
     diff = np.abs(two.astype(np.float64) - one).max(axis=1)
     if dtype == "float64":
@@ -85,7 +87,7 @@ def test_two_ranks_batch_b_equal_one_process_batch_2b(mpi_results, opt_name, dty
         assert (rel <= 1e-12).all(), f"{opt_name}: relative difference per step {rel}"
     else:
         one64 = np.stack(job.manual_steps(opt_name, np.float64, 0, 1,
-                                          RANKS * job.PER_RANK_BATCH))
+                                          RANKS * job.PER_RANK_BATCH, arch))
         bound = _float32_bound(one, one64)
         assert (diff <= bound).all(), f"{opt_name}: per step {diff} > bound {bound}"
 
