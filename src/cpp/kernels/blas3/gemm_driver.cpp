@@ -495,7 +495,7 @@ void gemm_operands(std::int64_t m, std::int64_t n, std::int64_t k, T alpha,
       apply_epilogue(ep, c, ldc, m, 0, n, kr.mr, kr.nr);
       return;
     }
-    if (kr.sup != nullptr && m <= thresholds::sup_max_m && b.cs == 1) {
+    if (kr.sup != nullptr && m <= kr.sup_max_m && b.cs == 1) {
       sup_run(kr, m, n, k, alpha, a, b, beta, c, ldc, ep, nt);
       return;
     }
@@ -568,7 +568,7 @@ void gemm_batch_run(std::int64_t m, std::int64_t n, std::int64_t k, T alpha,
   // does).
   const GemmKernel<T>& kr = *kernels<T>().gemm;
   const bool direct_sup = kr.sup != nullptr && k > 0 && alpha != T(0) && a.pack == nullptr &&
-                          b.pack == nullptr && b.cs == 1 && m <= thresholds::sup_max_m &&
+                          b.pack == nullptr && b.cs == 1 && m <= kr.sup_max_m &&
                           flops < thresholds::parallel_min_flops;
   auto one = [&](std::int64_t i, int threads) {
     if (direct_sup) {

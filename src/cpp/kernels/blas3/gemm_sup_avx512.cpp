@@ -11,8 +11,14 @@
 // Measured (f32, 1 thread, stand-alone, GFLOP/s, m = 2 / 4 / 16 on a
 // 784x256 B in L2): AVX2 kernel 75 / 68 / 78-85, this one 81 / 81 / 86-92.
 // Narrow C (n <= 16) keeps the AVX2 kernel's register tile.
+//
+// With more rows, C in registers over blocks of B (sup_tiled.hpp) beats
+// both: thresholds::sup_tiled_* say when, and this table takes up to
+// sup_tiled_max_m rows on the sup path.
 #include "blas3/sup_by_rows.hpp"
+#include "blas3/sup_tiled.hpp"
 #include "blas3/ukernel.hpp"
+#include "core/thresholds.hpp"
 #include "simd/vec_avx512.hpp"
 
 namespace matnet::detail {
@@ -28,6 +34,12 @@ void gemm_sup_avx512(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, co
     } else {
       dgemm_sup_avx2()(m, n, k, alpha, a, rsa, csa, b, ldb, beta, c, ldc);
     }
+    return;
+  }
+  const double b_bytes = static_cast<double>(k) * static_cast<double>(n) * sizeof(T);
+  if (m >= thresholds::sup_tiled_min_m ||
+      (m >= thresholds::sup_tiled_min_m_cached && b_bytes <= thresholds::sup_tiled_cached_b_bytes)) {
+    sup_tiled<avx512::Vec<T>, T>(m, n, k, alpha, a, rsa, csa, b, ldb, beta, c, ldc);
     return;
   }
   // Eight rows of B per pass pay while C stays small; with more rows of C
@@ -47,6 +59,7 @@ const GemmKernel<float>& sgemm_kernel_avx512() {
   static const GemmKernel<float> kernel = [] {
     GemmKernel<float> k = sgemm_kernel_avx2();
     k.sup = &gemm_sup_avx512<float>;
+    k.sup_max_m = thresholds::sup_tiled_max_m;
     return k;
   }();
   return kernel;
@@ -56,6 +69,7 @@ const GemmKernel<double>& dgemm_kernel_avx512() {
   static const GemmKernel<double> kernel = [] {
     GemmKernel<double> k = dgemm_kernel_avx2();
     k.sup = &gemm_sup_avx512<double>;
+    k.sup_max_m = thresholds::sup_tiled_max_m;
     return k;
   }();
   return kernel;

@@ -40,7 +40,7 @@
 //
 // An optional "sup" kernel (BLIS's small/unpacked path) computes a whole
 // small product with nothing packed, for few rows of op(A) (the driver
-// decides, thresholds::sup_max_m) and B not transposed:
+// decides: at most sup_max_m rows, the table's own) and B not transposed:
 //   C[0:m, 0:n] = alpha * A * B + beta * C,  A(i, p) = a[i*rsa + p*csa],
 //   B(p, j) = b[p*ldb + j] (unit column stride), C row-major (ldc);
 // any m, n >= 0 and k >= 1; same beta rule; no edges left to the driver.
@@ -49,6 +49,7 @@
 #include <cstdint>
 
 #include "blas3/pack.hpp"
+#include "core/thresholds.hpp"
 
 namespace matnet::detail {
 
@@ -81,6 +82,7 @@ struct GemmKernel {
   int mr_tail = 0;
   gemm_ukernel_fn<T> ukernel_tail = nullptr;
   gemm_sup_fn<T> sup = nullptr;
+  std::int64_t sup_max_m = thresholds::sup_max_m;  // rows up to which sup beats packing
 };
 
 // One per ISA and dtype; each defined in its own translation unit.

@@ -38,6 +38,26 @@ inline constexpr double shared_b_min_flops = 67108864.0;
 // m=16 42 vs 43, m=32 packed 59.
 inline constexpr std::int64_t sup_max_m = 16;
 
+// The AVX-512 table's register-tiled sup kernel (blas3/sup_tiled.hpp: C in
+// registers over blocks of B, B read in place) against its by-rows one
+// (sup_by_rows.hpp). Measured (f32, same process, GFLOP/s, by rows / tiled):
+//   784x256 B (in L2), 1 thread: m = 2 75 / 51, m = 4 80 / 101,
+//     m = 8 84 / 106, m = 16 73 / 106, m = 32 69 / 104;
+//   1024x1024 B (4 MiB), 1 thread: m = 4 48 / 90, m = 8 49 / 105;
+//   2048x2048 B (16 MiB), 1 thread: m = 4 31 / 33, m = 8 36 / 37,
+//     m = 12 35 / 51, m = 16 39 / 93;
+//   4096x4096 B (64 MiB, from memory): 1 thread m = 4 28 / 18,
+//     m = 8 32 / 21, m = 12 36 / 44, m = 16 39 / 76, m = 32 43 / 83;
+//     2 threads m = 8 60 / 42, m = 12 72 / 85, m = 16 81 / 151,
+//     m = 24 86 / 171, m = 32 92 / 166.
+// From memory B must stream: by rows reads each row start to end, tiled
+// reads kc rows side by side, which only pays once C's reuse of each B
+// vector (m FMAs) hides the latency.
+inline constexpr std::int64_t sup_tiled_min_m = 12;
+inline constexpr std::int64_t sup_tiled_min_m_cached = 4;
+inline constexpr double sup_tiled_cached_b_bytes = 8.0 * 1024 * 1024;
+inline constexpr std::int64_t sup_tiled_max_m = 32;
+
 // Batched products: a batch runs one product per thread (each product on a
 // single thread) when the products are smaller than this many multiply-adds;
 // larger products run one after another, each on every thread.

@@ -1,0 +1,157 @@
+// The sup GEMM with C in registers (internal), written once over a vector
+// type S (simd/vec_avx512.hpp) like sup_by_rows.hpp, whose contract it
+// shares (the sup kernel's, ukernel.hpp).
+//
+// Why a second sup algorithm: by rows of B, C is loaded and stored once per
+// pass of P rows of B, so with more than ~8 rows of C the C traffic, not the
+// FMAs, sets the pace (m = 16: ~50 % of the FMA peak). Here C tiles stay in
+// registers over a block of kc rows of B, as in a packed microkernel, while
+// B is still read in place (row-major, unit column stride): BLIS's "sup"
+// idea. Only A, a few rows, is packed (alpha folded in, k-major, so its
+// broadcasts come from consecutive addresses). Per block of kc rows of B the
+// columns are swept left to right in 2-vector strips; a strip's kc x 2
+// vectors stay in L1 while every row tile of C uses them, and the next
+// strip's lines are prefetched (each row of B is a separate stream: too many
+// for the hardware prefetchers when B comes from memory).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+
+namespace matnet::detail {
+namespace {
+
+/// C[0:MR, cols of the strip] (+)= Apacked (MR x kc, k-major) * B[0:kc, strip]
+/// for NV vectors of columns (the last `tail` lanes-count-limited when Tail);
+/// `first`: this is the first k block, so C gets beta (C not read when beta == 0).
+template <class S, class T, int MR, int NV, bool Tail>
+void sup_tile(std::int64_t kc, const T* ap, const T* b, std::int64_t ldb, T* c, std::int64_t ldc,
+              std::int64_t cw, bool first, T beta) {
+  using V = typename S::V;
+  constexpr int L = S::lanes;
+  typename S::Mask mask[NV];
+  if constexpr (Tail) {
+    for (int v = 0; v < NV; ++v)
+      mask[v] = S::mask(static_cast<int>(std::clamp<std::int64_t>(cw - v * L, 0, L)));
+  }
+  V acc[MR][NV];
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v) acc[i][v] = S::set1(T(0));
+  for (std::int64_t p = 0; p < kc; ++p) {
+    const T* bp = b + p * ldb;
+    // Two tiles ahead in the same row: the stream of this row of B.
+    __builtin_prefetch(bp + 2 * NV * L);
+    V bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = Tail ? S::load(bp + v * L, mask[v]) : S::load(bp + v * L);
+    for (int i = 0; i < MR; ++i) {
+      const V ai = S::set1(ap[p * MR + i]);
+      for (int v = 0; v < NV; ++v) acc[i][v] = S::fma(ai, bv[v], acc[i][v]);
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    for (int v = 0; v < NV; ++v) {
+      T* cp = c + i * ldc + v * L;
+      V out = acc[i][v];
+      if (!first || beta != T(0)) {
+        const V old = Tail ? S::load(cp, mask[v]) : S::load(cp);
+        out = first ? S::fma(S::set1(beta), old, out) : S::add(old, out);
+      }
+      if constexpr (Tail) {
+        S::store(cp, mask[v], out);
+      } else {
+        S::store(cp, out);
+      }
+    }
+  }
+}
+
+/// One row tile of MR rows over a strip of `sw` (<= 4 vectors) columns, in
+/// tiles of NV vectors: MR x NV accumulators, 16 at most (with the NV loaded
+/// vectors and a broadcast, 32 registers), and at least 8 independent FMA
+/// chains (two pipes x four cycles of latency) however few the rows.
+template <class S, class T, int MR>
+void sup_tile_strip(std::int64_t kc, const T* ap, const T* b, std::int64_t ldb, T* c,
+                    std::int64_t ldc, std::int64_t sw, bool first, T beta) {
+  constexpr int L = S::lanes;
+  constexpr int NV = MR >= 16 ? 1 : (MR >= 8 ? 2 : 4);
+  for (std::int64_t j = 0; j < sw; j += NV * L) {
+    if (sw - j >= NV * L) {
+      sup_tile<S, T, MR, NV, false>(kc, ap, b + j, ldb, c + j, ldc, NV * L, first, beta);
+    } else {
+      sup_tile<S, T, MR, NV, true>(kc, ap, b + j, ldb, c + j, ldc, sw - j, first, beta);
+    }
+  }
+}
+
+/// Rows [i0, i0 + h) of A over k block [p0, p0 + kc), times alpha, k-major.
+template <class T>
+void sup_pack_a(std::int64_t h, std::int64_t kc, T alpha, const T* a, std::int64_t rsa,
+                std::int64_t csa, T* ap) {
+  for (std::int64_t p = 0; p < kc; ++p)
+    for (std::int64_t i = 0; i < h; ++i) ap[p * h + i] = alpha * a[i * rsa + p * csa];
+}
+
+template <class S, class T>
+void sup_tile_strip_rows(std::int64_t h, std::int64_t kc, const T* ap, const T* b,
+                         std::int64_t ldb, T* c, std::int64_t ldc, std::int64_t sw, bool first,
+                         T beta) {
+  switch (h) {
+    case 16: sup_tile_strip<S, T, 16>(kc, ap, b, ldb, c, ldc, sw, first, beta); break;
+    case 8: sup_tile_strip<S, T, 8>(kc, ap, b, ldb, c, ldc, sw, first, beta); break;
+    case 4: sup_tile_strip<S, T, 4>(kc, ap, b, ldb, c, ldc, sw, first, beta); break;
+    case 2: sup_tile_strip<S, T, 2>(kc, ap, b, ldb, c, ldc, sw, first, beta); break;
+    default: sup_tile_strip<S, T, 1>(kc, ap, b, ldb, c, ldc, sw, first, beta); break;
+  }
+}
+
+/// The whole product (sup contract). Row tiles of 16, then 8, 4, 2, 1 rows
+/// for the remainder (each exact: no zero rows multiplied).
+template <class S, class T>
+void sup_tiled(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
+               std::int64_t rsa, std::int64_t csa, const T* b, std::int64_t ldb, T beta, T* c,
+               std::int64_t ldc) {
+  constexpr int L = S::lanes;
+  constexpr std::int64_t strip = 4 * L;
+  // The packed A block, on the stack (this runs inside parallel regions,
+  // where nothing may allocate): 16 KiB, with one strip of B (kc x 4
+  // vectors) mostly in L1. Measured (f32, 1 thread, GFLOP/s, 8 / 16 KiB of
+  // A): 4096x4096 B: m = 16 73 / 76, m = 32 72 / 83; 784x256 B within 2 %.
+  constexpr std::int64_t budget = 16384 / sizeof(T);
+  alignas(64) T ap[budget];
+  if (m > budget / 8) {  // never routed here; keeps kc >= 8 for any m
+    for (std::int64_t i = 0; i < m; i += budget / 8) {
+      sup_tiled<S, T>(std::min(budget / 8, m - i), n, k, alpha, a + i * rsa, rsa, csa, b, ldb,
+                      beta, c + i * ldc, ldc);
+    }
+    return;
+  }
+  const std::int64_t kc = std::min<std::int64_t>(budget / m / 8 * 8, 512);
+  // Row tiles: 16 rows while they last, then 8, 4, 2, 1 (exact, no zero rows).
+  auto tile_rows = [](std::int64_t left) -> std::int64_t {
+    if (left >= 16) return 16;
+    std::int64_t h = 8;
+    while (h > left) h /= 2;
+    return h;
+  };
+  for (std::int64_t p0 = 0; p0 < k; p0 += kc) {
+    const std::int64_t kb = std::min(kc, k - p0);
+    const bool first = p0 == 0;
+    for (std::int64_t i = 0, h; i < m; i += h) {
+      h = tile_rows(m - i);
+      sup_pack_a(h, kb, alpha, a + i * rsa + p0 * csa, rsa, csa, ap + i * kb);
+    }
+    const T* bp = b + p0 * ldb;
+    for (std::int64_t j = 0; j < n; j += strip) {
+      const std::int64_t sw = std::min(strip, n - j);
+      for (std::int64_t i = 0, h; i < m; i += h) {
+        h = tile_rows(m - i);
+        sup_tile_strip_rows<S, T>(h, kb, ap + i * kb, bp + j, ldb, c + i * ldc + j, ldc, sw,
+                                  first, beta);
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace matnet::detail
