@@ -151,4 +151,12 @@ inline constexpr std::int64_t qr_block = 32;
 // updates are still too small to split well.
 inline constexpr std::int64_t linalg_batch_per_thread_max_n = 96;
 
+// Stacked solve / inv / det run the lane-interleaved small LU kernels
+// (linalg/small_lu.hpp, one matrix per SIMD lane) up to this order and this
+// many right-hand sides (inv: nrhs = n), the per-matrix LU above them. The
+// kernels keep a group's A and B on the stack: 2 x 16 x 16 vectors, 32 KiB
+// with AVX-512. MEASURED_BELOW
+inline constexpr std::int64_t small_lu_max_n = 16;
+inline constexpr std::int64_t small_lu_max_nrhs = 16;
+
 }  // namespace matnet::detail::thresholds
