@@ -15,6 +15,7 @@
 #include <cmath>
 #include <exception>
 #include <limits>
+#include <memory>
 #include <string>
 
 #include "core/checks.hpp"
@@ -110,6 +111,15 @@ void det_from_lu(std::int64_t n, const T* u, std::int64_t stride, T perm, T& det
   det = singular ? T(0) : (std::isfinite(prod) && prod != T(0) ? prod * perm : s * std::exp(logabs));
 }
 
+/// A copy of the read-only input for the factorisations that overwrite it
+/// (the small LU kernels read their input once and need none).
+template <class T>
+std::unique_ptr<T[]> scratch_copy(const T* a, std::int64_t count) {
+  std::unique_ptr<T[]> copy(new T[static_cast<std::size_t>(count)]);
+  std::copy(a, a + count, copy.get());
+  return copy;
+}
+
 /// LU of one matrix of the stack, after checking it for NaN/Inf, then
 /// then(piv, info) with the pivots in scratch. Returns lu_factor's info, or
 /// -1 (then `then` is not called).
@@ -152,7 +162,7 @@ void lu_factor(std::int64_t batch, std::int64_t n, T* a, std::int64_t* piv, std:
 }
 
 template <class T>
-void solve(std::int64_t batch, std::int64_t n, std::int64_t nrhs, T* a, T* b,
+void solve(std::int64_t batch, std::int64_t n, std::int64_t nrhs, const T* a, T* b,
            std::int64_t* info) {
   check_sizes("linalg::solve", batch, n, nrhs, info);
   require_data("linalg::solve", "a", a, batch, n * n);
@@ -165,8 +175,9 @@ void solve(std::int64_t batch, std::int64_t n, std::int64_t nrhs, T* a, T* b,
     });
     return;
   }
+  const std::unique_ptr<T[]> lu = scratch_copy(a, batch * n * n);
   for_each_matrix(batch, n, [&](std::int64_t i, int nt) {
-    T* ai = a + i * n * n;
+    T* ai = lu.get() + i * n * n;
     T* bi = b + i * n * nrhs;
     if (!all_finite(ai, n * n) || !all_finite(bi, n * nrhs)) {
       info[i] = -1;
@@ -179,7 +190,7 @@ void solve(std::int64_t batch, std::int64_t n, std::int64_t nrhs, T* a, T* b,
 }
 
 template <class T>
-void det(std::int64_t batch, std::int64_t n, T* a, T* det, T* sign, T* logabsdet,
+void det(std::int64_t batch, std::int64_t n, const T* a, T* det, T* sign, T* logabsdet,
          std::int64_t* info) {
   check_sizes("linalg::det", batch, n, n, info);
   require_data("linalg::det", "a", a, batch, n * n);
@@ -206,8 +217,9 @@ void det(std::int64_t batch, std::int64_t n, T* a, T* det, T* sign, T* logabsdet
     });
     return;
   }
+  const std::unique_ptr<T[]> lu = scratch_copy(a, batch * n * n);
   for_each_matrix(batch, n, [&](std::int64_t i, int nt) {
-    T* ai = a + i * n * n;
+    T* ai = lu.get() + i * n * n;
     const auto from_lu = [&](const std::int64_t* piv, std::int64_t) {
       T perm = 1;
       for (std::int64_t k = 0; k < n; ++k)
@@ -219,7 +231,7 @@ void det(std::int64_t batch, std::int64_t n, T* a, T* det, T* sign, T* logabsdet
 }
 
 template <class T>
-void inv(std::int64_t batch, std::int64_t n, T* a, T* out, std::int64_t* info) {
+void inv(std::int64_t batch, std::int64_t n, const T* a, T* out, std::int64_t* info) {
   check_sizes("linalg::inv", batch, n, n, info);
   require_data("linalg::inv", "out", out, batch, n * n);
   require_data("linalg::inv", "a", a, batch, n * n);
@@ -314,10 +326,11 @@ void svd(std::int64_t batch, std::int64_t m, std::int64_t n, T* a, T* s, T* u, T
 #define MATNET_LINALG_INSTANTIATE(T)                                                            \
   template MATNET_API void lu_factor<T>(std::int64_t, std::int64_t, T*, std::int64_t*,         \
                                         std::int64_t*);                                         \
-  template MATNET_API void solve<T>(std::int64_t, std::int64_t, std::int64_t, T*, T*,          \
+  template MATNET_API void solve<T>(std::int64_t, std::int64_t, std::int64_t, const T*, T*,    \
                                     std::int64_t*);                                             \
-  template MATNET_API void det<T>(std::int64_t, std::int64_t, T*, T*, T*, T*, std::int64_t*);  \
-  template MATNET_API void inv<T>(std::int64_t, std::int64_t, T*, T*, std::int64_t*);          \
+  template MATNET_API void det<T>(std::int64_t, std::int64_t, const T*, T*, T*, T*,            \
+                                  std::int64_t*);                                               \
+  template MATNET_API void inv<T>(std::int64_t, std::int64_t, const T*, T*, std::int64_t*);    \
   template MATNET_API void cholesky<T>(std::int64_t, std::int64_t, T*, std::int64_t*);         \
   template MATNET_API void qr<T>(std::int64_t, std::int64_t, std::int64_t, T*, T*,             \
                                  std::int64_t, std::int64_t*);                                  \
