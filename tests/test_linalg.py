@@ -682,6 +682,15 @@ def test_small_stacks_singular_and_non_finite(dtype, n):
         y[36, 0, 1] = bad
         with pytest.raises(L.LinAlgError, match=r"NaN or Inf \(matrix \(36,\) of the stack"):
             L.solve(a, y)
+    # a subnormal pivot: 1 / pivot overflows, so its column divides (DGETF2)
+    tiny = np.finfo(dtype).smallest_subnormal * 1000
+    t = np.eye(n, dtype=dtype)
+    t[0, 0] = tiny
+    if n > 1:
+        t[1, 0] = tiny / 2
+    rhs = t.sum(axis=1)
+    np.testing.assert_allclose(L.solve(t, rhs), np.ones(n), rtol=4 * eps(dtype))
+    assert L.det(t) == tiny
     # the worked example of a singular 2 x 2, and one needing a row swap
     assert L.det(np.array([[1, 2], [2, 4]], dtype)) == 0
     np.testing.assert_array_equal(L.solve(np.array([[0, 1], [1, 0]], dtype),

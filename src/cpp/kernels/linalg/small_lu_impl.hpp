@@ -6,7 +6,7 @@
 //
 // Layout of a group of L matrices (L = lanes): v[i * w + j] is the vector
 // of element (i, j) of the L augmented matrices [A | B] (w = n + nrhs).
-// Lanes past the end of the stack hold the identity (B zero), so they never
+// Lanes past the end of the stack hold identity matrices, so they never
 // report a zero pivot.
 #pragma once
 
@@ -33,6 +33,16 @@ struct SmallLu {
 
   static V splat(T v) { return V{} + v; }
   static V vabs(V v) { return v < T(0) ? -v : v; }
+  static bool any(M m) {
+    bool r = false;
+    for (int k = 0; k < L; ++k) r |= m[k] != 0;
+    return r;
+  }
+  /// Lanes whose 1 / v overflows (v subnormal, not zero): those divide, as
+  /// DGETF2 does below its sfmin.
+  static bool any_subnormal(V v) {
+    return any((vabs(v) < splat(std::numeric_limits<T>::min())) & (v != T(0)));
+  }
   /// Lanes that are finite (not NaN, not +-Inf).
   static M finite(V v) { return vabs(v) <= splat(std::numeric_limits<T>::max()); }
 
@@ -116,12 +126,14 @@ struct SmallLu {
       first_zero = (zero & (first_zero == 0)) ? M{} + static_cast<I>(j + 1) : first_zero;
       // A zero pivot leaves its column as it is (all zero below it), as DGETF2.
       const V r = zero ? V{} : T(1) / pivot;
+      const bool divide = any_subnormal(pivot);
       // Swap and eliminate in one pass: the lane whose pivot row is i
       // eliminates the old row j in its place.
       for (std::int64_t i = j + 1; i < n; ++i) {
         V* vi = v + i * w;
         const M s = p == splat(T(i));
-        const V l = (s ? vj[j] : vi[j]) * r;
+        const V x = s ? vj[j] : vi[j];
+        const V l = divide ? (zero ? V{} : x / pivot) : x * r;
         for (std::int64_t c = j + 1; c < w; ++c) vi[c] = (s ? vj[c] : vi[c]) - l * prow[c];
       }
       for (std::int64_t c = j; c < w; ++c) vj[c] = prow[c];
@@ -130,10 +142,11 @@ struct SmallLu {
     for (std::int64_t i = n - 1; i >= 0 && nrhs > 0; --i) {
       V* vi = v + i * w;
       const V r = T(1) / vi[i];
+      const bool divide = any_subnormal(vi[i]);
       for (std::int64_t c = n; c < w; ++c) {
         V x = vi[c];
         for (std::int64_t k = i + 1; k < n; ++k) x -= vi[k] * v[k * w + c];
-        vi[c] = x * r;
+        vi[c] = divide ? x / vi[i] : x * r;
       }
     }
     if (nrhs > 0) store(n, nrhs, count, v, w, n, b);
