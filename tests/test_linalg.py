@@ -691,6 +691,11 @@ def test_small_stacks_singular_and_non_finite(dtype, n):
     rhs = t.sum(axis=1)
     np.testing.assert_allclose(L.solve(t, rhs), np.ones(n), rtol=4 * eps(dtype))
     assert L.det(t) == tiny
+    mixed = a.copy()
+    mixed[3] = t  # its lanes divide; its neighbours' results do not change
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(np.delete(L.solve(mixed, b), 3, 0),
+                                      np.delete(L.solve(a, b), 3, 0))
     # the worked example of a singular 2 x 2, and one needing a row swap
     assert L.det(np.array([[1, 2], [2, 4]], dtype)) == 0
     np.testing.assert_array_equal(L.solve(np.array([[0, 1], [1, 0]], dtype),
@@ -723,10 +728,13 @@ def test_small_stacks_broadcasting_and_threads(dtype, rng, threads):
         res[nt] = (L.inv(big), L.det(big), L.slogdet(big).logabsdet)
     for x, y in zip(res[1], res[2]):
         np.testing.assert_array_equal(x, y)
-    # read-only and non-contiguous inputs are only read, never copied back into
-    ro = big[::2]
+    # a read-only stack goes to the kernels as it is (they only read it); a
+    # strided one through a contiguous copy
+    ro = big.copy()
     ro.flags.writeable = False
-    np.testing.assert_array_equal(L.inv(ro), res[1][0][::2])
+    np.testing.assert_array_equal(L.inv(ro), res[1][0])
+    np.testing.assert_array_equal(L.det(ro), res[1][1])
+    np.testing.assert_array_equal(L.inv(big[::2]), res[1][0][::2])
 
 
 # ---------------------------------------------------------------- PCA

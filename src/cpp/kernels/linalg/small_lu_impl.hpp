@@ -39,9 +39,15 @@ struct SmallLu {
     return r;
   }
   /// Lanes whose 1 / v overflows (v subnormal, not zero): those divide, as
-  /// DGETF2 does below its sfmin.
-  static bool any_subnormal(V v) {
-    return any((vabs(v) < splat(std::numeric_limits<T>::min())) & (v != T(0)));
+  /// DGETF2 does below its sfmin (lane by lane, so a matrix's result does
+  /// not depend on its neighbours in the group).
+  static M subnormal(V v) {
+    return (vabs(v) < splat(std::numeric_limits<T>::min())) & (v != T(0));
+  }
+  /// x / d, as x * r (r = 1 / d, or 0 where d is 0) where that is exact
+  /// enough; the division only when some lane of d is subnormal (rare).
+  static V quotient(V x, V d, V r, M tiny, bool any_tiny) {
+    return any_tiny ? (tiny ? x / d : x * r) : x * r;
   }
   /// Lanes that are finite (not NaN, not +-Inf).
   static M finite(V v) { return vabs(v) <= splat(std::numeric_limits<T>::max()); }
@@ -126,14 +132,15 @@ struct SmallLu {
       first_zero = (zero & (first_zero == 0)) ? M{} + static_cast<I>(j + 1) : first_zero;
       // A zero pivot leaves its column as it is (all zero below it), as DGETF2.
       const V r = zero ? V{} : T(1) / pivot;
-      const bool divide = any_subnormal(pivot);
+      const M tiny = subnormal(pivot);
+      const bool any_tiny = any(tiny);
       // Swap and eliminate in one pass: the lane whose pivot row is i
       // eliminates the old row j in its place.
       for (std::int64_t i = j + 1; i < n; ++i) {
         V* vi = v + i * w;
         const M s = p == splat(T(i));
         const V x = s ? vj[j] : vi[j];
-        const V l = divide ? (zero ? V{} : x / pivot) : x * r;
+        const V l = quotient(x, pivot, r, tiny, any_tiny);
         for (std::int64_t c = j + 1; c < w; ++c) vi[c] = (s ? vj[c] : vi[c]) - l * prow[c];
       }
       for (std::int64_t c = j; c < w; ++c) vj[c] = prow[c];
@@ -142,11 +149,12 @@ struct SmallLu {
     for (std::int64_t i = n - 1; i >= 0 && nrhs > 0; --i) {
       V* vi = v + i * w;
       const V r = T(1) / vi[i];
-      const bool divide = any_subnormal(vi[i]);
+      const M tiny = subnormal(vi[i]);
+      const bool any_tiny = any(tiny);
       for (std::int64_t c = n; c < w; ++c) {
         V x = vi[c];
         for (std::int64_t k = i + 1; k < n; ++k) x -= vi[k] * v[k * w + c];
-        vi[c] = divide ? x / vi[i] : x * r;
+        vi[c] = quotient(x, vi[i], r, tiny, any_tiny);
       }
     }
     if (nrhs > 0) store(n, nrhs, count, v, w, n, b);
