@@ -172,9 +172,9 @@ struct SmallLu {
                      bool b_identity, T* diag, T* perm, std::int64_t* info) {
     for (std::int64_t g = 0; g < count; g += L) {
       const std::int64_t c = count - g < L ? count - g : L;
-      group(n, nrhs, c, a + g * n * n, b + g * n * nrhs, b_identity,
-            diag != nullptr ? diag + g * n : nullptr, perm != nullptr ? perm + g : nullptr,
-            info + g);
+      group(n, nrhs, c, a + g * n * n, b != nullptr ? b + g * n * nrhs : nullptr,
+            b_identity, diag != nullptr ? diag + g * n : nullptr,
+            perm != nullptr ? perm + g : nullptr, info + g);
     }
   }
 
