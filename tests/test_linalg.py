@@ -560,6 +560,183 @@ def test_spectral_solvers_on_every_isa(isa_path, dtype):
     check_eigh(g, w, v, dtype, isa_path)
 
 
+# ---------------------------------------------------------------- small stacks
+# Stacked solve / inv / det up to thresholds::small_lu_max_n = 16 run the
+# lane-interleaved kernels of linalg/small_lu.hpp (one matrix per SIMD lane,
+# a different kernel per ISA), larger orders the per-matrix LU: every order
+# through 18 crosses the switch, and 37 matrices leave a partial lane group
+# on every ISA (2, 4, 8 or 16 lanes).
+
+SMALL_ORDERS = list(range(1, 19))
+SMALL_BATCHES = [0, 1, 37]
+
+
+def small_stack(kind: str, batch: int, n: int, dtype, rng) -> np.ndarray:
+    if kind == "tiny_pivot":  # unpivoted elimination would divide by ~eps
+        a = rng.standard_normal((batch, n, n))
+        a[:, np.arange(n), np.arange(n)] *= eps(dtype)
+    elif kind == "zero_diagonal":  # every step must swap rows
+        a = rng.standard_normal((batch, n, n))
+        a[:, np.arange(n), np.arange(n)] = 0
+        if n == 1:
+            a += 1
+    elif kind == "near_singular":  # kappa = 1e-3 / eps: not singular once rounded to dtype
+        s = np.logspace(0, np.log10(1e3 * eps(dtype)), n)
+        a = np.stack([_with_singular_values(rng, n, n, s) for _ in range(batch)]) \
+            if batch else np.zeros((0, n, n))
+    else:
+        a = np.stack([make_matrix(kind, n, n, np.float64, rng) for _ in range(batch)]) \
+            if batch else np.zeros((0, n, n))
+    return a.astype(dtype)
+
+
+def per_matrix_ratio(residual, scale):
+    """max over the stack of ||residual_i||_1 / scale_i (1-norms)."""
+    if residual.size == 0:
+        return 0.0
+    r = np.max(np.sum(np.abs(residual), axis=-2), axis=-1)
+    return float(np.max(np.where(r == 0, 0, r / np.maximum(scale, np.finfo(float).tiny))))
+
+
+def stack_n1(x):
+    return np.max(np.sum(np.abs(np.asarray(x, np.float64)), axis=-2), axis=-1)
+
+
+def check_small_stack(a, dtype, rng, label):
+    batch, n = a.shape[0], a.shape[-1]
+    a64 = a.astype(np.float64)
+    b = rng.standard_normal((batch, n, 3)).astype(dtype)
+    x = L.solve(a, b)
+    assert x.dtype == dtype and x.shape == b.shape, label
+    r = per_matrix_ratio(b.astype(float) - a64 @ x.astype(float),
+                         stack_n1(a) * stack_n1(x) * eps(dtype))
+    assert r < THRESHOLD["solve"], f"{label}: solve ratio {r:.1f}"
+    ai = L.inv(a)
+    assert ai.dtype == dtype and ai.shape == a.shape, label
+    r = per_matrix_ratio(np.eye(n) - a64 @ ai.astype(float),
+                         n * stack_n1(a) * stack_n1(ai) * eps(dtype))
+    assert r < THRESHOLD["solve"], f"{label}: inv ratio {r:.1f}"
+    return a64
+
+
+def check_det(a, a64, dtype, label):
+    """LU's backward error (~ n eps ||A||) moves log|det| by up to
+    ~ n eps kappa(A), plus the rounding of the log itself."""
+    ref_sign, ref_log = np.linalg.slogdet(a64)
+    sign, logabs = L.slogdet(a)
+    assert sign.shape == a.shape[:-2], label
+    np.testing.assert_array_equal(sign, ref_sign, err_msg=label)
+    if a.size == 0:
+        return
+    tol = 30 * a.shape[-1] * eps(dtype) * np.linalg.cond(a64, 1)
+    err = np.abs(logabs - ref_log) - eps(dtype) * np.abs(ref_log)
+    assert np.all(err <= tol), f"{label}: log|det| error {np.max(err / tol):.2f} x tol"
+    d, ref = L.det(a).astype(float), np.linalg.det(a64)
+    assert np.all(np.abs(d - ref) <= 2 * tol * np.abs(ref)), label
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_small_stacks_on_every_isa(isa_path, dtype):
+    """solve / inv backward errors per matrix, and det against NumPy's, on
+    random, near-singular (kappa = 1/eps), graded and pivoting-needed
+    stacks of every small order."""
+    rng = np.random.default_rng(3)
+    for n in SMALL_ORDERS:
+        for batch in SMALL_BATCHES:
+            for kind in ("random", "near_singular", "graded", "tiny_pivot", "zero_diagonal"):
+                label = f"{isa_path} {kind} n={n} batch={batch} {dtype.__name__}"
+                a = small_stack(kind, batch, n, dtype, rng)
+                a64 = check_small_stack(a, dtype, rng, label)
+                if kind == "near_singular":
+                    continue  # det's relative error grows with kappa
+                check_det(a, a64, dtype, label)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 2, 5, 8, 16, 17])
+def test_small_stacks_singular_and_non_finite(dtype, n):
+    rng = np.random.default_rng(n)
+    a = rng.standard_normal((37, n, n)).astype(dtype)
+    b = rng.standard_normal((37, n, 2)).astype(dtype)
+    s = a.copy()
+    s[20, :, n // 2] = 0    # column n//2 zero: pivot n//2 + 1 is exactly zero
+    s[30, :, 0] = 0         # a later singular matrix is not the one named
+    for fn in (lambda: L.solve(s, b), lambda: L.inv(s)):
+        with pytest.raises(L.LinAlgError, match=rf"singular matrix: pivot {n // 2 + 1} is exactly "
+                                                rf"zero.*\(matrix \(20,\) of the stack\)"):
+            fn()
+    d = L.det(s)
+    assert d[20] == 0 and d[30] == 0 and np.all(d[:20] != 0)
+    sign, logabs = L.slogdet(s)
+    assert sign[20] == 0 and logabs[20] == -np.inf
+    regular = np.delete(a, [20, 30], 0)
+    check_det(regular, regular.astype(float), dtype, f"n={n}")
+    for bad in (np.nan, np.inf, -np.inf):
+        x = a.copy()
+        x[11, n - 1, 0] = bad
+        for fn in (lambda: L.solve(x, b), lambda: L.inv(x), lambda: L.det(x),
+                   lambda: L.slogdet(x)):
+            with pytest.raises(L.LinAlgError, match=r"NaN or Inf \(matrix \(11,\) of the stack"):
+                fn()
+        y = b.copy()
+        y[36, 0, 1] = bad
+        with pytest.raises(L.LinAlgError, match=r"NaN or Inf \(matrix \(36,\) of the stack"):
+            L.solve(a, y)
+    # a subnormal pivot: 1 / pivot overflows, so its column divides (DGETF2)
+    tiny = np.finfo(dtype).smallest_subnormal * 1000
+    t = np.eye(n, dtype=dtype)
+    t[0, 0] = tiny
+    if n > 1:
+        t[1, 0] = tiny / 2
+    rhs = t.sum(axis=1)
+    np.testing.assert_allclose(L.solve(t, rhs), np.ones(n), rtol=4 * eps(dtype))
+    assert L.det(t) == tiny
+    mixed = a.copy()
+    mixed[3] = t  # its lanes divide; its neighbours' results do not change
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(np.delete(L.solve(mixed, b), 3, 0),
+                                      np.delete(L.solve(a, b), 3, 0))
+    # the worked example of a singular 2 x 2, and one needing a row swap
+    assert L.det(np.array([[1, 2], [2, 4]], dtype)) == 0
+    np.testing.assert_array_equal(L.solve(np.array([[0, 1], [1, 0]], dtype),
+                                          np.array([2, 3], dtype)), [3, 2])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_small_stacks_broadcasting_and_threads(dtype, rng, threads):
+    a = rng.standard_normal((5, 1, 8, 8)).astype(dtype)
+    cases = [rng.standard_normal((3, 8, 2)),      # batch axes broadcast to (5, 3)
+             rng.standard_normal((8,)),           # a vector (NumPy 2: 1-D only)
+             rng.standard_normal((5, 3, 8, 1)),
+             rng.standard_normal((1, 8, 16)),     # nrhs at the kernels' limit
+             rng.standard_normal((8, 17))]        # past it: the per-matrix path
+    for b in cases:
+        b = b.astype(dtype)
+        want = np.linalg.solve(a.astype(float), b.astype(float))
+        out = {}
+        for nt in (1, 2):
+            mn.set_num_threads(nt)
+            out[nt] = L.solve(a, b)
+            assert out[nt].shape == want.shape and out[nt].dtype == dtype
+        np.testing.assert_array_equal(out[1], out[2])  # lanes never mix: same bits
+        np.testing.assert_allclose(out[1], want, rtol=0,
+                                   atol=1e3 * eps(dtype) * np.abs(want).max())
+    big = rng.standard_normal((1001, 8, 8)).astype(dtype)
+    res = {}
+    for nt in (1, 2):
+        mn.set_num_threads(nt)
+        res[nt] = (L.inv(big), L.det(big), L.slogdet(big).logabsdet)
+    for x, y in zip(res[1], res[2]):
+        np.testing.assert_array_equal(x, y)
+    # a read-only stack goes to the kernels as it is (they only read it); a
+    # strided one through a contiguous copy
+    ro = big.copy()
+    ro.flags.writeable = False
+    np.testing.assert_array_equal(L.inv(ro), res[1][0])
+    np.testing.assert_array_equal(L.det(ro), res[1][1])
+    np.testing.assert_array_equal(L.inv(big[::2]), res[1][0][::2])
+
+
 # ---------------------------------------------------------------- PCA
 
 def test_pca_matches_sklearn(rng):

@@ -15,21 +15,22 @@ namespace matnet::bind {
 
 namespace {
 
-/// A (batch, m, n) stack the kernel may overwrite.
-DType stack(const py::array& a, const char* fn, const char* name) {
+/// A (batch, m, n) stack the kernel may overwrite (or only reads).
+DType stack(const py::array& a, const char* fn, const char* name, bool read_only = false) {
   const DType dt = float_dtype(a, fn, name);
   require_ndim(a, 3, fn, name);
-  if (!(a.flags() & py::array::c_style) || !a.writeable() || a.dtype().byteorder() == '>')
-    throw py::value_error(std::string(fn) + ": " + name +
-                          " must be a writeable, C-contiguous, native-order array");
+  if (!(a.flags() & py::array::c_style) || !(read_only || a.writeable()) ||
+      a.dtype().byteorder() == '>')
+    throw py::value_error(std::string(fn) + ": " + name + " must be a " +
+                          (read_only ? "" : "writeable, ") + "C-contiguous, native-order array");
   return dt;
 }
 
 py::array_t<std::int64_t> new_info(py::ssize_t batch) { return py::array_t<std::int64_t>(batch); }
 
 /// A stack of square matrices: its dtype and order.
-DType square_stack(const py::array& a, const char* fn, py::ssize_t& n) {
-  const DType dt = stack(a, fn, "a");
+DType square_stack(const py::array& a, const char* fn, py::ssize_t& n, bool read_only = false) {
+  const DType dt = stack(a, fn, "a", read_only);
   n = a.shape(1);
   if (a.shape(2) != n)
     throw py::value_error(std::string(fn) + ": matrices must be square, got " + shape_str(a));
@@ -46,6 +47,9 @@ void* data(const py::object& o) {
   return o.is_none() ? nullptr : o.cast<py::array>().mutable_data();
 }
 
+/// The data of an array the kernel only reads (it may be read-only).
+const void* cdata(const py::array& a) { return a.data(); }
+
 /// f(T{}) for the dtype with the GIL released; f casts its data pointers
 /// (taken before) with as<T>.
 template <class F>
@@ -57,6 +61,11 @@ void released(DType dt, F&& f) {
 
 template <class T>
 T* as(void* p) {
+  return static_cast<T*>(p);
+}
+
+template <class T>
+T* as(const void* p) {
   return static_cast<T*>(p);
 }
 
@@ -74,47 +83,50 @@ py::object lu_factor_impl(py::array a) {
 
 py::object solve_impl(py::array a, py::array b) {
   py::ssize_t n;
-  const DType dt = square_stack(a, "solve", n);
+  const DType dt = square_stack(a, "solve", n, true);
   if (stack(b, "solve", "b") != dt) throw py::type_error("solve: a and b must share a dtype");
   const py::ssize_t batch = a.shape(0), k = b.shape(2);
   if (b.shape(0) != batch || b.shape(1) != n)
     throw py::value_error("solve: shapes " + shape_str(a) + " and " + shape_str(b) + " do not fit");
   auto info = new_info(batch);
-  void *ap = data(a), *bp = data(b);
+  const void* ap = cdata(a);
+  void* bp = data(b);
   std::int64_t* ip = info.mutable_data();
   released(dt, [&](auto t) {
     using T = decltype(t);
-    matnet::linalg::solve(batch, n, k, as<T>(ap), as<T>(bp), ip);
+    matnet::linalg::solve(batch, n, k, as<const T>(ap), as<T>(bp), ip);
   });
   return std::move(info);
 }
 
 py::object det_impl(py::array a) {
   py::ssize_t n;
-  const DType dt = square_stack(a, "det", n);
+  const DType dt = square_stack(a, "det", n, true);
   const py::ssize_t batch = a.shape(0);
   py::array d = empty_array(dt, {batch}), s = empty_array(dt, {batch}), l = empty_array(dt, {batch});
   auto info = new_info(batch);
-  void *ap = data(a), *dp = data(d), *sp = data(s), *lp = data(l);
+  const void* ap = cdata(a);
+  void *dp = data(d), *sp = data(s), *lp = data(l);
   std::int64_t* ip = info.mutable_data();
   released(dt, [&](auto t) {
     using T = decltype(t);
-    matnet::linalg::det(batch, n, as<T>(ap), as<T>(dp), as<T>(sp), as<T>(lp), ip);
+    matnet::linalg::det(batch, n, as<const T>(ap), as<T>(dp), as<T>(sp), as<T>(lp), ip);
   });
   return py::make_tuple(d, s, l, info);
 }
 
 py::object inv_impl(py::array a) {
   py::ssize_t n;
-  const DType dt = square_stack(a, "inv", n);
+  const DType dt = square_stack(a, "inv", n, true);
   const py::ssize_t batch = a.shape(0);
   py::array out = empty_array(dt, {batch, n, n});
   auto info = new_info(batch);
-  void *ap = data(a), *op = data(out);
+  const void* ap = cdata(a);
+  void* op = data(out);
   std::int64_t* ip = info.mutable_data();
   released(dt, [&](auto t) {
     using T = decltype(t);
-    matnet::linalg::inv(batch, n, as<T>(ap), as<T>(op), ip);
+    matnet::linalg::inv(batch, n, as<const T>(ap), as<T>(op), ip);
   });
   return py::make_tuple(out, info);
 }
@@ -188,12 +200,16 @@ void register_linalg(py::module_& m) {
       " it is overwritten. info[i]: 0 ok, -1 NaN/Inf in matrix i, k+1 failure at step k.";
   m.def("linalg_lu_factor", &lu_factor_impl, py::arg("a"),
         (std::string("LU with partial pivoting in place; returns (piv, info).") + contract).c_str());
+  const char* read_only =
+      " a (batch, n, n) must be a C-contiguous float32/float64 array; it is only read."
+      " info[i]: 0 ok, -1 NaN/Inf in matrix i, k+1 zero pivot at step k.";
   m.def("linalg_solve", &solve_impl, py::arg("a"), py::arg("b"),
-        (std::string("Solves a x = b in place (b (batch, n, k) becomes x); returns info.") + contract).c_str());
+        (std::string("Solves a x = b in place (b (batch, n, k), writeable and C-contiguous, becomes "
+                     "x); returns info.") + read_only).c_str());
   m.def("linalg_det", &det_impl, py::arg("a"),
-        (std::string("Determinants via LU; returns (det, sign, logabsdet, info).") + contract).c_str());
+        (std::string("Determinants via LU; returns (det, sign, logabsdet, info).") + read_only).c_str());
   m.def("linalg_inv", &inv_impl, py::arg("a"),
-        (std::string("Inverses via LU; returns (inv, info).") + contract).c_str());
+        (std::string("Inverses via LU; returns (inv, info).") + read_only).c_str());
   m.def("linalg_cholesky", &cholesky_impl, py::arg("a"),
         (std::string("Lower Cholesky factor in place; returns info.") + contract).c_str());
   m.def("linalg_qr", &qr_impl, py::arg("a"), py::arg("q_cols"),

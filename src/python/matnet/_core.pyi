@@ -114,7 +114,7 @@ def linalg_cholesky(a: numpy.ndarray) -> typing.Any:
     """
 def linalg_det(a: numpy.ndarray) -> typing.Any:
     """
-    Determinants via LU; returns (det, sign, logabsdet, info). The input stack (batch, m, n) must be a writeable C-contiguous float32/float64 array; it is overwritten. info[i]: 0 ok, -1 NaN/Inf in matrix i, k+1 failure at step k.
+    Determinants via LU; returns (det, sign, logabsdet, info). a (batch, n, n) must be a C-contiguous float32/float64 array; it is only read. info[i]: 0 ok, -1 NaN/Inf in matrix i, k+1 zero pivot at step k.
     """
 def linalg_eigh(a: numpy.ndarray, vectors: bool) -> typing.Any:
     """
@@ -122,7 +122,7 @@ def linalg_eigh(a: numpy.ndarray, vectors: bool) -> typing.Any:
     """
 def linalg_inv(a: numpy.ndarray) -> typing.Any:
     """
-    Inverses via LU; returns (inv, info). The input stack (batch, m, n) must be a writeable C-contiguous float32/float64 array; it is overwritten. info[i]: 0 ok, -1 NaN/Inf in matrix i, k+1 failure at step k.
+    Inverses via LU; returns (inv, info). a (batch, n, n) must be a C-contiguous float32/float64 array; it is only read. info[i]: 0 ok, -1 NaN/Inf in matrix i, k+1 zero pivot at step k.
     """
 def linalg_lu_factor(a: numpy.ndarray) -> typing.Any:
     """
@@ -134,7 +134,7 @@ def linalg_qr(a: numpy.ndarray, q_cols: typing.SupportsInt | typing.SupportsInde
     """
 def linalg_solve(a: numpy.ndarray, b: numpy.ndarray) -> typing.Any:
     """
-    Solves a x = b in place (b (batch, n, k) becomes x); returns info. The input stack (batch, m, n) must be a writeable C-contiguous float32/float64 array; it is overwritten. info[i]: 0 ok, -1 NaN/Inf in matrix i, k+1 failure at step k.
+    Solves a x = b in place (b (batch, n, k), writeable and C-contiguous, becomes x); returns info. a (batch, n, n) must be a C-contiguous float32/float64 array; it is only read. info[i]: 0 ok, -1 NaN/Inf in matrix i, k+1 zero pivot at step k.
     """
 def linalg_svd(a: numpy.ndarray, compute_uv: bool, full_matrices: bool) -> typing.Any:
     """

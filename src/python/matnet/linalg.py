@@ -98,6 +98,14 @@ def _stack(a: np.ndarray) -> np.ndarray:
     return np.array(a, dtype=a.dtype, order="C", copy=True).reshape(batch, m, n)
 
 
+def _stack_view(a: np.ndarray) -> np.ndarray:
+    """a as a C-contiguous (batch, m, n) stack for the kernels that only
+    read it: a view when a already is contiguous (no copy to pay)."""
+    m, n = a.shape[-2:]
+    batch = int(np.prod(a.shape[:-2], dtype=np.int64))
+    return np.ascontiguousarray(a).reshape(batch, m, n)
+
+
 def _where(shape: Tuple[int, ...], i: int) -> str:
     if len(shape) == 0:
         return ""
@@ -222,7 +230,7 @@ def slogdet(a: Any) -> SlogdetResult:
     a = _float_array(a, "slogdet")
     _matrices(a, "slogdet")
     batch_shape = a.shape[:-2]
-    _, sign, logabs, info = _core.linalg_det(_stack(a))
+    _, sign, logabs, info = _core.linalg_det(_stack_view(a))
     _check_info(info, batch_shape, "slogdet", "")
     return SlogdetResult(_unstack_scalar(sign, batch_shape), _unstack_scalar(logabs, batch_shape))
 
@@ -237,7 +245,7 @@ def det(a: Any) -> Any:
     a = _float_array(a, "det")
     _matrices(a, "det")
     batch_shape = a.shape[:-2]
-    d, _, _, info = _core.linalg_det(_stack(a))
+    d, _, _, info = _core.linalg_det(_stack_view(a))
     _check_info(info, batch_shape, "det", "")
     return _unstack_scalar(d, batch_shape)
 
@@ -262,7 +270,7 @@ def solve(a: Any, b: Any) -> np.ndarray:
         raise ValueError(f"solve: batch shapes of a {a.shape} and b {b.shape} do not broadcast") \
             from None
     k = bm.shape[-1]
-    a3 = _stack(np.broadcast_to(a, batch_shape + (n, n)))
+    a3 = _stack_view(np.broadcast_to(a, batch_shape + (n, n)))
     b3 = _stack(np.broadcast_to(bm, batch_shape + (n, k)))
     info = _core.linalg_solve(a3, b3)
     _check_info(info, batch_shape, "solve", _SINGULAR)
@@ -274,7 +282,7 @@ def inv(a: Any) -> np.ndarray:
     """Inverse of (..., n, n): LU, then solves with the identity."""
     a = _float_array(a, "inv")
     _matrices(a, "inv")
-    out, info = _core.linalg_inv(_stack(a))
+    out, info = _core.linalg_inv(_stack_view(a))
     _check_info(info, a.shape[:-2], "inv", _SINGULAR)
     return out.reshape(a.shape)
 

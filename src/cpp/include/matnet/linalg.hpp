@@ -40,23 +40,23 @@ template <class T>
 MATNET_API void lu_factor(std::int64_t batch, std::int64_t n, T* a, std::int64_t* piv,
                           std::int64_t* info);
 
-/// Solves A X = B: a (batch x n x n) is overwritten by its LU factors, b
-/// (batch x n x nrhs) by X. A singular A (info > 0) leaves b unspecified.
+/// Solves A X = B: a (batch x n x n) is read only, b (batch x n x nrhs) is
+/// overwritten by X. A singular A (info > 0) leaves b unspecified.
 template <class T>
-MATNET_API void solve(std::int64_t batch, std::int64_t n, std::int64_t nrhs, T* a, T* b,
+MATNET_API void solve(std::int64_t batch, std::int64_t n, std::int64_t nrhs, const T* a, T* b,
                       std::int64_t* info);
 
 /// Determinants through LU: det, and sign and log|det| (slogdet; sign 0
 /// and logabsdet -inf for a singular matrix, which is not an error here:
-/// info stays 0 for it). a is overwritten by its LU factors.
+/// info stays 0 for it). a is read only.
 template <class T>
-MATNET_API void det(std::int64_t batch, std::int64_t n, T* a, T* det, T* sign, T* logabsdet,
+MATNET_API void det(std::int64_t batch, std::int64_t n, const T* a, T* det, T* sign, T* logabsdet,
                     std::int64_t* info);
 
 /// Inverses: out (batch x n x n) = A^{-1} (LU, then solves with I); a is
-/// overwritten by its LU factors.
+/// read only.
 template <class T>
-MATNET_API void inv(std::int64_t batch, std::int64_t n, T* a, T* out, std::int64_t* info);
+MATNET_API void inv(std::int64_t batch, std::int64_t n, const T* a, T* out, std::int64_t* info);
 
 /// Cholesky A = L L^T of symmetric positive definite matrices: only the
 /// lower triangle of a is read; a is overwritten by L (upper triangle

@@ -1,17 +1,21 @@
 // The public entry points of matnet/linalg.hpp: stacks of matrices.
 //
-// A stack of small matrices (order <= linalg_batch_per_thread_max_n) runs
-// one matrix per thread, each factorisation on one thread with its
-// unblocked loops in cache: a (10000, 8, 8) solve costs ~0.1 us of work
-// per matrix, where a per-matrix LAPACK call (NumPy's gufunc loop) pays
-// its fixed overhead each time. Larger matrices run one after another,
-// each with the whole thread budget spent in its GEMMs.
+// Stacked solve / inv / det of order <= small_lu_max_n run the
+// lane-interleaved kernels of linalg/small_lu.hpp, one matrix per SIMD lane
+// and whole groups of lanes per thread: a per-matrix loop at n = 8 spends
+// its time in pivot-search branches and loop control, and NumPy's gufunc
+// loop in LAPACK's fixed per-call overhead. Other small stacks (order <=
+// linalg_batch_per_thread_max_n) run one matrix per thread, each
+// factorisation on one thread with its unblocked loops in cache. Larger
+// matrices run one after another, each with the whole thread budget spent
+// in its GEMMs.
 #include "matnet/linalg.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <exception>
 #include <limits>
+#include <memory>
 #include <string>
 
 #include "core/checks.hpp"
@@ -19,12 +23,14 @@
 #include "core/thresholds.hpp"
 #include "core/workspace.hpp"
 #include "linalg/factor.hpp"
+#include "runtime/registry.hpp"
 
 namespace matnet::linalg {
 
 namespace {
 
 using detail::WorkspaceScope;
+namespace thresholds = detail::thresholds;
 
 /// body(i, threads) for every matrix i of the stack, on one thread per
 /// matrix for small orders; exceptions (bad_alloc) are rethrown here.
@@ -56,6 +62,62 @@ bool all_finite(const T* x, std::int64_t count) {
   bool ok = true;
   for (std::int64_t i = 0; i < count; ++i) ok &= std::abs(x[i]) <= std::numeric_limits<T>::max();
   return ok;
+}
+
+bool small_lu_fits(std::int64_t n, std::int64_t nrhs) {
+  return n <= thresholds::small_lu_max_n && nrhs <= thresholds::small_lu_max_nrhs;
+}
+
+/// body(b, e) for ranges [b, e) of the stack that split it over the
+/// threads on whole groups of the small LU kernel's lanes.
+template <class T, class F>
+void for_each_small_group(std::int64_t batch, std::int64_t n, F&& body) {
+  if (batch <= 0) return;
+  const int nt = detail::threads_for(batch * n * n * n, get_num_threads());
+  detail::parallel_split(batch, nt, detail::kernels<T>().small_lu->lanes, body);
+}
+
+/// det, sign and log|det| of a matrix from its LU: U's diagonal at
+/// u[k * stride], det(P) = perm.
+template <class T>
+void det_from_lu(std::int64_t n, const T* u, std::int64_t stride, T perm, T& det, T& sign,
+                 T& logabsdet) {
+  T prod = 1;
+  for (std::int64_t k = 0; k < n; ++k) prod *= u[k * stride];
+  const bool singular = prod == T(0) && [&] {
+    for (std::int64_t k = 0; k < n; ++k)
+      if (u[k * stride] == T(0)) return true;
+    return false;  // the product underflowed
+  }();
+  // The plain product is the accurate one unless it over/underflowed;
+  // then (only) the log is summed pivot by pivot (logs cost ~20 ns each).
+  T s = 0, logabs = -std::numeric_limits<T>::infinity();
+  if (!singular) {
+    if (std::isfinite(prod) && prod != T(0)) {
+      s = prod < 0 ? -perm : perm;
+      logabs = std::log(std::abs(prod));
+    } else {
+      s = perm;
+      logabs = 0;
+      for (std::int64_t k = 0; k < n; ++k) {
+        const T d = u[k * stride];
+        if (d < T(0)) s = -s;
+        logabs += std::log(std::abs(d));
+      }
+    }
+  }
+  sign = s;
+  logabsdet = logabs;
+  det = singular ? T(0) : (std::isfinite(prod) && prod != T(0) ? prod * perm : s * std::exp(logabs));
+}
+
+/// A copy of the read-only input for the factorisations that overwrite it
+/// (the small LU kernels read their input once and need none).
+template <class T>
+std::unique_ptr<T[]> scratch_copy(const T* a, std::int64_t count) {
+  std::unique_ptr<T[]> copy(new T[static_cast<std::size_t>(count)]);
+  std::copy(a, a + count, copy.get());
+  return copy;
 }
 
 /// LU of one matrix of the stack, after checking it for NaN/Inf, then
@@ -100,13 +162,22 @@ void lu_factor(std::int64_t batch, std::int64_t n, T* a, std::int64_t* piv, std:
 }
 
 template <class T>
-void solve(std::int64_t batch, std::int64_t n, std::int64_t nrhs, T* a, T* b,
+void solve(std::int64_t batch, std::int64_t n, std::int64_t nrhs, const T* a, T* b,
            std::int64_t* info) {
   check_sizes("linalg::solve", batch, n, nrhs, info);
   require_data("linalg::solve", "a", a, batch, n * n);
   require_data("linalg::solve", "b", b, batch, n * nrhs);
+  if (small_lu_fits(n, nrhs)) {
+    for_each_small_group<T>(batch, n, [&](std::int64_t b0, std::int64_t e) {
+      detail::kernels<T>().small_lu->factor_solve(n, nrhs, e - b0, a + b0 * n * n,
+                                                   b + b0 * n * nrhs, false, nullptr, nullptr,
+                                                   info + b0);
+    });
+    return;
+  }
+  const std::unique_ptr<T[]> lu = scratch_copy(a, batch * n * n);
   for_each_matrix(batch, n, [&](std::int64_t i, int nt) {
-    T* ai = a + i * n * n;
+    T* ai = lu.get() + i * n * n;
     T* bi = b + i * n * nrhs;
     if (!all_finite(ai, n * n) || !all_finite(bi, n * nrhs)) {
       info[i] = -1;
@@ -119,60 +190,59 @@ void solve(std::int64_t batch, std::int64_t n, std::int64_t nrhs, T* a, T* b,
 }
 
 template <class T>
-void det(std::int64_t batch, std::int64_t n, T* a, T* det, T* sign, T* logabsdet,
+void det(std::int64_t batch, std::int64_t n, const T* a, T* det, T* sign, T* logabsdet,
          std::int64_t* info) {
   check_sizes("linalg::det", batch, n, n, info);
   require_data("linalg::det", "a", a, batch, n * n);
   require_data("linalg::det", "det", det, batch, 1);
   require_data("linalg::det", "sign", sign, batch, 1);
   require_data("linalg::det", "logabsdet", logabsdet, batch, 1);
+  const auto finish = [&](std::int64_t i, const T* u, std::int64_t stride, T perm, bool finite) {
+    info[i] = finite ? 0 : -1;  // singular is a valid answer (det 0) here
+    if (finite) det_from_lu(n, u, stride, perm, det[i], sign[i], logabsdet[i]);
+    else det[i] = sign[i] = logabsdet[i] = std::numeric_limits<T>::quiet_NaN();
+  };
+  if (small_lu_fits(n, 0)) {
+    for_each_small_group<T>(batch, n, [&](std::int64_t b, std::int64_t e) {
+      constexpr std::int64_t chunk = 64;  // a multiple of every ISA's lanes
+      T diag[chunk * thresholds::small_lu_max_n], perm[chunk];
+      std::int64_t fail[chunk];
+      for (std::int64_t c0 = b; c0 < e; c0 += chunk) {
+        const std::int64_t c = std::min(chunk, e - c0);
+        detail::kernels<T>().small_lu->factor_solve(n, 0, c, a + c0 * n * n, nullptr, false, diag,
+                                                     perm, fail);
+        for (std::int64_t m = 0; m < c; ++m)
+          finish(c0 + m, diag + m * n, 1, perm[m], fail[m] >= 0);
+      }
+    });
+    return;
+  }
+  const std::unique_ptr<T[]> lu = scratch_copy(a, batch * n * n);
   for_each_matrix(batch, n, [&](std::int64_t i, int nt) {
-    T* ai = a + i * n * n;
-    info[i] = 0;  // singular is a valid answer (det 0) here
+    T* ai = lu.get() + i * n * n;
     const auto from_lu = [&](const std::int64_t* piv, std::int64_t) {
-      T perm = 1, prod = 1;
-      for (std::int64_t k = 0; k < n; ++k) {
+      T perm = 1;
+      for (std::int64_t k = 0; k < n; ++k)
         if (piv[k] != k) perm = -perm;
-        prod *= ai[k * n + k];
-      }
-      const bool singular = prod == T(0) && [&] {
-        for (std::int64_t k = 0; k < n; ++k)
-          if (ai[k * n + k] == T(0)) return true;
-        return false;  // the product underflowed
-      }();
-      // The plain product is the accurate one unless it over/underflowed;
-      // then (only) the log is summed pivot by pivot (logs cost ~20 ns each).
-      T s = 0, logabs = -std::numeric_limits<T>::infinity();
-      if (!singular) {
-        if (std::isfinite(prod) && prod != T(0)) {
-          s = prod < 0 ? -perm : perm;
-          logabs = std::log(std::abs(prod));
-        } else {
-          s = perm;
-          logabs = 0;
-          for (std::int64_t k = 0; k < n; ++k) {
-            const T u = ai[k * n + k];
-            if (u < T(0)) s = -s;
-            logabs += std::log(std::abs(u));
-          }
-        }
-      }
-      sign[i] = s;
-      logabsdet[i] = logabs;
-      det[i] = singular ? T(0) : (std::isfinite(prod) && prod != T(0) ? prod * perm : s * std::exp(logabs));
+      finish(i, ai, n + 1, perm, true);
     };
-    if (with_lu(n, ai, nt, from_lu) < 0) {
-      info[i] = -1;
-      det[i] = sign[i] = logabsdet[i] = std::numeric_limits<T>::quiet_NaN();
-    }
+    if (with_lu(n, ai, nt, from_lu) < 0) finish(i, ai, n + 1, T(1), false);
   });
 }
 
 template <class T>
-void inv(std::int64_t batch, std::int64_t n, T* a, T* out, std::int64_t* info) {
+void inv(std::int64_t batch, std::int64_t n, const T* a, T* out, std::int64_t* info) {
   check_sizes("linalg::inv", batch, n, n, info);
   require_data("linalg::inv", "out", out, batch, n * n);
+  require_data("linalg::inv", "a", a, batch, n * n);
   // A X = I, as LAPACK's DGESV with B = I (what NumPy's inv does).
+  if (small_lu_fits(n, n)) {
+    for_each_small_group<T>(batch, n, [&](std::int64_t b, std::int64_t e) {
+      detail::kernels<T>().small_lu->factor_solve(n, n, e - b, a + b * n * n, out + b * n * n,
+                                                   true, nullptr, nullptr, info + b);
+    });
+    return;
+  }
   for (std::int64_t i = 0; i < batch; ++i)
     for (std::int64_t r = 0; r < n; ++r)
       for (std::int64_t c = 0; c < n; ++c) out[(i * n + r) * n + c] = r == c ? T(1) : T(0);
@@ -256,10 +326,11 @@ void svd(std::int64_t batch, std::int64_t m, std::int64_t n, T* a, T* s, T* u, T
 #define MATNET_LINALG_INSTANTIATE(T)                                                            \
   template MATNET_API void lu_factor<T>(std::int64_t, std::int64_t, T*, std::int64_t*,         \
                                         std::int64_t*);                                         \
-  template MATNET_API void solve<T>(std::int64_t, std::int64_t, std::int64_t, T*, T*,          \
+  template MATNET_API void solve<T>(std::int64_t, std::int64_t, std::int64_t, const T*, T*,    \
                                     std::int64_t*);                                             \
-  template MATNET_API void det<T>(std::int64_t, std::int64_t, T*, T*, T*, T*, std::int64_t*);  \
-  template MATNET_API void inv<T>(std::int64_t, std::int64_t, T*, T*, std::int64_t*);          \
+  template MATNET_API void det<T>(std::int64_t, std::int64_t, const T*, T*, T*, T*,            \
+                                  std::int64_t*);                                               \
+  template MATNET_API void inv<T>(std::int64_t, std::int64_t, const T*, T*, std::int64_t*);    \
   template MATNET_API void cholesky<T>(std::int64_t, std::int64_t, T*, std::int64_t*);         \
   template MATNET_API void qr<T>(std::int64_t, std::int64_t, std::int64_t, T*, T*,             \
                                  std::int64_t, std::int64_t*);                                  \

@@ -15,6 +15,7 @@
 // left match LAPACK's convention (P A = L U) without a separate DLASWP.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <type_traits>
 
 #include "blas3/gemm_driver.hpp"
@@ -56,11 +57,13 @@ void lu_unblocked(N n, T* a, std::int64_t lda, std::int64_t* piv, C0 c0, W w,
       if (info == 0) info = j + 1;
       continue;  // L's column stays as is (zero below a zero pivot)
     }
+    // 1 / pivot overflows for a subnormal pivot: divide then (DGETF2's sfmin).
+    const bool divide = std::abs(pivot) < std::numeric_limits<T>::min();
     const T r = T(1) / pivot;
     const T* uj = a + j * lda;
     for (std::int64_t i = j + 1; i < n; ++i) {
       T* ai = a + i * lda;
-      const T l = ai[j] *= r;
+      const T l = ai[j] = divide ? ai[j] / pivot : ai[j] * r;
       if (l == T(0)) continue;
       for (std::int64_t c = j + 1; c < c0 + w; ++c) ai[c] -= l * uj[c];
       if (b != nullptr)
