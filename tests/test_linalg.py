@@ -703,6 +703,25 @@ def test_small_stacks_singular_and_non_finite(dtype, n):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [17, 80])
+def test_subnormal_pivot_above_the_small_kernels(dtype, n):
+    """Past the small-LU kernels (n > 16) LU and the blocked TRSM divide by a
+    subnormal diagonal instead of multiplying by its overflowing reciprocal,
+    for one right-hand side and for several."""
+    tiny = np.finfo(dtype).smallest_subnormal * 1000
+    t = np.eye(n, dtype=dtype)
+    t[0, 0] = tiny
+    t[1, 0] = tiny / 2
+    t[n - 1, n - 1] = tiny
+    rhs = t.sum(axis=1)
+    for b in (rhs, np.stack([rhs, 2 * rhs, -rhs], axis=1)):
+        x = L.solve(t, b)
+        want = np.ones(n) if b.ndim == 1 else np.ones(n)[:, None] * [1, 2, -1]
+        np.testing.assert_allclose(x, want, rtol=4 * eps(dtype))
+    assert L.det(t) == tiny * tiny or L.det(t) == 0  # the product underflows in float32
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_small_stacks_broadcasting_and_threads(dtype, rng, threads):
     a = rng.standard_normal((5, 1, 8, 8)).astype(dtype)
     cases = [rng.standard_normal((3, 8, 2)),      # batch axes broadcast to (5, 3)

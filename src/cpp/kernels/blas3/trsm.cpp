@@ -8,6 +8,8 @@
 #include "blas3/trsm.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 #include "blas2/dot.hpp"
 #include "blas3/gemm_driver.hpp"
@@ -52,8 +54,15 @@ void trsm_left_unblocked(bool op_lower, bool trans, bool unit, std::int64_t m, c
       for (std::int64_t j = c0; j < c1; ++j) bi[j] -= f * bk[j];
     }
     if (!unit) {
-      const T d = T(1) / op_at(a, lda, trans, i, i);
-      for (std::int64_t j = c0; j < c1; ++j) bi[j] *= d;
+      // One reciprocal, then multiplies, unless 1/d overflows (a subnormal
+      // diagonal): then divide, as LAPACK's DGETF2 does below sfmin.
+      const T d = op_at(a, lda, trans, i, i);
+      if (std::abs(d) >= std::numeric_limits<T>::min()) {
+        const T r = T(1) / d;
+        for (std::int64_t j = c0; j < c1; ++j) bi[j] *= r;
+      } else {
+        for (std::int64_t j = c0; j < c1; ++j) bi[j] /= d;
+      }
     }
   }
 }
