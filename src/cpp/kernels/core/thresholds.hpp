@@ -144,6 +144,14 @@ inline constexpr std::int64_t cholesky_base_cols = 32;
 // trailing update is two GEMMs with k = this. 32 as in LAPACK's DGEQRF.
 inline constexpr std::int64_t qr_block = 32;
 
+// Blocked tridiagonalisation (linalg/tridiagonal.cpp, DLATRD-style): panels
+// of tridiagonal_block reflectors whose rank-2 updates reach the trailing
+// matrix as two GEMMs with k = tridiagonal_block, for orders from
+// tridiagonal_blocked_min_n on (and while the trailing matrix has half
+// that many rows); smaller reductions run step by step.
+inline constexpr std::int64_t tridiagonal_block = 32;
+inline constexpr std::int64_t tridiagonal_blocked_min_n = 128;
+
 // A stack of matrices runs one matrix per thread (each factorisation on
 // one thread, unblocked loops in cache) up to this order; larger matrices
 // run one after another, each on every thread. Chosen, not measured: at

@@ -1,13 +1,13 @@
 // Symmetric eigensolver (see factor.hpp).
 //
 // 1. Householder tridiagonalisation A = Q T Q^T on the full symmetric
-//    matrix (its lower triangle is mirrored first). Step k: reflector from
-//    row k (contiguous), p = tau A22 v (row dot products), w = p -
-//    (tau/2)(p.v) v, A22 -= v w^T + w v^T. Level-2 (DSYTD2); ~4/3 n^3 flops.
+//    matrix (its lower triangle is mirrored first; tridiagonal.cpp,
+//    blocked for large n).
 // 2. Implicit QL with Wilkinson shifts on T (the EISPACK/LAPACK DSTEQR
 //    iteration), the plane rotations accumulated into Z^T, whose rows
 //    they combine (contiguous in row-major storage, so each rotation is
-//    two streaming row updates). Backward stable: ~n eps ||A|| errors.
+//    two streaming row updates; batches of them are split over the
+//    threads by columns). Backward stable: ~n eps ||A|| errors.
 // 3. Eigenvectors V = Q Z, Q applied as blocks of reflectors (compact WY,
 //    two GEMMs per block, householder.cpp) to Z.
 // Chosen for being simple and backward stable; divide and conquer would
@@ -20,7 +20,6 @@
 #include <vector>
 
 #include "blas2/dot.hpp"
-#include "blas2/gemv_driver.hpp"
 #include "core/workspace.hpp"
 #include "linalg/factor.hpp"
 #include "linalg/rotations.hpp"
@@ -34,10 +33,10 @@ namespace {
 /// eigenvector components). Returns 0 or l + 1 if eigenvalue l did not
 /// converge within 60 sweeps.
 template <class T>
-std::int64_t tridiagonal_ql(std::int64_t n, T* d, T* e, T* zt, std::int64_t ldz) {
+std::int64_t tridiagonal_ql(std::int64_t n, T* d, T* e, T* zt, std::int64_t ldz, int max_threads) {
   const T eps = std::numeric_limits<T>::epsilon();
   if (n > 0) e[n - 1] = 0;
-  RowRotations<T> rot(zt, n, n, ldz);  // applied in batches, at the latest on return
+  RowRotations<T> rot(zt, n, n, ldz, max_threads);  // applied in batches, at the latest on return
   for (std::int64_t l = 0; l < n; ++l) {
     int iter = 0;
     std::int64_t m;
@@ -87,51 +86,32 @@ template <class T>
 std::int64_t eigh(std::int64_t n, T* a, std::int64_t lda, T* w, T* v, std::int64_t ldv,
                   int max_threads) {
   if (n == 0) return 0;
-  for (std::int64_t i = 0; i < n; ++i)
-    for (std::int64_t j = i + 1; j < n; ++j) a[i * lda + j] = a[j * lda + i];
+  // The upper triangle from the lower, in tiles (a column read whole would
+  // touch a cache line per element).
+  constexpr std::int64_t tile = 32;
+  for (std::int64_t i0 = 0; i0 < n; i0 += tile)
+    for (std::int64_t j0 = i0; j0 < n; j0 += tile)
+      for (std::int64_t i = i0; i < std::min(n, i0 + tile); ++i)
+        for (std::int64_t j = std::max(j0, i + 1); j < std::min(n, j0 + tile); ++j)
+          a[i * lda + j] = a[j * lda + i];
   WorkspaceScope scope;
   T* d = scope.alloc<T>(static_cast<std::size_t>(n));
   T* e = scope.alloc<T>(static_cast<std::size_t>(n));
   T* tau = scope.alloc<T>(static_cast<std::size_t>(n));
-  T* p = scope.alloc<T>(static_cast<std::size_t>(n));
-  // Tridiagonalisation; reflector k lives in row k from column k + 1.
-  for (std::int64_t k = 0; k + 2 < n; ++k) {
-    const std::int64_t r = n - k - 1;
-    T* x = a + k * lda + k + 1;
-    T beta;
-    tau[k] = householder(r, x, std::int64_t{1}, &beta);
-    d[k] = a[k * lda + k];
-    e[k] = beta;
-    const T t = tau[k];
-    if (t == T(0)) continue;
-    const T x0 = x[0];
-    x[0] = T(1);  // v = x[0:r] with its unit entry, for the loops below
-    T* a22 = a + (k + 1) * lda + k + 1;
-    gemv_run<T>(false, r, r, t, a22, lda, x, 1, T(0), p, 1, max_threads);  // p = tau A22 v
-    const T pv = dot(r, p, x);
-    const T alpha = T(-0.5) * t * pv;
-    for (std::int64_t i = 0; i < r; ++i) p[i] += alpha * x[i];
-    for (std::int64_t i = 0; i < r; ++i) {
-      T* ai = a22 + i * lda;
-      const T vi = x[i], wi = p[i];
-      for (std::int64_t j = 0; j < r; ++j) ai[j] -= vi * p[j] + wi * x[j];
-    }
-    x[0] = x0;
-  }
-  if (n >= 2) {
-    d[n - 2] = a[(n - 2) * lda + n - 2];
-    e[n - 2] = a[(n - 2) * lda + n - 1];
-    tau[n - 2] = 0;
-  }
-  d[n - 1] = a[(n - 1) * lda + n - 1];
+  tridiagonalize(n, a, lda, d, e, tau, max_threads);  // reflector k in row k
 
   T* zt = nullptr;
+  // Rows of Z^T a cache line apart from a multiple of 4 KiB: a rotation
+  // reads one row right after storing another, and with a power-of-two
+  // stride (n = 512 doubles) every row maps to the same L1 sets and each
+  // load waits on a falsely aliased store.
+  const std::int64_t ldz = rotation_ld<T>(n);
   if (v != nullptr) {
-    zt = scope.alloc<T>(static_cast<std::size_t>(n * n));
+    zt = scope.alloc<T>(static_cast<std::size_t>(n * ldz));
     for (std::int64_t i = 0; i < n; ++i)
-      for (std::int64_t j = 0; j < n; ++j) zt[i * n + j] = i == j ? T(1) : T(0);
+      for (std::int64_t j = 0; j < n; ++j) zt[i * ldz + j] = i == j ? T(1) : T(0);
   }
-  if (std::int64_t info = tridiagonal_ql(n, d, e, zt, n)) return info;
+  if (std::int64_t info = tridiagonal_ql(n, d, e, zt, ldz, max_threads)) return info;
 
   std::vector<std::int64_t> order(static_cast<std::size_t>(n));
   std::iota(order.begin(), order.end(), std::int64_t{0});
@@ -140,10 +120,12 @@ std::int64_t eigh(std::int64_t n, T* a, std::int64_t lda, T* w, T* v, std::int64
   for (std::int64_t j = 0; j < n; ++j) w[j] = d[order[j]];
   if (v == nullptr) return 0;
   // V = Q Z: Z (columns = eigenvectors, sorted) then Q's reflectors.
-  for (std::int64_t j = 0; j < n; ++j) {
-    const T* zj = zt + order[j] * n;
-    for (std::int64_t i = 0; i < n; ++i) v[i * ldv + j] = zj[i];
-  }
+  for (std::int64_t j0 = 0; j0 < n; j0 += tile)
+    for (std::int64_t i0 = 0; i0 < n; i0 += tile)
+      for (std::int64_t j = j0; j < std::min(n, j0 + tile); ++j) {
+        const T* zj = zt + order[j] * ldz;
+        for (std::int64_t i = i0; i < std::min(n, i0 + tile); ++i) v[i * ldv + j] = zj[i];
+      }
   if (n > 2) {
     T* vr = scope.alloc<T>(static_cast<std::size_t>((n - 1) * (n - 2)));
     row_reflectors_to_columns(n, n - 2, a, lda, vr, n - 2);

@@ -75,6 +75,16 @@ template <class T>
 void row_reflectors_to_columns(std::int64_t n, std::int64_t k, const T* a, std::int64_t lda,
                                T* out, std::int64_t ldo);
 
+/// Householder tridiagonalisation Q^T A Q = T of the symmetric A (full
+/// storage: both triangles read and kept consistent). d (n) and e (n - 1,
+/// e[i] couples d[i] and d[i + 1]) receive T; reflector k (k < n - 2) is
+/// left in row k of a from column k + 2 (its unit entry at column k + 1 is
+/// implied), with tau[k]; tau[n - 2] = 0. Blocked from
+/// thresholds::tridiagonal_blocked_min_n on.
+template <class T>
+void tridiagonalize(std::int64_t n, T* a, std::int64_t lda, T* d, T* e, T* tau,
+                    int max_threads);
+
 /// Eigenvalues (ascending, into w) and, when v is not null, orthonormal
 /// eigenvectors (columns of v, n x n) of the symmetric A, whose lower
 /// triangle is read; A is destroyed. Householder tridiagonalisation, then

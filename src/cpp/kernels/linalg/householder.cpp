@@ -217,10 +217,16 @@ void qr_form_q(std::int64_t m, std::int64_t q, std::int64_t k, const T* v, std::
 template <class T>
 void row_reflectors_to_columns(std::int64_t n, std::int64_t k, const T* a, std::int64_t lda,
                                T* out, std::int64_t ldo) {
-  for (std::int64_t r = 0; r + 1 < n; ++r) {
-    T* o = out + r * ldo;
-    for (std::int64_t c = 0; c < k; ++c) o[c] = c < r ? a[c * lda + r + 1] : T(0);
-  }
+  // In tiles: a's columns are read, and a whole column would touch a cache
+  // line per element.
+  constexpr std::int64_t tile = 32;
+  for (std::int64_t r0 = 0; r0 + 1 < n; r0 += tile)
+    for (std::int64_t c0 = 0; c0 < k; c0 += tile)
+      for (std::int64_t r = r0; r < std::min(n - 1, r0 + tile); ++r) {
+        T* o = out + r * ldo;
+        for (std::int64_t c = c0; c < std::min(k, c0 + tile); ++c)
+          o[c] = c < r ? a[c * lda + r + 1] : T(0);
+      }
 }
 
 #define MATNET_HOUSEHOLDER_INSTANTIATE(T)                                                      \
