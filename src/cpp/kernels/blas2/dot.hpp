@@ -23,18 +23,26 @@ inline T dot(std::int64_t n, const T* x, const T* y) {
   return s;
 }
 
+template <class T>
+[[gnu::cold, gnu::noinline]] T hypot_slow(T a, T b) {
+  return std::hypot(a, b);
+}
+
 /// sqrt(a^2 + b^2) without overflow or harmful underflow: the direct
 /// formula when it is safe (almost always), std::hypot otherwise. glibc's
 /// hypot costs ~20 ns, which dominated the QL/QR sweeps of small matrices.
+/// The test is on the sum of squares (before the sqrt, so the branch does
+/// not wait for it), and the rare call is out of line so that the sweep's
+/// variables stay in registers.
 template <class T>
 inline T fast_hypot(T a, T b) {
   // Safe when the larger square is normal with eps to spare (a subnormal
   // smaller square then changes r by less than eps) and nothing overflows.
-  static const T lo = std::sqrt(std::numeric_limits<T>::min() / std::numeric_limits<T>::epsilon());
-  static const T hi = std::sqrt(std::numeric_limits<T>::max()) / 2;
-  const T r = std::sqrt(a * a + b * b);
-  if (r > lo && r < hi) return r;
-  return std::hypot(a, b);
+  constexpr T lo = std::numeric_limits<T>::min() / std::numeric_limits<T>::epsilon();
+  constexpr T hi = std::numeric_limits<T>::max() / 4;
+  const T h2 = a * a + b * b;
+  if (h2 > lo && h2 < hi) return std::sqrt(h2);
+  return hypot_slow(a, b);
 }
 
 }  // namespace matnet::detail

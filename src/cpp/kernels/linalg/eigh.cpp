@@ -17,9 +17,9 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
-#include <vector>
 
 #include "blas2/dot.hpp"
+#include "core/parallel.hpp"
 #include "core/workspace.hpp"
 #include "linalg/factor.hpp"
 #include "linalg/rotations.hpp"
@@ -113,10 +113,12 @@ std::int64_t eigh(std::int64_t n, T* a, std::int64_t lda, T* w, T* v, std::int64
   }
   if (std::int64_t info = tridiagonal_ql(n, d, e, zt, ldz, max_threads)) return info;
 
-  std::vector<std::int64_t> order(static_cast<std::size_t>(n));
-  std::iota(order.begin(), order.end(), std::int64_t{0});
-  std::stable_sort(order.begin(), order.end(),
-                   [&](std::int64_t x, std::int64_t y) { return d[x] < d[y]; });
+  std::int64_t* order = scope.alloc<std::int64_t>(static_cast<std::size_t>(n));
+  std::iota(order, order + n, std::int64_t{0});
+  // Ties by index (a stable order without stable_sort's scratch buffer).
+  std::sort(order, order + n, [&](std::int64_t x, std::int64_t y) {
+    return d[x] < d[y] || (!(d[y] < d[x]) && x < y);
+  });
   for (std::int64_t j = 0; j < n; ++j) w[j] = d[order[j]];
   if (v == nullptr) return 0;
   // V = Q Z: Z (columns = eigenvectors, sorted) then Q's reflectors.
@@ -129,7 +131,14 @@ std::int64_t eigh(std::int64_t n, T* a, std::int64_t lda, T* w, T* v, std::int64
   if (n > 2) {
     T* vr = scope.alloc<T>(static_cast<std::size_t>((n - 1) * (n - 2)));
     row_reflectors_to_columns(n, n - 2, a, lda, vr, n - 2);
-    qr_apply(false, n - 1, n, n - 2, vr, n - 2, tau, v + ldv, ldv, max_threads);
+    // Split by columns of V, each thread applying all of Q to its own: one
+    // fork/join instead of two per block of reflectors (the blocks' T
+    // factors are formed on every thread, a few percent of the flops).
+    const int nt = threads_for(n * n * n, max_threads);
+    parallel_split(n, nt, 64 / static_cast<std::int64_t>(sizeof(T)),
+                   [&](std::int64_t b, std::int64_t e) {
+                     qr_apply(false, n - 1, e - b, n - 2, vr, n - 2, tau, v + ldv + b, ldv, 1);
+                   });
   }
   return 0;
 }

@@ -43,7 +43,10 @@ class RowRotations {
     // Columns per block: the block of all rows within ~256 KiB (L2).
     const std::int64_t bytes = std::max<std::int64_t>(rows, 1) * static_cast<std::int64_t>(sizeof(T));
     block_ = std::max<std::int64_t>(16, (std::int64_t{1} << 18) / bytes / 8 * 8);
-    capacity_ = std::max<std::int64_t>(64, 8 * rows);
+    // Batches of ~8 sweeps; 32 when split over threads, each batch being
+    // a fork/join (which on a loaded machine waits for a descheduled
+    // thread). The rows' strips are re-read per batch, the ops only once.
+    capacity_ = std::max<std::int64_t>(64, (max_threads > 1 ? 32 : 8) * rows);
     if (x_ != nullptr) ops_.reserve(static_cast<std::size_t>(capacity_));
   }
   ~RowRotations() { flush(); }

@@ -8,8 +8,11 @@
 // rank-2 updates are only recorded (V, W), row k is brought up to date
 // just before its reflector is formed, and A22 v is corrected by the
 // recorded updates (V (W^T v) + W (V^T v)). After the panel the trailing
-// matrix takes all of them at once, A22 -= V^T W + W^T V: two GEMMs.
-// Half the flops move to GEMM, and the GEMV reads A22 once per step.
+// matrix takes all of them at once, A22 -= V^T W + W^T V: one GEMM.
+// Half the flops move to GEMM, and the GEMV reads A22 once per step. The
+// GEMV runs on one thread: split, it would cost a fork/join per step
+// (~500 at n = 512), and on a loaded machine every fork/join waits for a
+// descheduled thread; the GEMMs take the thread budget.
 #include <algorithm>
 #include <cstdint>
 
@@ -52,12 +55,13 @@ void reduce_step(std::int64_t n, std::int64_t k, T* a, std::int64_t lda, T* d, T
 }
 
 /// Steps k0 .. k0 + b - 1 as one panel, then the trailing update by GEMM.
-/// w: b x n scratch (row j: w_j of step k0 + j, by global column index).
+/// w: b x n scratch (row j: w_j of step k0 + j, by global column index);
+/// x, y: 2b x n scratch each.
 /// Leaves the unit entries of the panel's reflectors in a (a[k][k + 1] = 1;
 /// nothing reads them later).
 template <class T>
 void reduce_panel(std::int64_t n, std::int64_t k0, std::int64_t b, T* a, std::int64_t lda, T* d,
-                  T* e, T* tau, T* w, std::int64_t ldw, int max_threads) {
+                  T* e, T* tau, T* w, std::int64_t ldw, T* x, T* y, int max_threads) {
   for (std::int64_t i = 0; i < b; ++i) {
     const std::int64_t k = k0 + i;
     T* ak = a + k * lda;
@@ -69,12 +73,12 @@ void reduce_panel(std::int64_t n, std::int64_t k0, std::int64_t b, T* a, std::in
       for (std::int64_t c = k; c < n; ++c) ak[c] -= vj[c] * f + wj[c] * g;
     }
     const std::int64_t r = n - k - 1;
-    T* x = ak + k + 1;
+    T* v = ak + k + 1;
     T beta;
-    tau[k] = householder(r, x, std::int64_t{1}, &beta);
+    tau[k] = householder(r, v, std::int64_t{1}, &beta);
     d[k] = ak[k];
     e[k] = beta;
-    x[0] = T(1);
+    v[0] = T(1);
     const T t = tau[k];
     T* p = w + i * ldw + k + 1;
     if (t == T(0)) {  // H = I: w_i = 0 keeps the recorded updates exact
@@ -82,25 +86,29 @@ void reduce_panel(std::int64_t n, std::int64_t k0, std::int64_t b, T* a, std::in
       continue;
     }
     // p = A22 v - sum_j (v_j (w_j . v) + w_j (v_j . v)) over columns k + 1 ..
-    gemv_run<T>(false, r, r, T(1), a + (k + 1) * lda + k + 1, lda, x, 1, T(0), p, 1, 1);
+    gemv_run<T>(false, r, r, T(1), a + (k + 1) * lda + k + 1, lda, v, 1, T(0), p, 1, 1);
     for (std::int64_t j = 0; j < i; ++j) {
       const T* vj = a + (k0 + j) * lda + k + 1;
       const T* wj = w + j * ldw + k + 1;
-      const T sw = dot(r, wj, x), sv = dot(r, vj, x);
+      const T sw = dot(r, wj, v), sv = dot(r, vj, v);
       for (std::int64_t c = 0; c < r; ++c) p[c] -= vj[c] * sw + wj[c] * sv;
     }
     for (std::int64_t c = 0; c < r; ++c) p[c] *= t;
-    const T alpha = T(-0.5) * t * dot(r, p, x);
-    for (std::int64_t c = 0; c < r; ++c) p[c] += alpha * x[c];
+    const T alpha = T(-0.5) * t * dot(r, p, v);
+    for (std::int64_t c = 0; c < r; ++c) p[c] += alpha * v[c];
   }
-  // A22 -= V^T W + W^T V on the trailing rows/columns k0 + b ..
+  // A22 -= V^T W + W^T V = [V; W]^T [W; V] on the trailing rows/columns
+  // k0 + b ..: one GEMM with k = 2b (one fork/join per panel).
   const std::int64_t c0 = k0 + b, m = n - c0;
-  const T* vp = a + k0 * lda + c0;
-  const T* wp = w + c0;
-  T* a22 = a + c0 * lda + c0;
-  gemm_run<T>(true, false, m, m, b, T(-1), vp, lda, wp, ldw, T(1), a22, lda, nullptr,
-              max_threads);
-  gemm_run<T>(true, false, m, m, b, T(-1), wp, ldw, vp, lda, T(1), a22, lda, nullptr,
+  for (std::int64_t j = 0; j < b; ++j) {
+    const T* vj = a + (k0 + j) * lda + c0;
+    const T* wj = w + j * ldw + c0;
+    std::copy(vj, vj + m, x + j * m);
+    std::copy(wj, wj + m, x + (b + j) * m);
+    std::copy(wj, wj + m, y + j * m);
+    std::copy(vj, vj + m, y + (b + j) * m);
+  }
+  gemm_run<T>(true, false, m, m, 2 * b, T(-1), x, m, y, m, T(1), a + c0 * lda + c0, lda, nullptr,
               max_threads);
 }
 
@@ -115,9 +123,11 @@ void tridiagonalize(std::int64_t n, T* a, std::int64_t lda, T* d, T* e, T* tau,
   std::int64_t k = 0;
   if (n >= thresholds::tridiagonal_blocked_min_n) {
     T* w = scope.alloc<T>(static_cast<std::size_t>(nb * n));
+    T* x = scope.alloc<T>(static_cast<std::size_t>(2 * nb * n));
+    T* y = scope.alloc<T>(static_cast<std::size_t>(2 * nb * n));
     // Panels while the trailing matrix is big enough for its GEMMs.
     for (; n - k - nb >= thresholds::tridiagonal_blocked_min_n / 2; k += nb)
-      reduce_panel(n, k, nb, a, lda, d, e, tau, w, n, max_threads);
+      reduce_panel(n, k, nb, a, lda, d, e, tau, w, n, x, y, max_threads);
   }
   T* p = scope.alloc<T>(static_cast<std::size_t>(n));
   for (; k + 2 < n; ++k) reduce_step(n, k, a, lda, d, e, tau, p, 1);
