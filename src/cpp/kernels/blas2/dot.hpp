@@ -23,17 +23,13 @@ inline T dot(std::int64_t n, const T* x, const T* y) {
   return s;
 }
 
-template <class T>
-[[gnu::cold, gnu::noinline]] T hypot_slow(T a, T b) {
-  return std::hypot(a, b);
-}
-
 /// sqrt(a^2 + b^2) without overflow or harmful underflow: the direct
-/// formula when it is safe (almost always), std::hypot otherwise. glibc's
-/// hypot costs ~20 ns, which dominated the QL/QR sweeps of small matrices.
-/// The test is on the sum of squares (before the sqrt, so the branch does
-/// not wait for it), and the rare call is out of line so that the sweep's
-/// variables stay in registers.
+/// formula when it is safe (almost always), else scaled by max(|a|, |b|)
+/// (within 2 ulp; glibc's hypot costs ~20 ns, which dominated the QL/QR
+/// sweeps of small matrices). The test is on the sum of squares, before
+/// the sqrt, and nothing here is a call: a call inside a sweep, even a
+/// rare one, made GCC keep the sweep's variables in memory, on the
+/// sqrt-divide chain that bounds its speed.
 template <class T>
 inline T fast_hypot(T a, T b) {
   // Safe when the larger square is normal with eps to spare (a subnormal
@@ -41,8 +37,14 @@ inline T fast_hypot(T a, T b) {
   constexpr T lo = std::numeric_limits<T>::min() / std::numeric_limits<T>::epsilon();
   constexpr T hi = std::numeric_limits<T>::max() / 4;
   const T h2 = a * a + b * b;
-  if (h2 > lo && h2 < hi) return std::sqrt(h2);
-  return hypot_slow(a, b);
+  if (h2 > lo && h2 < hi) [[likely]] return std::sqrt(h2);
+  const T x = std::abs(a), y = std::abs(b);
+  const T m = x > y ? x : y;
+  // Zero, infinite or NaN: x + y is the answer (NaN when either is NaN,
+  // as m may have dropped it).
+  if (!(m > T(0)) || !(m <= std::numeric_limits<T>::max())) return x + y;
+  const T u = x / m, v = y / m;
+  return m * std::sqrt(u * u + v * v);
 }
 
 }  // namespace matnet::detail

@@ -28,12 +28,48 @@ namespace matnet::detail {
 
 namespace {
 
+/// One QL sweep from m down to l with shift-derived start g: updates d and
+/// e and leaves rotation k (rows k + 1, k) in cs[k], sn[k]. Returns the
+/// last index rotated, l normally, or i + 1 > l when e[i + 1] underflowed
+/// to zero (the sweep deflated there and must restart). Its own function,
+/// so that its variables stay in registers: on the sqrt-divide chain that
+/// bounds the sweep, each trip through memory adds a store-to-load delay.
+template <class T>
+[[gnu::noinline]] std::int64_t ql_sweep(std::int64_t l, std::int64_t m, T g, T* d, T* e, T* cs,
+                                        T* sn) {
+  T s = 1, c = 1, p = 0;
+  for (std::int64_t i = m - 1; i >= l; --i) {
+    const T f = s * e[i];
+    const T b = c * e[i];
+    const T r = fast_hypot(f, g);
+    e[i + 1] = r;
+    if (r == T(0)) {  // underflow: deflate and restart
+      d[i + 1] -= p;
+      e[m] = 0;
+      return i + 1;
+    }
+    s = f / r;
+    c = g / r;
+    g = d[i + 1] - p;
+    const T t = (d[i] - g) * s + T(2) * c * b;
+    d[i + 1] = g + (p = s * t);
+    g = c * t - b;
+    cs[i] = c;
+    sn[i] = s;
+  }
+  d[l] -= p;
+  e[l] = g;
+  e[m] = 0;
+  return l;
+}
+
 /// Implicit QL on the tridiagonal (d, e), e[i] coupling d[i] and d[i+1].
 /// When zt is not null its rows are rotated along (zt n x n, rows are
 /// eigenvector components). Returns 0 or l + 1 if eigenvalue l did not
-/// converge within 60 sweeps.
+/// converge within 60 sweeps. cs, sn: n elements of scratch each.
 template <class T>
-std::int64_t tridiagonal_ql(std::int64_t n, T* d, T* e, T* zt, std::int64_t ldz, int max_threads) {
+std::int64_t tridiagonal_ql(std::int64_t n, T* d, T* e, T* zt, std::int64_t ldz, T* cs, T* sn,
+                            int max_threads) {
   const T eps = std::numeric_limits<T>::epsilon();
   if (n > 0) e[n - 1] = 0;
   RowRotations<T> rot(zt, n, n, ldz, max_threads);  // applied in batches, at the latest on return
@@ -48,32 +84,13 @@ std::int64_t tridiagonal_ql(std::int64_t n, T* d, T* e, T* zt, std::int64_t ldz,
       if (m != l) {
         if (iter++ == 60) return l + 1;
         T g = (d[l + 1] - d[l]) / (T(2) * e[l]);
-        T r = fast_hypot(g, T(1));
+        const T r = fast_hypot(g, T(1));
         g = d[m] - d[l] + e[l] / (g + std::copysign(r, g));
-        T s = 1, c = 1, p = 0;
-        std::int64_t i;
-        for (i = m - 1; i >= l; --i) {
-          T f = s * e[i];
-          const T b = c * e[i];
-          e[i + 1] = (r = fast_hypot(f, g));
-          if (r == T(0)) {  // underflow: deflate and restart
-            d[i + 1] -= p;
-            e[m] = 0;
-            break;
-          }
-          s = f / r;
-          c = g / r;
-          g = d[i + 1] - p;
-          r = (d[i] - g) * s + T(2) * c * b;
-          d[i + 1] = g + (p = s * r);
-          g = c * r - b;
-          // (z_{i+1}, z_i) := (c z_{i+1} + s z_i, c z_i - s z_{i+1})
-          rot.rotate(i + 1, i, c, s);
-        }
-        if (r == T(0) && i >= l) continue;
-        d[l] -= p;
-        e[l] = g;
-        e[m] = 0;
+        const std::int64_t last = ql_sweep(l, m, g, d, e, cs, sn);
+        // (z_{k+1}, z_k) := (c z_{k+1} + s z_k, c z_k - s z_{k+1}), recorded
+        // after the sweep.
+        if (zt != nullptr)
+          for (std::int64_t k = m - 1; k >= last; --k) rot.rotate(k + 1, k, cs[k], sn[k]);
       }
     } while (m != l);
   }
@@ -111,7 +128,9 @@ std::int64_t eigh(std::int64_t n, T* a, std::int64_t lda, T* w, T* v, std::int64
     for (std::int64_t i = 0; i < n; ++i)
       for (std::int64_t j = 0; j < n; ++j) zt[i * ldz + j] = i == j ? T(1) : T(0);
   }
-  if (std::int64_t info = tridiagonal_ql(n, d, e, zt, ldz, max_threads)) return info;
+  T* cs = scope.alloc<T>(static_cast<std::size_t>(n));
+  T* sn = scope.alloc<T>(static_cast<std::size_t>(n));
+  if (std::int64_t info = tridiagonal_ql(n, d, e, zt, ldz, cs, sn, max_threads)) return info;
 
   std::int64_t* order = scope.alloc<std::int64_t>(static_cast<std::size_t>(n));
   std::iota(order, order + n, std::int64_t{0});

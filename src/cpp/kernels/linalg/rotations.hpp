@@ -47,7 +47,7 @@ class RowRotations {
     // a fork/join (which on a loaded machine waits for a descheduled
     // thread). The rows' strips are re-read per batch, the ops only once.
     capacity_ = std::max<std::int64_t>(64, (max_threads > 1 ? 32 : 8) * rows);
-    if (x_ != nullptr) ops_.reserve(static_cast<std::size_t>(capacity_));
+    if (x_ != nullptr) ops_.resize(static_cast<std::size_t>(capacity_));
   }
   ~RowRotations() { flush(); }
   RowRotations(const RowRotations&) = delete;
@@ -56,33 +56,39 @@ class RowRotations {
   /// (x_i, x_j) := (c x_i + s x_j, c x_j - s x_i), after the ones recorded before.
   void rotate(std::int64_t i, std::int64_t j, T c, T s) {
     if (x_ == nullptr || (c == T(1) && s == T(0))) return;
-    ops_.push_back({i, j, c, s});
-    if (static_cast<std::int64_t>(ops_.size()) >= capacity_) flush();
+    // Field by field: a braced push_back stored the struct in halves and
+    // reloaded it whole, a store-forwarding stall per rotation.
+    RowRotation<T>& op = ops_[static_cast<std::size_t>(count_)];
+    op.i = i;
+    op.j = j;
+    op.c = c;
+    op.s = s;
+    if (++count_ == capacity_) flush();
   }
 
   /// Negates row i (after the recorded rotations; rot_batch's scaling).
   void negate(std::int64_t i) { rotate(i, i, T(-1), T(0)); }
 
   void flush() {
-    if (ops_.empty()) return;
+    if (count_ == 0) return;
     const rot_batch_fn<T> rot = kernels<T>().gemv->rot_batch;  // of the active ISA
     // Columns are independent: each thread applies the whole batch to its
     // own columns (cache-line aligned, so no line is shared), one
     // fork/join per batch.
-    const std::int64_t work = static_cast<std::int64_t>(ops_.size()) * len_;
+    const std::int64_t work = count_ * len_;
     parallel_split(len_, threads_for(work, max_threads_), 64 / static_cast<std::int64_t>(sizeof(T)),
                    [&](std::int64_t b, std::int64_t e) {
       for (std::int64_t c0 = b; c0 < e; c0 += block_) {
         const std::int64_t w = std::min(block_, e - c0);
-        rot(static_cast<std::int64_t>(ops_.size()), ops_.data(), x_ + c0, ld_, w);
+        rot(count_, ops_.data(), x_ + c0, ld_, w);
       }
     });
-    ops_.clear();
+    count_ = 0;
   }
 
  private:
   T* x_;
-  std::int64_t len_, ld_, block_, capacity_;
+  std::int64_t len_, ld_, block_, capacity_, count_ = 0;
   int max_threads_;
   std::vector<RowRotation<T>> ops_;
 };
