@@ -8,8 +8,9 @@
 //    they combine (contiguous in row-major storage, so each rotation is
 //    two streaming row updates; batches of them are split over the
 //    threads by columns). Backward stable: ~n eps ||A|| errors.
-// 3. Eigenvectors V = Q Z, Q applied as blocks of reflectors (compact WY,
-//    two GEMMs per block, householder.cpp) to Z.
+// 3. Eigenvectors V = Q Z: the rotations start from Q^T (formed from the
+//    reflectors in blocks, compact WY, householder.cpp) rather than from I,
+//    so that they accumulate V^T.
 // Chosen for being simple and backward stable; divide and conquer would
 // be faster for the vectors at large n (the rotations are ~6 n^3 flops
 // of streaming work) and is the obvious next step.
@@ -19,7 +20,7 @@
 #include <numeric>
 
 #include "blas2/dot.hpp"
-#include "core/parallel.hpp"
+#include "core/thresholds.hpp"
 #include "core/workspace.hpp"
 #include "linalg/factor.hpp"
 #include "linalg/rotations.hpp"
@@ -27,6 +28,20 @@
 namespace matnet::detail {
 
 namespace {
+
+/// dst[i, j] = src[rows[j], i] (rows null: j) for i, j < n, in tiles (a
+/// column read or written whole would touch a cache line per element).
+template <class T>
+void gather_transpose(std::int64_t n, const T* src, std::int64_t lds, const std::int64_t* rows,
+                      T* dst, std::int64_t ldd) {
+  constexpr std::int64_t tile = 32;
+  for (std::int64_t j0 = 0; j0 < n; j0 += tile)
+    for (std::int64_t i0 = 0; i0 < n; i0 += tile)
+      for (std::int64_t j = j0; j < std::min(n, j0 + tile); ++j) {
+        const T* sj = src + (rows != nullptr ? rows[j] : j) * lds;
+        for (std::int64_t i = i0; i < std::min(n, i0 + tile); ++i) dst[i * ldd + j] = sj[i];
+      }
+}
 
 /// One QL sweep from m down to l with shift-derived start g: updates d and
 /// e and leaves rotation k (rows k + 1, k) in cs[k], sn[k]. Returns the
@@ -111,6 +126,7 @@ std::int64_t eigh(std::int64_t n, T* a, std::int64_t lda, T* w, T* v, std::int64
       for (std::int64_t i = i0; i < std::min(n, i0 + tile); ++i)
         for (std::int64_t j = std::max(j0, i + 1); j < std::min(n, j0 + tile); ++j)
           a[i * lda + j] = a[j * lda + i];
+  if (n < thresholds::eigh_parallel_min_n) max_threads = 1;
   WorkspaceScope scope;
   T* d = scope.alloc<T>(static_cast<std::size_t>(n));
   T* e = scope.alloc<T>(static_cast<std::size_t>(n));
@@ -124,9 +140,20 @@ std::int64_t eigh(std::int64_t n, T* a, std::int64_t lda, T* w, T* v, std::int64
   // load waits on a falsely aliased store.
   const std::int64_t ldz = rotation_ld<T>(n);
   if (v != nullptr) {
+    // Z^T starts as Q^T, not I: the rotations then accumulate
+    // Z^T Q^T = V^T itself (LAPACK's DORGTR + DSTEQR). Forming Q is
+    // ~4/3 n^3 flops, applying it to Z afterwards 2 n^3.
     zt = scope.alloc<T>(static_cast<std::size_t>(n * ldz));
-    for (std::int64_t i = 0; i < n; ++i)
-      for (std::int64_t j = 0; j < n; ++j) zt[i * ldz + j] = i == j ? T(1) : T(0);
+    for (std::int64_t j = 0; j < n; ++j) v[j] = v[j * ldv] = T(0);
+    v[0] = T(1);  // Q = diag(1, Q1)
+    if (n > 2) {
+      T* vr = scope.alloc<T>(static_cast<std::size_t>((n - 1) * (n - 2)));
+      row_reflectors_to_columns(n, n - 2, a, lda, vr, n - 2);
+      qr_form_q(n - 1, n - 1, n - 2, vr, n - 2, tau, v + ldv + 1, ldv, max_threads);
+    } else if (n == 2) {
+      v[ldv + 1] = T(1);
+    }
+    gather_transpose(n, v, ldv, static_cast<const std::int64_t*>(nullptr), zt, ldz);
   }
   T* cs = scope.alloc<T>(static_cast<std::size_t>(n));
   T* sn = scope.alloc<T>(static_cast<std::size_t>(n));
@@ -139,26 +166,7 @@ std::int64_t eigh(std::int64_t n, T* a, std::int64_t lda, T* w, T* v, std::int64
     return d[x] < d[y] || (!(d[y] < d[x]) && x < y);
   });
   for (std::int64_t j = 0; j < n; ++j) w[j] = d[order[j]];
-  if (v == nullptr) return 0;
-  // V = Q Z: Z (columns = eigenvectors, sorted) then Q's reflectors.
-  for (std::int64_t j0 = 0; j0 < n; j0 += tile)
-    for (std::int64_t i0 = 0; i0 < n; i0 += tile)
-      for (std::int64_t j = j0; j < std::min(n, j0 + tile); ++j) {
-        const T* zj = zt + order[j] * ldz;
-        for (std::int64_t i = i0; i < std::min(n, i0 + tile); ++i) v[i * ldv + j] = zj[i];
-      }
-  if (n > 2) {
-    T* vr = scope.alloc<T>(static_cast<std::size_t>((n - 1) * (n - 2)));
-    row_reflectors_to_columns(n, n - 2, a, lda, vr, n - 2);
-    // Split by columns of V, each thread applying all of Q to its own: one
-    // fork/join instead of two per block of reflectors (the blocks' T
-    // factors are formed on every thread, a few percent of the flops).
-    const int nt = threads_for(n * n * n, max_threads);
-    parallel_split(n, nt, 64 / static_cast<std::int64_t>(sizeof(T)),
-                   [&](std::int64_t b, std::int64_t e) {
-                     qr_apply(false, n - 1, e - b, n - 2, vr, n - 2, tau, v + ldv + b, ldv, 1);
-                   });
-  }
+  if (v != nullptr) gather_transpose(n, zt, ldz, order, v, ldv);  // V's columns, sorted
   return 0;
 }
 
