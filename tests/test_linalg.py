@@ -333,8 +333,9 @@ def test_eigh_uplo_stacked_large(dtype, rng):
 @pytest.mark.parametrize("nt", [1, 2])
 def test_eigh_blocked_sizes_and_threads(dtype, nt, rng, threads):
     """Orders around the blocked tridiagonalisation's start (128, panels of
-    32 while 64 trailing rows remain) and eigh's threading threshold (256),
-    on 1 and 2 threads: random, clustered and graded spectra."""
+    32 while 64 trailing rows remain) and the spectral solvers' threading
+    threshold (256), on 1 and 2 threads: random, clustered and graded
+    spectra."""
     mn.set_num_threads(nt)
     for n in (127, 128, 161, 256):
         for kind in ("random", "clustered", "graded"):
@@ -342,6 +343,10 @@ def test_eigh_blocked_sizes_and_threads(dtype, nt, rng, threads):
             w, v = L.eigh(a)
             check_eigh(a, w, v, dtype, f"{kind} n={n} threads={nt}")
             np.testing.assert_array_equal(L.eigvalsh(a), w)
+    # svd splits its rotation batches over the threads from the same order
+    g = make_matrix("random", 260, 256, dtype, rng)
+    u, sv, vt = L.svd(g)
+    check_svd(g, u, sv, vt, dtype, f"260x256 threads={nt}")
 
 
 def _glued_wilkinson(m, copies, glue):
@@ -353,6 +358,27 @@ def _glued_wilkinson(m, copies, glue):
     for c in range(1, copies):
         a[c * m - 1, c * m] = glue
     return a + np.triu(a, 1).T
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("scale", ["tiny", "subnormal", "huge"])
+def test_eigh_extreme_scales(dtype, scale, rng):
+    """Entries near underflow (all subnormal: the convergence test itself
+    underflowed before eigh scaled such matrices) and near overflow."""
+    fi = np.finfo(dtype)
+    factor = {"tiny": float(fi.tiny) * 1e3, "subnormal": float(fi.tiny) * 1e-3,
+              "huge": float(fi.max) / 1e3}[scale]
+    g = rng.standard_normal((40, 40))
+    a = ((g + g.T) / (2 * np.abs(g).max()) * factor).astype(dtype)
+    w, v = L.eigh(a)
+    assert np.all(np.isfinite(w)) and np.all(np.isfinite(v))
+    ro = ratio(np.eye(40) - v.astype(float).T @ v.astype(float), 40, dtype)
+    assert ro < THRESHOLD["eigh"], f"{scale}: orthogonality ratio {ro:.1f}"
+    if scale != "subnormal":  # subnormal input itself carries only a few digits
+        # the backward error relative to ||A||, on the matrix scaled to ~1
+        s = 1 / factor
+        res = a.astype(float) * s - (v.astype(float) * (w.astype(float) * s)) @ v.astype(float).T
+        assert ratio(res, 40 * n1(a.astype(float) * s), dtype) < THRESHOLD["eigh"]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -153,11 +153,11 @@ inline constexpr std::int64_t tridiagonal_block = 32;
 inline constexpr std::int64_t tridiagonal_blocked_min_n = 128;
 
 // eigh spends its thread budget (the reduction's GEMMs, the rotation
-// batches, forming Q) from this order on; below, it runs on the calling
-// thread. Measured (float64, 2 cores shared with other jobs, load ~5, min
+// batches, forming Q) from this order on, and svd splits its rotation
+// batches; below, they run on the calling thread. Measured (float64, 2 cores shared with other jobs, load ~5, min
 // of 21): n = 128 1.2 ms on 1 thread, 1.7 ms on 2 (medians 1.5 vs 46: a
 // fork/join on a loaded machine waits for a descheduled thread).
-inline constexpr std::int64_t eigh_parallel_min_n = 256;
+inline constexpr std::int64_t spectral_parallel_min_n = 256;
 
 // A stack of matrices runs one matrix per thread (each factorisation on
 // one thread, unblocked loops in cache) up to this order; larger matrices

@@ -126,7 +126,23 @@ std::int64_t eigh(std::int64_t n, T* a, std::int64_t lda, T* w, T* v, std::int64
       for (std::int64_t i = i0; i < std::min(n, i0 + tile); ++i)
         for (std::int64_t j = std::max(j0, i + 1); j < std::min(n, j0 + tile); ++j)
           a[i * lda + j] = a[j * lda + i];
-  if (n < thresholds::eigh_parallel_min_n) max_threads = 1;
+  if (n < thresholds::spectral_parallel_min_n) max_threads = 1;
+  // Scaled into [sqrt(min / eps), sqrt(max eps)] when its largest entry is
+  // outside (LAPACK's DSYEV does the same): the QL iteration's convergence
+  // test eps (|d_m| + |d_m+1|) underflows for a matrix of subnormals, which
+  // then never converged. Eigenvectors are unchanged, eigenvalues unscaled
+  // on return.
+  T amax = 0;
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t j = 0; j < n; ++j) amax = std::max(amax, std::abs(a[i * lda + j]));
+  const T small = std::numeric_limits<T>::min() / std::numeric_limits<T>::epsilon();
+  const T rmin = std::sqrt(small), rmax = std::sqrt(T(1) / small);
+  T scale = 1;
+  if (amax > T(0) && amax < rmin) scale = rmin / amax;
+  if (amax > rmax) scale = rmax / amax;
+  if (scale != T(1))
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t j = 0; j < n; ++j) a[i * lda + j] *= scale;
   WorkspaceScope scope;
   T* d = scope.alloc<T>(static_cast<std::size_t>(n));
   T* e = scope.alloc<T>(static_cast<std::size_t>(n));
@@ -165,7 +181,7 @@ std::int64_t eigh(std::int64_t n, T* a, std::int64_t lda, T* w, T* v, std::int64
   std::sort(order, order + n, [&](std::int64_t x, std::int64_t y) {
     return d[x] < d[y] || (!(d[y] < d[x]) && x < y);
   });
-  for (std::int64_t j = 0; j < n; ++j) w[j] = d[order[j]];
+  for (std::int64_t j = 0; j < n; ++j) w[j] = d[order[j]] / scale;
   if (v != nullptr) gather_transpose(n, zt, ldz, order, v, ldv);  // V's columns, sorted
   return 0;
 }
