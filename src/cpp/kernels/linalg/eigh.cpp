@@ -20,6 +20,7 @@
 #include <numeric>
 
 #include "blas2/dot.hpp"
+#include "core/parallel.hpp"
 #include "core/thresholds.hpp"
 #include "core/workspace.hpp"
 #include "linalg/factor.hpp"
@@ -165,7 +166,19 @@ std::int64_t eigh(std::int64_t n, T* a, std::int64_t lda, T* w, T* v, std::int64
     if (n > 2) {
       T* vr = scope.alloc<T>(static_cast<std::size_t>((n - 1) * (n - 2)));
       row_reflectors_to_columns(n, n - 2, a, lda, vr, n - 2);
-      qr_form_q(n - 1, n - 1, n - 2, vr, n - 2, tau, v + ldv + 1, ldv, max_threads);
+      // Split by columns, one fork/join in all (per block of reflectors
+      // otherwise). Column c costs ~c: equal-cost tasks, handed out
+      // dynamically.
+      const std::int64_t q = n - 1, tasks = max_threads > 1 ? 4 * max_threads : 1;
+      const std::int64_t align = 64 / static_cast<std::int64_t>(sizeof(T));
+      auto edge = [&](std::int64_t t) {
+        if (t >= tasks) return q;
+        const double c = static_cast<double>(q) * std::sqrt(static_cast<double>(t) / tasks);
+        return std::min(q, static_cast<std::int64_t>(c) / align * align);
+      };
+      parallel_tasks(tasks, max_threads, [&](int, std::int64_t t) {
+        qr_form_q_columns(q, edge(t), edge(t + 1), n - 2, vr, n - 2, tau, v + ldv + 1, ldv, 1);
+      });
     } else if (n == 2) {
       v[ldv + 1] = T(1);
     }

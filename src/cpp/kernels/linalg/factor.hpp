@@ -67,6 +67,13 @@ template <class T>
 void qr_form_q(std::int64_t m, std::int64_t q, std::int64_t k, const T* v, std::int64_t ldv,
                const T* tau, T* out, std::int64_t ldo, int max_threads);
 
+/// Columns [c0, c1) of that Q (m rows, c1 <= m) into the same columns of
+/// out, the rest of out untouched: parts of Q formed independently.
+template <class T>
+void qr_form_q_columns(std::int64_t m, std::int64_t c0, std::int64_t c1, std::int64_t k,
+                       const T* v, std::int64_t ldv, const T* tau, T* out, std::int64_t ldo,
+                       int max_threads);
+
 /// Reflectors stored along rows (reflector r in row r of a, its unit
 /// entry at column r + 1, the rest right of it, as the tridiagonal and
 /// bidiagonal reductions leave them) copied into qr_factor's column layout:
