@@ -11,9 +11,14 @@
 // 3. Eigenvectors V = Q Z: the rotations start from Q^T (formed from the
 //    reflectors in blocks, compact WY, householder.cpp) rather than from I,
 //    so that they accumulate V^T.
-// Chosen for being simple and backward stable; divide and conquer would
-// be faster for the vectors at large n (the rotations are ~6 n^3 flops
-// of streaming work) and is the obvious next step.
+// Chosen for being simple and backward stable. Where the time goes (n =
+// 512, float64, 1 thread): ~45% the rotations, whose kernel is near the
+// FMA ports' bound already (4 multiplies per element pair), ~25% the
+// reduction, ~7% the QL sweeps themselves (a sqrt-divide dependency chain).
+// Divide and conquer (LAPACK's DSTEDC) would replace most of the rotation
+// flops by GEMMs and is the next step for the vectors at large n; for
+// stacks of small matrices, running two matrices' sweeps interleaved
+// would hide the chain's latency.
 #include <algorithm>
 #include <cmath>
 #include <limits>
