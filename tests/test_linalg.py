@@ -329,6 +329,67 @@ def test_eigh_uplo_stacked_large(dtype, rng):
         check_eigh(big, w, v, dtype, "n=1000")
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("nt", [1, 2])
+def test_eigh_blocked_sizes_and_threads(dtype, nt, rng, threads):
+    """Orders around the blocked tridiagonalisation's start (128, panels of
+    32 while 64 trailing rows remain) and the spectral solvers' threading
+    threshold (256), on 1 and 2 threads: random, clustered and graded
+    spectra."""
+    mn.set_num_threads(nt)
+    for n in (127, 128, 161, 256):
+        for kind in ("random", "clustered", "graded"):
+            a = symmetric(kind, n, dtype, rng)
+            w, v = L.eigh(a)
+            check_eigh(a, w, v, dtype, f"{kind} n={n} threads={nt}")
+            np.testing.assert_array_equal(L.eigvalsh(a), w)
+    # svd splits its rotation batches over the threads from the same order
+    g = make_matrix("random", 260, 256, dtype, rng)
+    u, sv, vt = L.svd(g)
+    check_svd(g, u, sv, vt, dtype, f"260x256 threads={nt}")
+
+
+def _glued_wilkinson(m, copies, glue):
+    """copies of Wilkinson's W_m^+ on the diagonal, coupled by glue: clusters
+    of eigenvalues agreeing to many digits (a hard case for eigenvectors)."""
+    k = np.abs(np.arange(m) - (m - 1) / 2)
+    n = m * copies
+    a = np.diag(np.tile(k, copies)) + np.diag(np.full(n - 1, 1.0), 1)
+    for c in range(1, copies):
+        a[c * m - 1, c * m] = glue
+    return a + np.triu(a, 1).T
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("scale", ["tiny", "subnormal", "huge"])
+def test_eigh_extreme_scales(dtype, scale, rng):
+    """Entries near underflow (all subnormal: the convergence test itself
+    underflowed before eigh scaled such matrices) and near overflow."""
+    fi = np.finfo(dtype)
+    factor = {"tiny": float(fi.tiny) * 1e3, "subnormal": float(fi.tiny) * 1e-3,
+              "huge": float(fi.max) / 1e3}[scale]
+    g = rng.standard_normal((40, 40))
+    a = ((g + g.T) / (2 * np.abs(g).max()) * factor).astype(dtype)
+    w, v = L.eigh(a)
+    assert np.all(np.isfinite(w)) and np.all(np.isfinite(v))
+    ro = ratio(np.eye(40) - v.astype(float).T @ v.astype(float), 40, dtype)
+    assert ro < THRESHOLD["eigh"], f"{scale}: orthogonality ratio {ro:.1f}"
+    if scale != "subnormal":  # subnormal input itself carries only a few digits
+        # the backward error relative to ||A||, on the matrix scaled to ~1
+        s = 1 / factor
+        res = a.astype(float) * s - (v.astype(float) * (w.astype(float) * s)) @ v.astype(float).T
+        assert ratio(res, 40 * n1(a.astype(float) * s), dtype) < THRESHOLD["eigh"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_eigh_glued_wilkinson_and_repeated(dtype):
+    for a in (_glued_wilkinson(21, 7, 1e-10), _glued_wilkinson(21, 2, 0.0),
+              np.kron(np.eye(50), np.ones((3, 3)))):  # eigenvalues 0 and 3, repeated
+        a = a.astype(dtype)
+        w, v = L.eigh(a)
+        check_eigh(a, w, v, dtype, f"n={a.shape[0]}")
+
+
 def test_eigh_worked_example():
     w, v = L.eigh(np.array([[2.0, 1.0], [1.0, 2.0]]))
     np.testing.assert_allclose(w, [1, 3], rtol=1e-15)
@@ -558,6 +619,14 @@ def test_spectral_solvers_on_every_isa(isa_path, dtype):
     g = a[:50] + a[:50].T
     w, v = mn.linalg.eigh(g)
     check_eigh(g, w, v, dtype, isa_path)
+    # rot_batch's column paths: strips of 4 vectors, of 1, then single
+    # columns (float32 8 lanes, float64 4); 131 also takes the blocked
+    # tridiagonalisation.
+    for n in (23, 45, 131):
+        g = make_matrix("random", n, n, dtype, rng)
+        g = g + g.T
+        w, v = mn.linalg.eigh(g)
+        check_eigh(g, w, v, dtype, f"{isa_path} n={n}")
 
 
 # ---------------------------------------------------------------- small stacks

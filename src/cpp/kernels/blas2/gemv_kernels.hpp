@@ -8,10 +8,13 @@
 // kernels are bandwidth-bound: they never pack, read A exactly once, and
 // know nothing of threads (the driver splits y over threads).
 //
-// rot (level 1, BLAS's DROT): (x, y) := (c x + s y, c y - s x) over n
-// contiguous elements; x and y do not overlap. The QL/QR sweeps of the
+// rot_batch: a sequence of plane rotations of the rows of a matrix X (row r
+// at x + r * ldx), applied in order to its columns [0, w): rotation
+// (i, j, c, s) is (x_i, x_j) := (c x_i + s x_j, c x_j - s x_i) (BLAS's
+// DROT on two rows), and i == j scales row i by c. The QL/QR sweeps of the
 // eigen and singular value solvers (linalg/rotations.hpp) spend most of
-// their time here.
+// their time here. A sweep is a chain (i + 1, i), (i, i - 1), ...: the
+// kernels may keep the row shared by consecutive rotations in registers.
 #pragma once
 
 #include <cstdint>
@@ -23,14 +26,21 @@ using gemv_fn = void (*)(std::int64_t m, std::int64_t n, T alpha, const T* a, st
                          const T* x, T beta, T* y);
 
 template <class T>
-using rot_fn = void (*)(std::int64_t n, T* x, T* y, T c, T s);
+struct RowRotation {
+  std::int64_t i, j;
+  T c, s;
+};
+
+template <class T>
+using rot_batch_fn = void (*)(std::int64_t count, const RowRotation<T>* ops, T* x,
+                              std::int64_t ldx, std::int64_t w);
 
 template <class T>
 struct GemvKernels {
   gemv_fn<T> n;
   gemv_fn<T> t;
   const char* name;
-  rot_fn<T> rot;
+  rot_batch_fn<T> rot_batch;
 };
 
 const GemvKernels<float>& sgemv_kernels_generic();

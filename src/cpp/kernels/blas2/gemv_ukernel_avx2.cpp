@@ -120,21 +120,80 @@ void gemv_t_avx2(std::int64_t m, std::int64_t n, T alpha, const T* a, std::int64
   }
 }
 
-/// (x, y) := (c x + s y, c y - s x), a vector of lanes at a time (FMA).
-template <class T>
-void rot_avx2(std::int64_t n, T* x, T* y, T c, T s) {
+/// rot_batch on NV vectors of columns. The row that the last rotation
+/// wrote as x_j stays in registers (h) while the next rotation reads it:
+/// along a sweep's chain each rotation loads one row and stores one.
+template <class T, int NV>
+void rot_strip(std::int64_t count, const RowRotation<T>* ops, T* x, std::int64_t ldx) {
   using S = Vec<T>;
-  const auto vc = S::set1(c), vs = S::set1(s), vns = S::set1(-s);
-  std::int64_t k = 0;
-  for (; k + S::lanes <= n; k += S::lanes) {
-    const auto a = S::load(x + k), b = S::load(y + k);
-    S::store(x + k, S::fma(vc, a, S::mul(vs, b)));
-    S::store(y + k, S::fma(vc, b, S::mul(vns, a)));
+  constexpr int L = S::lanes;
+  typename S::V h[NV];
+  std::int64_t held = -1;
+  auto store_held = [&] {
+    T* xh = x + held * ldx;
+    for (int u = 0; u < NV; ++u) S::store(xh + u * L, h[u]);
+  };
+  for (std::int64_t q = 0; q < count; ++q) {
+    const RowRotation<T>& op = ops[q];
+    const auto vc = S::set1(op.c);
+    T* xi = x + op.i * ldx;
+    if (op.i == op.j) {  // scaling
+      if (op.i == held) {
+        for (int u = 0; u < NV; ++u) h[u] = S::mul(vc, h[u]);
+      } else {
+        for (int u = 0; u < NV; ++u) S::store(xi + u * L, S::mul(vc, S::load(xi + u * L)));
+      }
+      continue;
+    }
+    const auto vs = S::set1(op.s), vns = S::set1(-op.s);
+    T* xj = x + op.j * ldx;
+    if (op.i == held) {  // x_i in registers: store the new x_i, keep the new x_j
+      for (int u = 0; u < NV; ++u) {
+        const auto a = h[u], b = S::load(xj + u * L);
+        S::store(xi + u * L, S::fma(vc, a, S::mul(vs, b)));
+        h[u] = S::fma(vc, b, S::mul(vns, a));
+      }
+      held = op.j;
+    } else if (op.j == held) {
+      for (int u = 0; u < NV; ++u) {
+        const auto a = S::load(xi + u * L), b = h[u];
+        S::store(xi + u * L, S::fma(vc, a, S::mul(vs, b)));
+        h[u] = S::fma(vc, b, S::mul(vns, a));
+      }
+    } else {
+      if (held >= 0) store_held();
+      for (int u = 0; u < NV; ++u) {
+        const auto a = S::load(xi + u * L), b = S::load(xj + u * L);
+        S::store(xi + u * L, S::fma(vc, a, S::mul(vs, b)));
+        h[u] = S::fma(vc, b, S::mul(vns, a));
+      }
+      held = op.j;
+    }
   }
-  for (; k < n; ++k) {
-    const T a = x[k], b = y[k];
-    x[k] = c * a + s * b;
-    y[k] = c * b - s * a;
+  if (held >= 0) store_held();
+}
+
+template <class T>
+void rot_batch_avx2(std::int64_t count, const RowRotation<T>* ops, T* x, std::int64_t ldx,
+                    std::int64_t w) {
+  constexpr int L = Vec<T>::lanes;
+  std::int64_t c0 = 0;
+  for (; c0 + 4 * L <= w; c0 += 4 * L) rot_strip<T, 4>(count, ops, x + c0, ldx);
+  for (; c0 + L <= w; c0 += L) rot_strip<T, 1>(count, ops, x + c0, ldx);
+  if (c0 == w) return;
+  for (std::int64_t q = 0; q < count; ++q) {  // the last columns, one by one
+    const RowRotation<T>& op = ops[q];
+    T* xi = x + op.i * ldx;
+    if (op.i == op.j) {
+      for (std::int64_t k = c0; k < w; ++k) xi[k] *= op.c;
+      continue;
+    }
+    T* xj = x + op.j * ldx;
+    for (std::int64_t k = c0; k < w; ++k) {
+      const T a = xi[k], b = xj[k];
+      xi[k] = op.c * a + op.s * b;
+      xj[k] = op.c * b - op.s * a;
+    }
   }
 }
 
@@ -142,13 +201,13 @@ void rot_avx2(std::int64_t n, T* x, T* y, T c, T s) {
 
 const GemvKernels<float>& sgemv_kernels_avx2() {
   static const GemvKernels<float> k{&gemv_n_avx2<float>, &gemv_t_avx2<float>, "sgemv_avx2",
-                                    &rot_avx2<float>};
+                                    &rot_batch_avx2<float>};
   return k;
 }
 
 const GemvKernels<double>& dgemv_kernels_avx2() {
   static const GemvKernels<double> k{&gemv_n_avx2<double>, &gemv_t_avx2<double>, "dgemv_avx2",
-                                     &rot_avx2<double>};
+                                     &rot_batch_avx2<double>};
   return k;
 }
 

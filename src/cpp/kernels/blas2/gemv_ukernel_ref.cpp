@@ -39,11 +39,21 @@ void gemv_t_ref(std::int64_t m, std::int64_t n, T alpha, const T* a, std::int64_
 }
 
 template <class T>
-void rot_ref(std::int64_t n, T* x, T* y, T c, T s) {
-  for (std::int64_t k = 0; k < n; ++k) {
-    const T a = x[k], b = y[k];
-    x[k] = c * a + s * b;
-    y[k] = c * b - s * a;
+void rot_batch_ref(std::int64_t count, const RowRotation<T>* ops, T* x, std::int64_t ldx,
+                   std::int64_t w) {
+  for (std::int64_t q = 0; q < count; ++q) {
+    const RowRotation<T>& op = ops[q];
+    T* xi = x + op.i * ldx;
+    if (op.i == op.j) {
+      for (std::int64_t k = 0; k < w; ++k) xi[k] *= op.c;
+      continue;
+    }
+    T* xj = x + op.j * ldx;
+    for (std::int64_t k = 0; k < w; ++k) {
+      const T a = xi[k], b = xj[k];
+      xi[k] = op.c * a + op.s * b;
+      xj[k] = op.c * b - op.s * a;
+    }
   }
 }
 
@@ -51,13 +61,13 @@ void rot_ref(std::int64_t n, T* x, T* y, T c, T s) {
 
 const GemvKernels<float>& sgemv_kernels_generic() {
   static const GemvKernels<float> k{&gemv_n_ref<float>, &gemv_t_ref<float>, "sgemv_ref",
-                                    &rot_ref<float>};
+                                    &rot_batch_ref<float>};
   return k;
 }
 
 const GemvKernels<double>& dgemv_kernels_generic() {
   static const GemvKernels<double> k{&gemv_n_ref<double>, &gemv_t_ref<double>, "dgemv_ref",
-                                     &rot_ref<double>};
+                                     &rot_batch_ref<double>};
   return k;
 }
 

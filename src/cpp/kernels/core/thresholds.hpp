@@ -164,6 +164,23 @@ inline constexpr std::int64_t cholesky_base_cols = 32;
 // trailing update is two GEMMs with k = this. 32 as in LAPACK's DGEQRF.
 inline constexpr std::int64_t qr_block = 32;
 
+// Blocked tridiagonalisation (linalg/tridiagonal.cpp, DLATRD-style): panels
+// of tridiagonal_block reflectors whose rank-2 updates reach the trailing
+// matrix as two GEMMs with k = tridiagonal_block, for orders from
+// tridiagonal_blocked_min_n on (and while the trailing matrix has half
+// that many rows); smaller reductions run step by step. Chosen, not tuned
+// (LAPACK's DSYTRD uses 32 and a crossover of 128 as well): with them the
+// reduction at n = 512 (float64, 1 thread) went from ~42 ms to ~18 ms.
+inline constexpr std::int64_t tridiagonal_block = 32;
+inline constexpr std::int64_t tridiagonal_blocked_min_n = 128;
+
+// eigh spends its thread budget (the reduction's GEMMs, the rotation
+// batches, forming Q) from this order on, and svd splits its rotation
+// batches; below, they run on the calling thread. Measured (float64, 2 cores shared with other jobs, load ~5, min
+// of 21): n = 128 1.2 ms on 1 thread, 1.7 ms on 2 (medians 1.5 vs 46: a
+// fork/join on a loaded machine waits for a descheduled thread).
+inline constexpr std::int64_t spectral_parallel_min_n = 256;
+
 // A stack of matrices runs one matrix per thread (each factorisation on
 // one thread, unblocked loops in cache) up to this order; larger matrices
 // run one after another, each on every thread. Chosen, not measured: at

@@ -67,6 +67,13 @@ template <class T>
 void qr_form_q(std::int64_t m, std::int64_t q, std::int64_t k, const T* v, std::int64_t ldv,
                const T* tau, T* out, std::int64_t ldo, int max_threads);
 
+/// Columns [c0, c1) of that Q (m rows, c1 <= m) into the same columns of
+/// out, the rest of out untouched: parts of Q formed independently.
+template <class T>
+void qr_form_q_columns(std::int64_t m, std::int64_t c0, std::int64_t c1, std::int64_t k,
+                       const T* v, std::int64_t ldv, const T* tau, T* out, std::int64_t ldo,
+                       int max_threads);
+
 /// Reflectors stored along rows (reflector r in row r of a, its unit
 /// entry at column r + 1, the rest right of it, as the tridiagonal and
 /// bidiagonal reductions leave them) copied into qr_factor's column layout:
@@ -74,6 +81,16 @@ void qr_form_q(std::int64_t m, std::int64_t q, std::int64_t k, const T* v, std::
 template <class T>
 void row_reflectors_to_columns(std::int64_t n, std::int64_t k, const T* a, std::int64_t lda,
                                T* out, std::int64_t ldo);
+
+/// Householder tridiagonalisation Q^T A Q = T of the symmetric A (full
+/// storage: both triangles read and kept consistent). d (n) and e (n - 1,
+/// e[i] couples d[i] and d[i + 1]) receive T; reflector k (k < n - 2) is
+/// left in row k of a from column k + 2 (its unit entry at column k + 1 is
+/// implied), with tau[k]; tau[n - 2] = 0. Blocked from
+/// thresholds::tridiagonal_blocked_min_n on.
+template <class T>
+void tridiagonalize(std::int64_t n, T* a, std::int64_t lda, T* d, T* e, T* tau,
+                    int max_threads);
 
 /// Eigenvalues (ascending, into w) and, when v is not null, orthonormal
 /// eigenvectors (columns of v, n x n) of the symmetric A, whose lower

@@ -189,38 +189,52 @@ void qr_apply(bool trans, std::int64_t m, std::int64_t nc, std::int64_t k, const
 }
 
 template <class T>
-void qr_form_q(std::int64_t m, std::int64_t q, std::int64_t k, const T* v, std::int64_t ldv,
-               const T* tau, T* out, std::int64_t ldo, int max_threads) {
+void qr_form_q_columns(std::int64_t m, std::int64_t c0, std::int64_t c1, std::int64_t k,
+                       const T* v, std::int64_t ldv, const T* tau, T* out, std::int64_t ldo,
+                       int max_threads) {
   for (std::int64_t i = 0; i < m; ++i) {
-    std::fill(out + i * ldo, out + i * ldo + q, T(0));
-    if (i < q) out[i * ldo + i] = T(1);
+    std::fill(out + i * ldo + c0, out + i * ldo + c1, T(0));
+    if (i >= c0 && i < c1) out[i * ldo + i] = T(1);
   }
-  if (k == 0) return;
-  // Backwards, H_0 (H_1 (... I)): when block j0 is applied, the columns
-  // left of j0 are still those of I and the block leaves them alone, so
-  // only columns [j0, q) are touched (LAPACK's DORGQR does the same).
-  if (!use_blocked(m, q, k)) {
+  const std::int64_t kc = std::min(k, c1);  // reflectors j >= c1 only touch columns >= j
+  if (kc == 0 || c0 >= c1) return;
+  // Backwards, H_0 (H_1 (... I)): when reflector j is applied, the columns
+  // left of j are still those of I and it leaves them alone, so only
+  // columns [max(j, c0), c1) are touched (LAPACK's DORGQR does the same).
+  if (!use_blocked(m, c1 - c0, k)) {
     WorkspaceScope scope;
-    T* work = scope.alloc<T>(static_cast<std::size_t>(q));
-    for (std::int64_t j = k - 1; j >= 0; --j)
-      apply_unblocked(false, m, j, q, j, j + 1, v, ldv, tau, out, ldo, work);
+    T* work = scope.alloc<T>(static_cast<std::size_t>(c1 - c0));
+    for (std::int64_t j = kc - 1; j >= 0; --j)
+      apply_unblocked(false, m, std::max(j, c0), c1, j, j + 1, v, ldv, tau, out, ldo, work);
     return;
   }
   const std::int64_t nb = thresholds::qr_block;
-  for (std::int64_t j0 = (k - 1) / nb * nb; j0 >= 0; j0 -= nb) {
-    const std::int64_t w = std::min(nb, k - j0);
-    apply_block(false, m - j0, q - j0, w, v + j0 * ldv + j0, ldv, tau + j0,
-                out + j0 * ldo + j0, ldo, max_threads);
+  for (std::int64_t j0 = (kc - 1) / nb * nb; j0 >= 0; j0 -= nb) {
+    const std::int64_t w = std::min(nb, k - j0), cs = std::max(c0, j0);
+    apply_block(false, m - j0, c1 - cs, w, v + j0 * ldv + j0, ldv, tau + j0,
+                out + j0 * ldo + cs, ldo, max_threads);
   }
+}
+
+template <class T>
+void qr_form_q(std::int64_t m, std::int64_t q, std::int64_t k, const T* v, std::int64_t ldv,
+               const T* tau, T* out, std::int64_t ldo, int max_threads) {
+  qr_form_q_columns(m, 0, q, k, v, ldv, tau, out, ldo, max_threads);
 }
 
 template <class T>
 void row_reflectors_to_columns(std::int64_t n, std::int64_t k, const T* a, std::int64_t lda,
                                T* out, std::int64_t ldo) {
-  for (std::int64_t r = 0; r + 1 < n; ++r) {
-    T* o = out + r * ldo;
-    for (std::int64_t c = 0; c < k; ++c) o[c] = c < r ? a[c * lda + r + 1] : T(0);
-  }
+  // In tiles: a's columns are read, and a whole column would touch a cache
+  // line per element.
+  constexpr std::int64_t tile = 32;
+  for (std::int64_t r0 = 0; r0 + 1 < n; r0 += tile)
+    for (std::int64_t c0 = 0; c0 < k; c0 += tile)
+      for (std::int64_t r = r0; r < std::min(n - 1, r0 + tile); ++r) {
+        T* o = out + r * ldo;
+        for (std::int64_t c = c0; c < std::min(k, c0 + tile); ++c)
+          o[c] = c < r ? a[c * lda + r + 1] : T(0);
+      }
 }
 
 #define MATNET_HOUSEHOLDER_INSTANTIATE(T)                                                      \
@@ -230,6 +244,8 @@ void row_reflectors_to_columns(std::int64_t n, std::int64_t k, const T* a, std::
                             std::int64_t, const T*, T*, std::int64_t, int);                     \
   template void qr_form_q<T>(std::int64_t, std::int64_t, std::int64_t, const T*, std::int64_t, \
                              const T*, T*, std::int64_t, int);                                  \
+  template void qr_form_q_columns<T>(std::int64_t, std::int64_t, std::int64_t, std::int64_t,   \
+                                     const T*, std::int64_t, const T*, T*, std::int64_t, int); \
   template void row_reflectors_to_columns<T>(std::int64_t, std::int64_t, const T*,             \
                                              std::int64_t, T*, std::int64_t);
 MATNET_HOUSEHOLDER_INSTANTIATE(float)

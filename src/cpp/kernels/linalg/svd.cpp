@@ -24,6 +24,7 @@
 
 #include "blas2/dot.hpp"
 #include "blas2/gemv_driver.hpp"
+#include "core/thresholds.hpp"
 #include "core/workspace.hpp"
 #include "linalg/factor.hpp"
 #include "linalg/rotations.hpp"
@@ -34,14 +35,16 @@ namespace {
 
 /// Diagonalises the upper bidiagonal with diagonal w[0..n) and
 /// superdiagonal rv[1..n) (rv[i] couples w[i-1] and w[i]; rv[0] = 0).
-/// xt and yt (n x n, or null) collect the left and right rotations.
+/// xt and yt (n x n, leading dimension ldr, or null) collect the left and
+/// right rotations, in batches split over max_threads threads.
 template <class T>
-std::int64_t bidiagonal_qr(std::int64_t n, T* w, T* rv, T* xt, T* yt) {
+std::int64_t bidiagonal_qr(std::int64_t n, T* w, T* rv, T* xt, T* yt, std::int64_t ldr,
+                           int max_threads) {
   const T eps = std::numeric_limits<T>::epsilon();
   T anorm = 0;
   for (std::int64_t i = 0; i < n; ++i) anorm = std::max(anorm, std::abs(w[i]) + std::abs(rv[i]));
   const T tol = eps * anorm;
-  RowRotations<T> xrot(xt, n, n, n), yrot(yt, n, n, n);  // flushed on return
+  RowRotations<T> xrot(xt, n, n, ldr, max_threads), yrot(yt, n, n, ldr, max_threads);
   for (std::int64_t k = n - 1; k >= 0; --k) {
     for (int its = 0;; ++its) {
       bool cancel = true;
@@ -176,13 +179,15 @@ std::int64_t svd_tall(std::int64_t m, std::int64_t n, T* a, std::int64_t lda, T*
   const bool vectors = u != nullptr;
   T* xt = nullptr;
   T* yt = nullptr;
+  const std::int64_t ldr = rotation_ld<T>(n);  // off 4 KiB strides (see rotation_ld)
   if (vectors) {
-    xt = scope.alloc<T>(static_cast<std::size_t>(n * n));
-    yt = scope.alloc<T>(static_cast<std::size_t>(n * n));
-    for (std::int64_t i = 0; i < n * n; ++i) xt[i] = yt[i] = T(0);
-    for (std::int64_t i = 0; i < n; ++i) xt[i * n + i] = yt[i * n + i] = T(1);
+    xt = scope.alloc<T>(static_cast<std::size_t>(n * ldr));
+    yt = scope.alloc<T>(static_cast<std::size_t>(n * ldr));
+    for (std::int64_t i = 0; i < n * ldr; ++i) xt[i] = yt[i] = T(0);
+    for (std::int64_t i = 0; i < n; ++i) xt[i * ldr + i] = yt[i * ldr + i] = T(1);
   }
-  if (std::int64_t info = bidiagonal_qr(n, s, rv, xt, yt)) return info;
+  const int rot_threads = n >= thresholds::spectral_parallel_min_n ? max_threads : 1;
+  if (std::int64_t info = bidiagonal_qr(n, s, rv, xt, yt, ldr, rot_threads)) return info;
   std::vector<std::int64_t> order(static_cast<std::size_t>(n));
   std::iota(order.begin(), order.end(), std::int64_t{0});
   std::stable_sort(order.begin(), order.end(),
@@ -195,13 +200,13 @@ std::int64_t svd_tall(std::int64_t m, std::int64_t n, T* a, std::int64_t lda, T*
   for (std::int64_t i = 0; i < m; ++i) {
     T* ui = u + i * ldu;
     for (std::int64_t j = 0; j < uc; ++j)
-      ui[j] = (i < n && j < n) ? xt[order[j] * n + i] : (i == j ? T(1) : T(0));
+      ui[j] = (i < n && j < n) ? xt[order[j] * ldr + i] : (i == j ? T(1) : T(0));
   }
   qr_apply(false, m, uc, n, a, lda, tauq, u, ldu, max_threads);
   // V = P Y with P = diag(1, P'), P' from the row reflectors; then V^T.
   T* vmat = scope.alloc<T>(static_cast<std::size_t>(n * n));
   for (std::int64_t i = 0; i < n; ++i)
-    for (std::int64_t j = 0; j < n; ++j) vmat[i * n + j] = yt[order[j] * n + i];
+    for (std::int64_t j = 0; j < n; ++j) vmat[i * n + j] = yt[order[j] * ldr + i];
   if (n > 2) {
     T* vr = scope.alloc<T>(static_cast<std::size_t>((n - 1) * (n - 2)));
     row_reflectors_to_columns(n, n - 2, a, lda, vr, n - 2);
