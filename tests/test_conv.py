@@ -17,14 +17,17 @@ import numpy_reference as ref
 # Shapes on the paths that the thresholds pick (core/thresholds.hpp), run on
 # every ISA path too (test_conv2d_paths_on_every_isa).
 PATH_CASES = [
-    # width >= conv_dx_flip_min_width, stride 1: dX is the flipped convolution.
-    # OW = 34: 16-pixel panels cut at row ends (the packing's general copy).
-    ("flip-dx-row-cut", 2, 3, 9, 34, 4, 3, 1, 1, 1, 1),
-    # OW = 32: every panel inside one output row (the packing's fixed-size copy).
-    ("flip-dx-whole-rows", 1, 2, 4, 32, 5, 3, 1, 1, 1, 1),
-    ("flip-dx-dilation-groups", 1, 4, 7, 33, 6, 3, 1, 2, 2, 2),
-    ("flip-dx-pad>kernel", 1, 2, 5, 32, 3, 2, 1, 3, 1, 1),  # negative padding in the flip
-    # 3 images (585 columns) per GEMM: dW's 256-column chunks cross images.
+    # stride 1, width >= conv_dx_flip_min_width and Cg >= conv_dx_flip_min_channels:
+    # dX is the flipped convolution. OW = 34: 16-pixel panels cut at row ends
+    # (the packing's general copy); OW = 32: every panel inside one output row
+    # (its fixed-size copy).
+    ("flip-dx-row-cut", 2, 16, 4, 34, 4, 3, 1, 1, 1, 1),
+    ("flip-dx-whole-rows", 1, 16, 3, 32, 5, 3, 1, 1, 1, 1),
+    ("flip-dx-dilation-groups", 1, 32, 5, 33, 6, 3, 1, 2, 2, 2),
+    ("flip-dx-pad>kernel", 1, 16, 4, 32, 3, 2, 1, 3, 1, 1),  # negative padding in the flip
+    ("dcol-dx-few-channels", 1, 15, 3, 32, 4, 3, 1, 1, 1, 1),  # one channel short: dcol
+    # 3 images (585 columns) per GEMM: dW's 256-column chunks cross images;
+    # Kg = 18: a 2-column edge panel of the transposed im2col chunk.
     ("dw-chunks-cross-images", 3, 2, 15, 13, 3, 3, 1, 1, 1, 1),
     ("stride2-wide", 2, 3, 9, 40, 4, 3, 2, 1, 1, 1),  # padded planes read with stride 2
     ("no-pad-images-per-gemm", 6, 3, 10, 10, 4, 3, 1, 0, 1, 1),  # im2col read from x itself

@@ -23,7 +23,8 @@
 //             transposed by the ISA's packer; images split over threads,
 //             each a private partial (parallel_k_sum), summed in a fixed order.
 //   dX:       stride 1 on images at least thresholds::conv_dx_flip_min_width
-//             wide (or with a large dcol): dx = conv(dZ, w') with w' the
+//             wide with enough channels (conv_dx_flip_min_channels), or with a
+//             large dcol: dx = conv(dZ, w') with w' the
 //             kernel flipped and in/out channels swapped, padding
 //             dh*(KH-1) - pad (may be negative: rows cropped) - the forward
 //             path again, no scratch. Otherwise dcol (Kg, S) = w[g]^T . dZ[n, g]
@@ -567,7 +568,8 @@ void backward_impl(T* dx, T* dw, T* db, const T* gy, const T* x, const T* w, con
   }
   if (dx == nullptr || n_in == 0) return;
   const bool flipped = s.stride_h == 1 && s.stride_w == 1 && !plain &&
-                       (s.width >= detail::thresholds::conv_dx_flip_min_width ||
+                       ((s.width >= detail::thresholds::conv_dx_flip_min_width &&
+                         cg >= detail::thresholds::conv_dx_flip_min_channels) ||
                         kg * sl * sz > detail::thresholds::conv_dcol_max_bytes);
   if (flipped) {
     // dx = conv(dZ, w'): w'[g*Cg + c, f, p, q] = w[g*Fg + f, c, KH-1-p, KW-1-q].
