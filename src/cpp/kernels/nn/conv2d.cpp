@@ -84,6 +84,21 @@ inline void scatter_add_run(T* plane, const T* src, I h, I w, I ih, I iw0, I len
   }
 }
 
+/// d[0, n) = s[0, n) for the short runs of im2col (a few to a few dozen
+/// values): constant-size copies, which compile to vector moves, where a
+/// plain loop becomes a memmove call (4% of the forward time).
+template <class T>
+inline void copy_short(T* d, const T* s, I n) {
+  auto* dc = reinterpret_cast<char*>(d);
+  auto* sc = reinterpret_cast<const char*>(s);
+  I bytes = n * static_cast<I>(sizeof(T));
+  for (; bytes >= 64; bytes -= 64, dc += 64, sc += 64) std::memcpy(dc, sc, 64);
+  if (bytes & 32) std::memcpy(dc, sc, 32), dc += 32, sc += 32;
+  if (bytes & 16) std::memcpy(dc, sc, 16), dc += 16, sc += 16;
+  if (bytes & 8) std::memcpy(dc, sc, 8), dc += 8, sc += 8;
+  if (bytes & 4) std::memcpy(dc, sc, 4);
+}
+
 /// Input planes copied with their padding made explicit: for `count`
 /// images, `planes` channels each, plane (hp x wp) = x's (h x w) plane at
 /// rows [pt, pt + h) and columns [pl, pl + w), zeros around it (negative
@@ -106,7 +121,7 @@ void pad_planes(T* dst, const T* x, I count, I x_img_stride, I planes, I h, I w,
           continue;
         }
         std::fill(dst, dst + lo, T(0));
-        std::copy(plane + ih * w + (lo - pl), plane + ih * w + (hi - pl), dst + lo);
+        copy_short(dst + lo, plane + ih * w + (lo - pl), hi - lo);
         std::fill(dst + hi, dst + wp, T(0));
       }
     }
@@ -135,7 +150,7 @@ void im2col_block(const PaddedIm2col<T>& m, I k0, I kc, I c0, I cols, T* dst, I 
     for (I r = 0; r < kc; ++r, d += ld) {
       const T* s = src + m.koff[k0 + r];
       if (m.sw == 1) {
-        for (I u = 0; u < len; ++u) d[u] = s[u];  // vectorised; short runs beat a memcpy call
+        copy_short(d, s, len);
       } else {
         for (I u = 0; u < len; ++u) d[u] = s[u * m.sw];
       }
@@ -248,6 +263,15 @@ struct TileToNchw {
 template <class T>
 void tile_to_nchw(const void* ctx, T* c, I ldc, I i0, I j0, int rows, int cols) {
   const auto& e = *static_cast<const TileToNchw<T>*>(ctx);
+  if (e.y + (i0 * e.sl + j0) == c && e.z == nullptr && e.act == Activation::identity) {
+    // In place (one image per GEMM, C is y) and no activation: the bias only.
+    if (e.b != nullptr)
+      for (int r = 0; r < rows; ++r) {
+        const T bias = e.b[i0 + r];
+        for (int t = 0; t < cols; ++t) c[r * ldc + t] += bias;
+      }
+    return;
+  }
   // The tile's columns as runs within one image (the same for every row).
   struct Run {
     I t, len, off;
@@ -271,10 +295,8 @@ void tile_to_nchw(const void* ctx, T* c, I ldc, I i0, I j0, int rows, int cols) 
     }
     auto emit = [&](I t, I len, I off) {
       off += (i0 + r) * e.sl;
-      // In place (one image per GEMM, C is y) and nothing to apply: done.
-      if (e.y + off != row + t || e.z != nullptr || e.act != Activation::identity)
-        e.kernels->forward(e.y + off, e.z != nullptr ? e.z + off : nullptr, row + t, nullptr,
-                           len, e.act, e.slope);
+      e.kernels->forward(e.y + off, e.z != nullptr ? e.z + off : nullptr, row + t, nullptr, len,
+                         e.act, e.slope);
     };
     if (nruns >= 0) {
       for (int u = 0; u < nruns; ++u) emit(runs[u].t, runs[u].len, runs[u].off);
