@@ -26,7 +26,7 @@ PATH_CASES = [
     ("flip-dx-dilation-groups", 1, 32, 5, 33, 6, 3, 1, 2, 2, 2),
     ("flip-dx-pad>kernel", 1, 16, 4, 32, 3, 2, 1, 3, 1, 1),  # negative padding in the flip
     ("dcol-dx-few-channels", 1, 15, 3, 32, 4, 3, 1, 1, 1, 1),  # one channel short: dcol
-    # 3 images (585 columns) per GEMM: dW's 256-column chunks cross images;
+    # 3 images (585 columns) per GEMM: dW's 512-column chunks cross images;
     # Kg = 18: a 2-column edge panel of the transposed im2col chunk.
     ("dw-chunks-cross-images", 3, 2, 15, 13, 3, 3, 1, 1, 1, 1),
     ("stride2-wide", 2, 3, 9, 40, 4, 3, 2, 1, 1, 1),  # padded planes read with stride 2
