@@ -8,14 +8,15 @@
 // (Kg x S) per image and group, C *is* the NCHW output plane block, so no
 // transpose is needed on either side, and the GEMM driver's B pack
 // callback gathers the im2col panel straight from the NCHW input into the
-// packed KC x NR buffer (rows (c, kh, kw), columns (oh, ow)). The im2col
-// matrix is never materialised: the packed buffer already is a copy, so
+// packed KC x NR buffer (rows (c, kh, kw), columns (oh, ow)). In the
+// forward pass the im2col matrix is never materialised: the packed buffer already is a copy, so
 // materialising it first would be a second copy of Kg*S elements per image
 // (9x the input for 3x3), and for stride 1 each packed row is a contiguous
 // run of the input. An NHWC copy would need the transposes in and out.
 //
 //   forward:  y[n, g] (Fg, S) = act(w[g] (Fg, Kg) . im2col(x[n, g]) (Kg, S) + b[g])
-//             bias and activation in the GEMM's tile epilogue (per output row).
+//             the bias as column Kg of A against a row of ones after im2col
+//             (added in registers), the activation in the GEMM's tile epilogue.
 //             1x1, stride 1, no padding: B is x[n, g] itself (Cg, H*W).
 //   dW:       dw[g] (Fg, Kg) = sum_n dZ[n, g] (Fg, S) . im2col(x[n, g])^T (S, Kg)
 //             by chunks of pixels, accumulated: A is dZ as it is, B a chunk
@@ -161,7 +162,9 @@ void im2col_block(const PaddedIm2col<T>& m, I k0, I kc, I c0, I cols, T* dst, I 
   }
 }
 
-/// B pack callback of the forward GEMM: one kc x cols panel of im2col, nr wide.
+/// A full NR-wide panel of im2col rows [p0, p0 + kc) when its NR pixels lie
+/// in one output row and the stride is 1: one fixed-size copy per row.
+/// False (nothing written) otherwise.
 template <class T, int NR>
 inline bool pack_full_run(const PaddedIm2col<T>& m, I p0, I j0, I kc, T* dst) {
   const I sl = m.oh * m.ow, j = j0 % m.ow;
