@@ -14,6 +14,26 @@ import matnet as mn
 import numpy_reference as ref
 
 # (id, N, C, H, W, F, kernel, stride, padding, dilation, groups)
+# Shapes on the paths that the thresholds pick (core/thresholds.hpp), run on
+# every ISA path too (test_conv2d_paths_on_every_isa).
+PATH_CASES = [
+    # stride 1, width >= conv_dx_flip_min_width and Cg >= conv_dx_flip_min_channels:
+    # dX is the flipped convolution. OW = 34: 16-pixel panels cut at row ends
+    # (the packing's general copy); OW = 32: every panel inside one output row
+    # (its fixed-size copy).
+    ("flip-dx-row-cut", 2, 16, 4, 34, 4, 3, 1, 1, 1, 1),
+    ("flip-dx-whole-rows", 1, 16, 3, 32, 5, 3, 1, 1, 1, 1),
+    ("flip-dx-dilation-groups", 1, 32, 5, 33, 6, 3, 1, 2, 2, 2),
+    ("flip-dx-pad>kernel", 1, 16, 4, 32, 3, 2, 1, 3, 1, 1),  # negative padding in the flip
+    ("dcol-dx-few-channels", 1, 15, 3, 32, 4, 3, 1, 1, 1, 1),  # one channel short: dcol
+    # 3 images (585 columns) per GEMM: dW's 512-column chunks cross images;
+    # Kg = 18: a 2-column edge panel of the transposed im2col chunk.
+    ("dw-chunks-cross-images", 3, 2, 15, 13, 3, 3, 1, 1, 1, 1),
+    ("stride2-wide", 2, 3, 9, 40, 4, 3, 2, 1, 1, 1),  # padded planes read with stride 2
+    ("no-pad-images-per-gemm", 6, 3, 10, 10, 4, 3, 1, 0, 1, 1),  # im2col read from x itself
+    ("no-pad-wide", 1, 3, 5, 40, 4, (2, 3), 1, 0, 1, 1),
+]
+
 CONV_CASES = [
     ("3x3-pad1", 2, 3, 7, 6, 4, 3, 1, 1, 1, 1),
     ("odd-sizes", 3, 5, 9, 11, 7, (3, 2), 1, (2, 0), 1, 1),
@@ -37,7 +57,7 @@ CONV_CASES = [
     # flipped-kernel convolution (negative padding when padding > kernel - 1).
     ("flipped-dx", 1, 64, 61, 61, 2, 3, 1, 1, 1, 1),
     ("flipped-dx-pad>kernel", 1, 128, 61, 61, 2, 2, 1, 3, 1, 1),
-]
+] + PATH_CASES
 CONV_IDS = [c[0] for c in CONV_CASES]
 
 
@@ -118,6 +138,46 @@ def test_conv2d_against_torch(case, rng):
     dx, dw, db = mn.ops.conv2d_backward(g, x, w, z, activation="silu", **geo)
     for mine, theirs in ((y, yt.detach()), (dx, xt.grad), (dw, wt.grad), (db, bt.grad)):
         np.testing.assert_allclose(mine, theirs.numpy(), rtol=1e-10, atol=1e-10, err_msg=case[0])
+
+
+def _abs_conv(x, w, geo):
+    """conv2d(|x|, |w|): the scale of every sum a convolution adds up."""
+    return _ref_conv(np.abs(x), np.abs(w), np.zeros(w.shape[0]), geo)
+
+
+@pytest.mark.parametrize("nt", [1, 2])
+def test_conv2d_paths_on_every_isa(isa_path, threads, nt, rng):
+    """Forward against the float64 reference; dX and dW through their
+    adjoint identities <dx, u> = <g, conv(u, w)> and <dw, v> = <g, conv(x, v)>
+    for random u, v (exact for linear maps); db against the sums of g. Each
+    bound is the worst case of a sum of L terms in the dtype:
+    L * eps * (the same sum of absolute values)."""
+    mn.set_num_threads(nt)
+    for case in PATH_CASES:
+        for dtype in (np.float32, np.float64):
+            eps = np.finfo(dtype).eps
+            x, w, b, geo = _case(case, rng, dtype)
+            y, z = mn.ops.conv2d_forward(x, w, b, **geo)
+            kg = w[0].size
+            want = _ref_conv(x, w, b, geo)
+            bound = (kg + 1) * eps * (_abs_conv(x, w, geo) + np.abs(b)[None, :, None, None])
+            assert np.all(np.abs(y - want) <= bound), f"{case[0]} {dtype.__name__} y"
+            g = rng.standard_normal(y.shape).astype(dtype)
+            dx, dw, db = mn.ops.conv2d_backward(g, x, w, z, **geo)
+            zero_b = np.zeros(w.shape[0])
+            u = rng.standard_normal(x.shape)
+            v = rng.standard_normal(w.shape)
+            got = float(np.sum(dx.astype(np.float64) * u))
+            ref_dx = float(np.sum(g * _ref_conv(u, w, zero_b, geo)))
+            tol = w.shape[0] // geo["groups"] * w[0, 0].size * eps * float(
+                np.sum(np.abs(g) * _abs_conv(u, w, geo)))
+            assert abs(got - ref_dx) <= tol, f"{case[0]} {dtype.__name__} dx"
+            got = float(np.sum(dw.astype(np.float64) * v))
+            ref_dw = float(np.sum(g * _ref_conv(x, v, zero_b, geo)))
+            tol = g[:, 0].size * eps * float(np.sum(np.abs(g) * _abs_conv(x, v, geo)))
+            assert abs(got - ref_dw) <= tol, f"{case[0]} {dtype.__name__} dw"
+            tol = g[:, 0].size * eps * np.abs(g).sum(axis=(0, 2, 3))
+            assert np.all(np.abs(db - g.sum(axis=(0, 2, 3), dtype=np.float64)) <= tol), case[0]
 
 
 def test_conv2d_threads_agree(rng, threads):

@@ -7,8 +7,8 @@
 //     wants them interleaved (a[p*6 + r]);
 //   - B transposed: 16 (8) rows of B^T are contiguous in p, the panel wants
 //     them interleaved (b[p*NR + j]).
-// Edge panels of a row-major B use masked loads; the other partial panels
-// (edge rows of A, edge columns of a transposed B) and the k tails go to the
+// Edge panels of a row-major B use masked loads, those of a transposed B
+// zero rows in the transpose; edge rows of A and the k tails go to the
 // portable code.
 #include <immintrin.h>
 
@@ -148,34 +148,40 @@ void pack_b_rows_edge(const double* b, std::int64_t ldb, std::int64_t kc, int va
   }
 }
 
-/// Full 16-column panel of a transposed B (stored n x k): dst[p*16 + j] = b[j*ldb + p].
-void pack_b_cols(const float* b, std::int64_t ldb, std::int64_t kc, float* dst) {
+/// 16-column panel of a transposed B (stored n x k) with `valid` columns
+/// (rows of the stored B): dst[p*16 + j] = b[j*ldb + p] for j < valid, 0
+/// beyond. Edge panels too: conv2d's dW reads its im2col chunk this way,
+/// and Kg = 27 (3 channels, 3x3) leaves an 11-column edge panel that took
+/// 29% of dW's time element by element.
+void pack_b_cols(const float* b, std::int64_t ldb, std::int64_t kc, int valid, float* dst) {
   std::int64_t p = 0;
   for (; p + 8 <= kc; p += 8) {
     for (int h = 0; h < 2; ++h) {
       __m256 r[8], col[8];
-      for (int j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(b + (8 * h + j) * ldb + p);
+      for (int j = 0; j < 8; ++j)
+        r[j] = 8 * h + j < valid ? _mm256_loadu_ps(b + (8 * h + j) * ldb + p) : _mm256_setzero_ps();
       transpose8x8(r, col);
       for (int q = 0; q < 8; ++q) _mm256_store_ps(dst + (p + q) * 16 + 8 * h, col[q]);
     }
   }
   for (; p < kc; ++p)
-    for (int j = 0; j < 16; ++j) dst[p * 16 + j] = b[j * ldb + p];
+    for (int j = 0; j < 16; ++j) dst[p * 16 + j] = j < valid ? b[j * ldb + p] : 0.0f;
 }
 
-void pack_b_cols(const double* b, std::int64_t ldb, std::int64_t kc, double* dst) {
+void pack_b_cols(const double* b, std::int64_t ldb, std::int64_t kc, int valid, double* dst) {
   std::int64_t p = 0;
   for (; p + 4 <= kc; p += 4) {
     for (int h = 0; h < 2; ++h) {
       const double* s = b + 4 * h * ldb + p;
-      __m256d col[4];
-      transpose4x4(_mm256_loadu_pd(s), _mm256_loadu_pd(s + ldb), _mm256_loadu_pd(s + 2 * ldb),
-                   _mm256_loadu_pd(s + 3 * ldb), col);
+      __m256d r[4], col[4];
+      for (int j = 0; j < 4; ++j)
+        r[j] = 4 * h + j < valid ? _mm256_loadu_pd(s + j * ldb) : _mm256_setzero_pd();
+      transpose4x4(r[0], r[1], r[2], r[3], col);
       for (int q = 0; q < 4; ++q) _mm256_store_pd(dst + (p + q) * 8 + 4 * h, col[q]);
     }
   }
   for (; p < kc; ++p)
-    for (int j = 0; j < 8; ++j) dst[p * 8 + j] = b[j * ldb + p];
+    for (int j = 0; j < 8; ++j) dst[p * 8 + j] = j < valid ? b[j * ldb + p] : 0.0;
 }
 
 }  // namespace
@@ -200,8 +206,8 @@ template <class T>
 void pack_b_panel_avx2(const T* b, std::int64_t ldb, bool trans_b, std::int64_t p0, std::int64_t j0,
                        std::int64_t kc, int nr_valid, int nr, T* dst) {
   if (nr * sizeof(T) == 64) {
-    if (nr_valid == nr && trans_b) {
-      pack_b_cols(b + j0 * ldb + p0, ldb, kc, dst);
+    if (trans_b) {
+      pack_b_cols(b + j0 * ldb + p0, ldb, kc, nr_valid, dst);
       return;
     }
     if (!trans_b) {

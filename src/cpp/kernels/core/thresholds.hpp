@@ -100,16 +100,45 @@ inline constexpr std::int64_t chain_split_last_min_bytes = std::int64_t{1} << 15
 // Cg rows). Single thread, float32, best of 7, busy 2-core AVX-512 machine,
 // dX time flipped vs dcol: (64,16,32,32)->32 3x3: 36/30 vs 17/24 ms;
 // (64,3,32,32)->16: 9/14 vs 6/1 ms; (32,64,56,56)->64: 188/209 vs 211/144 ms.
-// dcol is never slower, so the flipped form is kept for when the scratch
-// would be large: above this many bytes per thread (7.2 MB for 64 channels
-// of 56x56, 3x3, float32 stays below).
+// (those were with the flipped form's packing gathering bounds-checked runs
+// from the unpadded input). dcol is kept off when the scratch would be
+// large: above this many bytes per thread (7.2 MB for 64 channels of 56x56,
+// 3x3, float32 stays below).
 inline constexpr std::int64_t conv_dcol_max_bytes = std::int64_t{1} << 24;
+
+// ... and for stride 1 on images at least this wide, dX is the flipped
+// convolution whatever the scratch: once the forward packing copies whole
+// 16-pixel runs from padded planes (one copy per packed row), it beats dcol +
+// col2im. Single thread, float32, median of 9, loaded 2-core Zen 4, dX
+// flipped vs dcol: (64,16,32,32)->32 3x3: 20.9 vs 23.7 ms; (32,64,56,56)->64:
+// 168 vs 182 ms; (64,3,32,32)->16: 2.8 vs 5.7 ms; but on narrow images,
+// where runs are short and cut at row ends: (16,32,14,14)->32 5x5 pad 2:
+// 7.5 vs 6.8 ms; (32,32,6,6)->64 3x3: 0.76 vs 0.37 ms.
+inline constexpr std::int64_t conv_dx_flip_min_width = 32;
+
+// ... and with at least this many input channels per group: the flipped
+// product has Cg rows, so each value its packing copies serves Cg rows,
+// while dcol's product has Fg-deep sums. Single thread, float32, CPU time
+// (median of 5), dX flipped vs dcol: Cg = 16, Fg = 32 (64,16,32,32): 8.6 vs
+// 10.9 ms; Cg = 16, Fg = 8 (16,16,64,64): 3.8 vs 4.9 ms; Cg = 8, Fg = 32:
+// 5.9 vs 5.7 ms; Cg = 4, Fg = 16: 2.0 vs 1.8 ms; Cg = 3, Fg = 16: 2.2 vs 1.2 ms.
+inline constexpr std::int64_t conv_dx_flip_min_channels = 16;
 
 // Conv2D forward on small images puts several images in one GEMM so that it
 // has at least this many columns (8x8 digits: 8 images of 64 pixels), instead
 // of one GEMM per image whose fixed cost (packing set-up, edge tiles) is
 // comparable to its few hundred thousand multiply-adds.
 inline constexpr std::int64_t conv_min_gemm_cols = 512;
+
+// Conv2D dW writes im2col out in chunks of this many columns (output
+// pixels) per GEMM (Kg x chunk values in per-thread scratch, read back
+// transposed by the GEMM's packer while still in L2). dW alone, single
+// thread, float32, CPU time (median of 7, two interleaved rounds), chunk
+// 128 / 256 / 512 / 1024: (64,16,32,32)->32 3x3: 8.4-9.9 / 8.1-10.0 /
+// 8.1-8.4 / 9.3 ms; (16,64,56,56)->64: 46-49 / 48-49 / 41.5-41.7 / 43-47 ms;
+// (64,3,32,32)->16: 1.1-1.7 / 1.5 / 1.05-1.08 / 1.4-1.5 ms;
+// (32,32,14,14)->32: 1.8-2.6 / 2.5-2.6 / 1.8 / 1.8 ms.
+inline constexpr std::int64_t conv_dw_chunk_cols = 512;
 
 // ------------------------------------------------------------------ optim
 

@@ -8,27 +8,31 @@
 // (Kg x S) per image and group, C *is* the NCHW output plane block, so no
 // transpose is needed on either side, and the GEMM driver's B pack
 // callback gathers the im2col panel straight from the NCHW input into the
-// packed KC x NR buffer (rows (c, kh, kw), columns (oh, ow)). The im2col
-// matrix is never materialised: the packed buffer already is a copy, so
+// packed KC x NR buffer (rows (c, kh, kw), columns (oh, ow)). In the
+// forward pass the im2col matrix is never materialised: the packed buffer already is a copy, so
 // materialising it first would be a second copy of Kg*S elements per image
 // (9x the input for 3x3), and for stride 1 each packed row is a contiguous
 // run of the input. An NHWC copy would need the transposes in and out.
 //
 //   forward:  y[n, g] (Fg, S) = act(w[g] (Fg, Kg) . im2col(x[n, g]) (Kg, S) + b[g])
-//             bias and activation in the GEMM's tile epilogue (per output row).
+//             the bias as column Kg of A against a row of ones after im2col
+//             (added in registers), the activation in the GEMM's tile epilogue.
 //             1x1, stride 1, no padding: B is x[n, g] itself (Cg, H*W).
 //   dW:       dw[g] (Fg, Kg) = sum_n dZ[n, g] (Fg, S) . im2col(x[n, g])^T (S, Kg)
-//             one GEMM per image, accumulated: A is dZ as it is, B is packed
-//             by a callback column by column (one kernel tap = runs of input
-//             rows); images split over threads, each a private partial
-//             (parallel_k_sum), summed in a fixed order.
-//   dX:       dcol (Kg, S) = w[g]^T . dZ[n, g] per image in per-thread
-//             workspace, then col2im adds it into dx (1x1: the GEMM writes dx).
-//             Stride 1 with a dcol scratch above thresholds::conv_dcol_max_bytes:
-//             implicitly, dx = conv(dZ, w') with w' the kernel flipped and
-//             in/out channels swapped, padding dh*(KH-1) - pad (may be
-//             negative: rows cropped) - the forward path again, no scratch,
-//             but measured slower where both fit (see the threshold).
+//             by chunks of pixels, accumulated: A is dZ as it is, B a chunk
+//             of im2col written out row-major (contiguous copies) and read
+//             transposed by the ISA's packer; images split over threads,
+//             each a private partial (parallel_k_sum), summed in a fixed order.
+//   dX:       stride 1 on images at least thresholds::conv_dx_flip_min_width
+//             wide with enough channels (conv_dx_flip_min_channels), or with a
+//             large dcol: dx = conv(dZ, w') with w' the
+//             kernel flipped and in/out channels swapped, padding
+//             dh*(KH-1) - pad (may be negative: rows cropped) - the forward
+//             path again, no scratch. Otherwise dcol (Kg, S) = w[g]^T . dZ[n, g]
+//             per image in per-thread workspace, then col2im adds it into dx
+//             (1x1: the GEMM writes dx).
+// The im2col of a padded input reads a zero-padded copy of the image's
+// planes (pad_planes), so every packed row is a plain copy.
 // Threads: over images x groups, one single-threaded GEMM each, when there
 // are at least as many of those as threads; otherwise each GEMM gets the
 // whole budget.
@@ -52,14 +56,8 @@ namespace {
 using detail::GemmOperand;
 using I = std::int64_t;
 
-constexpr int kMaxPanel = 64;  // >= every microkernel's NR and MR
-
 // ------------------------------------------------------------ pack callbacks
 
-/// dst[t * ds] = x row `ih` of `plane` (h x w) at column iw0 + t*sw, for t
-/// in [0, len), and 0 outside the image: the zero-padded run of one kernel
-/// tap over a stretch of one output row. No per-element bounds test: the
-/// in-image stretch [lo, hi) is computed once.
 /// [lo, hi) of t in [0, len) with column iw0 + t*sw inside [0, w), and row
 /// ih inside [0, h) (else empty): the in-image stretch of a run.
 inline void run_bounds(I h, I w, I ih, I iw0, I len, I sw, I& lo, I& hi) {
@@ -74,21 +72,7 @@ inline void run_bounds(I h, I w, I ih, I iw0, I len, I sw, I& lo, I& hi) {
   }
 }
 
-template <class T>
-inline void gather_run(T* dst, I ds, const T* plane, I h, I w, I ih, I iw0, I len, I sw) {
-  I lo, hi;
-  run_bounds(h, w, ih, iw0, len, sw, lo, hi);
-  for (I t = 0; t < lo; ++t) dst[t * ds] = T(0);
-  const T* src = plane + ih * w + iw0;
-  if (ds == 1 && sw == 1) {
-    for (I t = lo; t < hi; ++t) dst[t] = src[t];  // vectorised; short runs beat a memcpy call
-  } else {
-    for (I t = lo; t < hi; ++t) dst[t * ds] = src[t * sw];
-  }
-  for (I t = hi; t < len; ++t) dst[t * ds] = T(0);
-}
-
-/// The adjoint of gather_run (ds = 1): plane[ih, iw0 + t*sw] += src[t] inside the image.
+/// col2im's step: plane[ih, iw0 + t*sw] += src[t] for t in [0, len) inside the image.
 template <class T>
 inline void scatter_add_run(T* plane, const T* src, I h, I w, I ih, I iw0, I len, I sw) {
   I lo, hi;
@@ -101,103 +85,132 @@ inline void scatter_add_run(T* plane, const T* src, I h, I w, I ih, I iw0, I len
   }
 }
 
-/// Output pixels [j0, j0 + cols) (columns (image, i, j) of images of
-/// oh x ow pixels) cut at output-row ends: runs (first column offset,
-/// length, image, output row i, output column j) of the panel.
-struct PixelRun {
-  I t0, len, img, i, j;
-};
-
-inline int pixel_runs(I j0, I cols, I oh, I ow, PixelRun* runs) {
-  int count = 0;
-  const I sl = oh * ow;
-  I img = j0 / sl, i = (j0 % sl) / ow, j = j0 % ow;
-  for (I t = 0; t < cols; ++count) {
-    const I len = std::min(cols - t, ow - j);
-    runs[count] = {t, len, img, i, j};
-    t += len;
-    j = 0;
-    if (++i == oh) i = 0, ++img;
-  }
-  return count;
+/// d[0, n) = s[0, n) for the short runs of im2col (a few to a few dozen
+/// values): constant-size copies, which compile to vector moves, where a
+/// plain loop becomes a memmove call (4% of the forward time).
+template <class T>
+inline void copy_short(T* d, const T* s, I n) {
+  auto* dc = reinterpret_cast<char*>(d);
+  auto* sc = reinterpret_cast<const char*>(s);
+  I bytes = n * static_cast<I>(sizeof(T));
+  for (; bytes >= 64; bytes -= 64, dc += 64, sc += 64) std::memcpy(dc, sc, 64);
+  if (bytes & 32) std::memcpy(dc, sc, 32), dc += 32, sc += 32;
+  if (bytes & 16) std::memcpy(dc, sc, 16), dc += 16, sc += 16;
+  if (bytes & 8) std::memcpy(dc, sc, 8), dc += 8, sc += 8;
+  if (bytes & 4) std::memcpy(dc, sc, 4);
 }
 
-/// B operand of the forward GEMM for images n0.. and one group: im2col(x)
-/// (Kg, images x S), element ((c, p, q), (n, i, j)) =
-/// x[n0 + n, c, i*sh - pt + p*dh, j*sw - pl + q*dw].
+/// Input planes copied with their padding made explicit: for `count`
+/// images, `planes` channels each, plane (hp x wp) = x's (h x w) plane at
+/// rows [pt, pt + h) and columns [pl, pl + w), zeros around it (negative
+/// pads crop). Every im2col element is then a plain load, and for stride 1
+/// each row of an im2col run is a contiguous copy: the bounds of each run
+/// (and its zero fill) are paid once per input element here instead of once
+/// per kernel tap and run in the packing (forward packing was 36% of the
+/// forward time, (64,16,32,32)->32 3x3, 1 thread).
 template <class T>
-struct Im2col {
-  const T* x;  // (Cg, H, W) of image n0 and the group
-  const Conv2dShape* s;
-  I oh, ow;
-  I img_stride;  // elements from one image to the next (C*H*W)
+void pad_planes(T* dst, const T* x, I count, I x_img_stride, I planes, I h, I w, I pt, I pl,
+                I hp, I wp) {
+  const I lo = std::clamp<I>(pl, 0, wp), hi = std::clamp<I>(pl + w, lo, wp);
+  for (I n = 0; n < count; ++n)
+    for (I c = 0; c < planes; ++c) {
+      const T* plane = x + n * x_img_stride + c * h * w;
+      for (I r = 0; r < hp; ++r, dst += wp) {
+        const I ih = r - pt;
+        if (ih < 0 || ih >= h) {
+          std::fill(dst, dst + wp, T(0));
+          continue;
+        }
+        std::fill(dst, dst + lo, T(0));
+        copy_short(dst + lo, plane + ih * w + (lo - pl), hi - lo);
+        std::fill(dst + hi, dst + wp, T(0));
+      }
+    }
+}
+
+/// im2col of padded images (pad_planes) for one group, (Kg, images x S):
+/// element ((c, p, q), (n, i, j)) = xp[n*img + koff[(c, p, q)] + i*sh*wp + j*sw]
+/// with koff[(c, p, q)] = c*hp*wp + p*dh*wp + q*dw.
+template <class T>
+struct PaddedIm2col {
+  const T* xp;
+  const I* koff;  // (Kg,)
+  I img, wp, sh, sw, oh, ow;
+};
+
+/// Rows [k0, k0 + kc) x columns [c0, c0 + cols) of the im2col matrix into
+/// dst (row r at dst + r*ld), column runs cut at output-row ends.
+template <class T>
+void im2col_block(const PaddedIm2col<T>& m, I k0, I kc, I c0, I cols, T* dst, I ld) {
+  const I sl = m.oh * m.ow;
+  I img = c0 / sl, i = (c0 % sl) / m.ow, j = c0 % m.ow;
+  for (I t = 0; t < cols;) {
+    const I len = std::min(cols - t, m.ow - j);
+    const T* src = m.xp + img * m.img + i * m.sh * m.wp + j * m.sw;
+    T* d = dst + t;
+    for (I r = 0; r < kc; ++r, d += ld) {
+      const T* s = src + m.koff[k0 + r];
+      if (m.sw == 1) {
+        copy_short(d, s, len);
+      } else {
+        for (I u = 0; u < len; ++u) d[u] = s[u * m.sw];
+      }
+    }
+    t += len;
+    j = 0;
+    if (++i == m.oh) i = 0, ++img;
+  }
+}
+
+/// A full NR-wide panel of im2col rows [p0, p0 + kc) when its NR pixels lie
+/// in one output row and the stride is 1: one fixed-size copy per row.
+/// False (nothing written) otherwise.
+template <class T, int NR>
+inline bool pack_full_run(const PaddedIm2col<T>& m, I p0, I j0, I kc, T* dst) {
+  const I sl = m.oh * m.ow, j = j0 % m.ow;
+  if (m.sw != 1 || j + NR > m.ow) return false;
+  const T* src = m.xp + (j0 / sl) * m.img + ((j0 % sl) / m.ow) * m.sh * m.wp + j;
+  for (I r = 0; r < kc; ++r, dst += NR) {
+    const T* s = src + m.koff[p0 + r];
+    std::memcpy(dst, s, NR * sizeof(T));  // fixed length: a few vector moves, no call
+  }
+  return true;
+}
+
+/// The B operand of the forward GEMM: im2col (Kg rows), then, when the
+/// bias rides in the product, a row of ones (row Kg, met by the bias
+/// column of A) - the bias is then added in registers, where a tile
+/// epilogue cost 5-8% of the forward time, (64,16,32,32)->32 3x3.
+template <class T>
+struct ForwardB {
+  PaddedIm2col<T> im2col;
+  I kg;
 };
 
 template <class T>
 void pack_im2col(const void* ctx, I p0, I j0, I kc, I cols, int nr, T* dst) {
-  const auto& m = *static_cast<const Im2col<T>*>(ctx);
-  const Conv2dShape& s = *m.s;
-  const I h = s.height, w = s.width;
-  PixelRun runs[kMaxPanel];
-  const int nruns = pixel_runs(j0, cols, m.oh, m.ow, runs);
-  const I khw = s.kernel_h * s.kernel_w;
-  I c = p0 / khw, p = (p0 % khw) / s.kernel_w, q = p0 % s.kernel_w;
-  for (I r = 0; r < kc; ++r, dst += nr) {
-    const T* plane = m.x + c * h * w;
-    for (int u = 0; u < nruns; ++u) {
-      const PixelRun& run = runs[u];
-      gather_run(dst + run.t0, 1, plane + run.img * m.img_stride, h, w, run.i * s.stride_h - s.pad_top + p * s.dilation_h,
-                 run.j * s.stride_w - s.pad_left + q * s.dilation_w, run.len, s.stride_w);
-    }
-    std::fill(dst + cols, dst + nr, T(0));
-    if (++q == s.kernel_w) {
-      q = 0;
-      if (++p == s.kernel_h) p = 0, ++c;
-    }
+  const auto& fb = *static_cast<const ForwardB<T>*>(ctx);
+  const PaddedIm2col<T>& m = fb.im2col;
+  const I rows = std::clamp<I>(fb.kg - p0, 0, kc);  // im2col rows; the rest: ones
+  for (I r = rows; r < kc; ++r) {
+    std::fill(dst + r * nr, dst + r * nr + cols, T(1));
+    std::fill(dst + r * nr + cols, dst + (r + 1) * nr, T(0));
   }
+  // The usual panel, stride 1 and within one output row: one copy per row.
+  if (cols == nr && ((nr == 16 && pack_full_run<T, 16>(m, p0, j0, rows, dst)) ||
+                     (nr == 8 && pack_full_run<T, 8>(m, p0, j0, rows, dst))))
+    return;
+  im2col_block(m, p0, rows, j0, cols, dst, nr);
+  if (cols < nr)
+    for (I r = 0; r < rows; ++r) std::fill(dst + r * nr + cols, dst + (r + 1) * nr, T(0));
 }
 
-/// B operand of the dW GEMM for images n0.. and one group: im2col(x)^T
-/// (images x S, Kg), element ((n, i, j), (c, p, q)) =
-/// x[n0 + n, c, i*sh - pt + p*dh, j*sw - pl + q*dw].
-/// Packed column by column: each column is one kernel tap, and its rows
-/// are consecutive output pixels, so runs of one input row.
-template <class T>
-void pack_im2col_t(const void* ctx, I p0, I j0, I kc, I cols, int nr, T* dst) {
-  const auto& m = *static_cast<const Im2col<T>*>(ctx);
-  const Conv2dShape& s = *m.s;
-  const I h = s.height, w = s.width;
-  PixelRun runs[2 * kMaxPanel];
-  I rows_left = kc, at = p0;
-  int nruns = 0;
-  while (rows_left > 0) {  // runs of [p0, p0 + kc) (at most kc / ow + 2 of them)
-    PixelRun chunk[1];
-    pixel_runs(at, std::min(rows_left, m.ow - at % m.ow), m.oh, m.ow, chunk);
-    chunk[0].t0 = at - p0;
-    if (nruns < 2 * kMaxPanel) runs[nruns++] = chunk[0];
-    at += chunk[0].len;
-    rows_left -= chunk[0].len;
-    if (nruns == 2 * kMaxPanel && rows_left > 0) {
-      // Many short output rows: finish this panel in pieces.
-      pack_im2col_t<T>(ctx, at, j0, rows_left, cols, nr, dst + (at - p0) * nr);
-      break;
-    }
-  }
-  const I khw = s.kernel_h * s.kernel_w;
-  for (I col = 0; col < cols; ++col) {
-    const I q = j0 + col, c = q / khw;
-    const I dh = ((q % khw) / s.kernel_w) * s.dilation_h, dw = (q % s.kernel_w) * s.dilation_w;
-    const T* plane = m.x + c * h * w;
-    for (int u = 0; u < nruns; ++u) {
-      const PixelRun& run = runs[u];
-      gather_run(dst + run.t0 * nr + col, nr, plane + run.img * m.img_stride, h, w,
-                 run.i * s.stride_h - s.pad_top + dh, run.j * s.stride_w - s.pad_left + dw,
-                 run.len, s.stride_w);
-    }
-  }
-  for (int u = 0; u < nruns; ++u)
-    for (I t = runs[u].t0; t < runs[u].t0 + runs[u].len; ++t)
-      std::fill(dst + t * nr + cols, dst + (t + 1) * nr, T(0));
+/// koff of PaddedIm2col for a (cg, kh, kw) kernel over padded planes (hp x wp).
+void tap_offsets(I* koff, const Conv2dShape& s, I cg, I hp, I wp) {
+  I* o = koff;
+  for (I c = 0; c < cg; ++c)
+    for (I p = 0; p < s.kernel_h; ++p)
+      for (I q = 0; q < s.kernel_w; ++q) *o++ = c * hp * wp + p * s.dilation_h * wp + q * s.dilation_w;
 }
 
 /// dZ of images n0.. and one group as a matrix (Fg, images x S), element
@@ -207,12 +220,13 @@ template <class T>
 struct GradCols {
   const T* dz;  // image n0, channel g*Fg
   I img_stride, sl;
+  I col0 = 0;  // column 0 of the operand is column col0 of the matrix
 };
 
 /// body(t, len, src) over columns [c0, c0 + count) of row f: runs within one image.
 template <class T, class F>
 inline void grad_row_runs(const GradCols<T>& m, I f, I c0, I count, F&& body) {
-  for (I t = 0, col = c0; t < count;) {
+  for (I t = 0, col = c0 + m.col0; t < count;) {
     const I img = col / m.sl, s0 = col % m.sl, len = std::min(count - t, m.sl - s0);
     body(t, len, m.dz + img * m.img_stride + f * m.sl + s0);
     t += len;
@@ -268,17 +282,48 @@ struct TileToNchw {
 template <class T>
 void tile_to_nchw(const void* ctx, T* c, I ldc, I i0, I j0, int rows, int cols) {
   const auto& e = *static_cast<const TileToNchw<T>*>(ctx);
+  if (e.y + (i0 * e.sl + j0) == c && e.z == nullptr && e.act == Activation::identity) {
+    // In place (one image per GEMM, C is y) and no activation: the bias only.
+    if (e.b != nullptr)
+      for (int r = 0; r < rows; ++r) {
+        const T bias = e.b[i0 + r];
+        for (int t = 0; t < cols; ++t) c[r * ldc + t] += bias;
+      }
+    return;
+  }
+  // The tile's columns as runs within one image (the same for every row).
+  struct Run {
+    I t, len, off;
+  } runs[2];
+  int nruns = 0;
+  for (I t = 0, col = j0; t < cols; ++nruns) {
+    const I img = col / e.sl, s0 = col % e.sl, len = std::min<I>(cols - t, e.sl - s0);
+    if (nruns == 2) {  // tiles wider than an image: one run per column batch below
+      nruns = -1;
+      break;
+    }
+    runs[nruns] = {t, len, img * e.img_stride + s0};
+    t += len;
+    col += len;
+  }
   for (int r = 0; r < rows; ++r) {
     T* row = c + r * ldc;
     if (e.b != nullptr) {
       const T bias = e.b[i0 + r];
       for (int t = 0; t < cols; ++t) row[t] += bias;
     }
-    for (I t = 0, col = j0; t < cols;) {
-      const I img = col / e.sl, s0 = col % e.sl, len = std::min<I>(cols - t, e.sl - s0);
-      const I off = img * e.img_stride + (i0 + r) * e.sl + s0;
+    auto emit = [&](I t, I len, I off) {
+      off += (i0 + r) * e.sl;
       e.kernels->forward(e.y + off, e.z != nullptr ? e.z + off : nullptr, row + t, nullptr, len,
                          e.act, e.slope);
+    };
+    if (nruns >= 0) {
+      for (int u = 0; u < nruns; ++u) emit(runs[u].t, runs[u].len, runs[u].off);
+      continue;
+    }
+    for (I t = 0, col = j0; t < cols;) {
+      const I img = col / e.sl, s0 = col % e.sl, len = std::min<I>(cols - t, e.sl - s0);
+      emit(t, len, img * e.img_stride + s0);
       t += len;
       col += len;
     }
@@ -331,6 +376,35 @@ bool is_plain(const Conv2dShape& s) {
          s.pad_top == 0 && s.pad_left == 0 && s.pad_bottom == 0 && s.pad_right == 0;
 }
 
+bool has_padding(const Conv2dShape& s) {
+  return s.pad_top != 0 || s.pad_left != 0 || s.pad_bottom != 0 || s.pad_right != 0;
+}
+
+/// Where the im2col of one group reads: the input itself when there is no
+/// padding, else padded copies (pad_planes) of nb images in a scratch of
+/// padded_size() elements.
+struct Im2colSource {
+  I hp, wp;
+  bool copy;
+  I padded_size(I nb, I cg) const { return copy ? nb * cg * hp * wp : 0; }
+};
+
+Im2colSource im2col_source(const Conv2dShape& s) {
+  return {s.height + s.pad_top + s.pad_bottom, s.width + s.pad_left + s.pad_right,
+          has_padding(s)};
+}
+
+/// The PaddedIm2col of images n0..n0+count (group channels from xg on),
+/// padding them into xp first when the source needs it.
+template <class T>
+PaddedIm2col<T> im2col_of(const Im2colSource& src, const Conv2dShape& s, const T* xg, I count,
+                          I cg, const I* koff, T* xp) {
+  const I x_img = s.in_channels * s.height * s.width;
+  if (!src.copy) return {xg, koff, x_img, src.wp, s.stride_h, s.stride_w, s.out_h(), s.out_w()};
+  pad_planes(xp, xg, count, x_img, cg, s.height, s.width, s.pad_top, s.pad_left, src.hp, src.wp);
+  return {xp, koff, cg * src.hp * src.wp, src.wp, s.stride_h, s.stride_w, s.out_h(), s.out_w()};
+}
+
 /// The forward convolution without validation; pads may be negative (the
 /// stride-1 dX path). y, z (N, F, OH, OW).
 template <class T>
@@ -340,48 +414,55 @@ void forward_run(T* y, T* z, const T* x, const T* w, const T* b, const Conv2dSha
   const I g_count = s.groups, cg = s.in_channels / g_count, fg = s.out_channels / g_count;
   const I kg = cg * s.kernel_h * s.kernel_w;
   const bool plain = is_plain(s);
-  const bool need_ep = b != nullptr || z != nullptr || act != Activation::identity;
   const auto* kern = detail::kernels<T>().eltwise;
+  // Small images: nb images per GEMM (columns (n, i, j)) into a per-thread
+  // scratch C, each tile moved to its NCHW place by the epilogue; one image
+  // per GEMM writes y in place.
   const I nb = images_per_gemm(s.batch, sl);
-  if (nb > 1) {
-    // Small images: nb images per GEMM (columns (n, i, j)) into a per-thread
-    // scratch, each tile moved to its NCHW place by the epilogue.
-    const I blocks = (s.batch + nb - 1) / nb, items = blocks * g_count;
-    detail::WorkspaceScope scope;
-    T* scratch = scope.alloc<T>(static_cast<std::size_t>(items_parts(items, budget) * fg * nb * sl));
-    for_items(items, budget, [&](I it, int threads, int part) {
-      const I n0 = (it / g_count) * nb, g = it % g_count, cols = std::min(nb, s.batch - n0) * sl;
-      const I out_off = (n0 * s.out_channels + g * fg) * sl;
-      const Im2col<T> pack_ctx{x + (n0 * s.in_channels + g * cg) * hw, &s, oh, ow,
-                               s.in_channels * hw};
-      GemmOperand<T> bop;
-      bop.pack = &pack_im2col<T>;
-      bop.ctx = &pack_ctx;
-      const TileToNchw<T> ep_ctx{kern, b != nullptr ? b + g * fg : nullptr, y + out_off,
-                                 z != nullptr ? z + out_off : nullptr, s.out_channels * sl, sl,
-                                 act, slope};
-      const detail::GemmTileEpilogue<T> ep{&tile_to_nchw<T>, &ep_ctx};
-      detail::gemm_operands<T>(fg, cols, kg, T(1), GemmOperand<T>::blas(w + g * fg * kg, kg, false),
-                               bop, T(0), scratch + part * fg * nb * sl, cols, &ep, threads);
-    });
-    return;
+  const I blocks = (s.batch + nb - 1) / nb, items = blocks * g_count;
+  const Im2colSource src = im2col_source(s);
+  const I c_size = nb > 1 ? fg * nb * sl : 0, part_size = src.padded_size(nb, cg) + c_size;
+  const bool packed_b = !plain || nb > 1;  // else B is x[n, g] itself (1x1, one image)
+  // The bias as column Kg of A (w and b side by side, row-major), met by
+  // the row of ones that pack_im2col puts after im2col.
+  const bool bias_in_gemm = b != nullptr && packed_b;
+  const I ka = bias_in_gemm ? kg + 1 : kg;
+  const bool need_ep =
+      z != nullptr || act != Activation::identity || (b != nullptr && !bias_in_gemm);
+  detail::WorkspaceScope scope;
+  I* koff = scope.alloc<I>(static_cast<std::size_t>(kg));
+  tap_offsets(koff, s, cg, src.hp, src.wp);
+  const T* wa = w;
+  if (bias_in_gemm) {
+    T* wb = scope.alloc<T>(static_cast<std::size_t>(s.out_channels * ka));
+    for (I f = 0; f < s.out_channels; ++f) {
+      std::copy(w + f * kg, w + (f + 1) * kg, wb + f * ka);
+      wb[f * ka + kg] = b[f];
+    }
+    wa = wb;
   }
-  for_items(s.batch * g_count, budget, [&](I it, int threads, int) {
-    const I n = it / g_count, g = it % g_count;
-    const T* xg = x + (n * s.in_channels + g * cg) * hw;
-    const I out_off = (n * s.out_channels + g * fg) * sl;
-    const Im2col<T> pack_ctx{xg, &s, oh, ow, 0};
+  T* scratch = scope.alloc<T>(static_cast<std::size_t>(items_parts(items, budget) * part_size));
+  for_items(items, budget, [&](I it, int threads, int part) {
+    const I n0 = (it / g_count) * nb, g = it % g_count, cols = std::min(nb, s.batch - n0) * sl;
+    const T* xg = x + (n0 * s.in_channels + g * cg) * hw;
+    const I out_off = (n0 * s.out_channels + g * fg) * sl;
+    T* const xp = scratch + part * part_size;
+    T* const cbuf = xp + src.padded_size(nb, cg);
     GemmOperand<T> bop = GemmOperand<T>::blas(xg, hw, false);
-    if (!plain) {
+    ForwardB<T> pack_ctx{};
+    if (packed_b) {
+      pack_ctx = {im2col_of(src, s, xg, cols / sl, cg, koff, xp), kg};
       bop = GemmOperand<T>{};
       bop.pack = &pack_im2col<T>;
       bop.ctx = &pack_ctx;
     }
-    const TileToNchw<T> ep_ctx{kern, b != nullptr ? b + g * fg : nullptr, y + out_off,
-                               z != nullptr ? z + out_off : nullptr, 0, sl, act, slope};
+    const TileToNchw<T> ep_ctx{kern, b != nullptr && !bias_in_gemm ? b + g * fg : nullptr,
+                               y + out_off, z != nullptr ? z + out_off : nullptr,
+                               s.out_channels * sl, sl, act, slope};
     const detail::GemmTileEpilogue<T> ep{&tile_to_nchw<T>, &ep_ctx};
-    detail::gemm_operands<T>(fg, sl, kg, T(1), GemmOperand<T>::blas(w + g * fg * kg, kg, false),
-                             bop, T(0), y + out_off, sl, need_ep ? &ep : nullptr, threads);
+    detail::gemm_operands<T>(fg, cols, ka, T(1), GemmOperand<T>::blas(wa + g * fg * ka, ka, false),
+                             bop, T(0), nb > 1 ? cbuf : y + out_off, nb > 1 ? cols : sl,
+                             nb > 1 || need_ep ? &ep : nullptr, threads);
   });
 }
 
@@ -486,45 +567,66 @@ void backward_impl(T* dx, T* dw, T* db, const T* gy, const T* x, const T* w, con
       }
     });
   }
-  // dw[g] (Fg, Kg) = sum_n dZ[n, g] (Fg, S) . im2col(x[n, g])^T (S, Kg): one
-  // GEMM per block of nb images (reduction nb*S; nb = 1 unless the images
-  // are small), accumulated; the blocks are split over threads, each
-  // summing into its own partial (parallel_k_sum).
+  // dw[g] (Fg, Kg) = sum_n dZ[n, g] (Fg, S) . im2col(x[n, g])^T (S, Kg), by
+  // blocks of nb images (nb = 1 unless the images are small) and, within a
+  // block, by chunks of thresholds::conv_dw_chunk_cols columns (n, i, j):
+  // each chunk of im2col is written out row-major (Kg x chunk, contiguous
+  // copies from the padded planes) and the GEMM reads it transposed, so the
+  // transpose runs in the ISA's packer (in registers) instead of element by
+  // element in a pack callback (that callback was 42% of dW's time,
+  // (64,16,32,32)->32 3x3, 1 thread). The blocks are split over threads,
+  // each summing into its own partial (parallel_k_sum).
   const I nb = images_per_gemm(s.batch, sl), blocks = (s.batch + nb - 1) / nb;
+  const Im2colSource src = im2col_source(s);
+  const I chunk = std::min(detail::thresholds::conv_dw_chunk_cols, nb * sl);
+  const I part_size = plain && nb == 1 ? 0 : src.padded_size(nb, cg) + kg * chunk;
+  I* koff = scope.alloc<I>(static_cast<std::size_t>(kg));
+  tap_offsets(koff, s, cg, src.hp, src.wp);
+  T* dw_scratch =
+      scope.alloc<T>(static_cast<std::size_t>(detail::parts_for(blocks, budget) * part_size));
   for (I g = 0; g < g_count; ++g) {
     detail::parallel_k_sum<T>(
         blocks, 1, budget, fg, kg, dw + g * fg * kg, kg, T(0),
-        [&](int, I b0, I b1, T* dst, I ld, T beta) {
+        [&](int part, I b0, I b1, T* dst, I ld, T beta) {
           if (b0 == b1) {  // no image: the partial is zero
             for (I f = 0; f < fg; ++f) std::fill(dst + f * ld, dst + f * ld + kg, T(0));
             return;
           }
+          T* const xp = dw_scratch + part * part_size;
+          T* const xcol = xp + src.padded_size(nb, cg);
           for (I blk = b0; blk < b1; ++blk) {
-            const I n0 = blk * nb, cols = std::min(nb, s.batch - n0) * sl;
+            const I n0 = blk * nb, count = std::min(nb, s.batch - n0), cols = count * sl;
             const T* xg = x + (n0 * s.in_channels + g * cg) * hw;
             const T* dzg = dz + (n0 * s.out_channels + g * fg) * sl;
-            const Im2col<T> b_ctx{xg, &s, oh, ow, s.in_channels * hw};
-            const GradCols<T> a_ctx{dzg, s.out_channels * sl, sl};
-            GemmOperand<T> aop = GemmOperand<T>::blas(dzg, sl, false);
-            GemmOperand<T> bop = GemmOperand<T>::blas(xg, hw, true);  // 1x1: x[n, g]^T
-            if (nb > 1) {
-              aop = GemmOperand<T>{};
-              aop.pack = &pack_grad_a<T>;
-              aop.ctx = &a_ctx;
+            if (plain && nb == 1) {  // 1x1: im2col(x[n, g]) is x[n, g] (Cg, H*W)
+              detail::gemm_operands<T>(fg, kg, cols, T(1), GemmOperand<T>::blas(dzg, sl, false),
+                                       GemmOperand<T>::blas(xg, hw, true), blk == b0 ? beta : T(1),
+                                       dst, ld, nullptr, 1);
+              continue;
             }
-            if (!plain || nb > 1) {
-              bop = GemmOperand<T>{};
-              bop.pack = &pack_im2col_t<T>;
-              bop.ctx = &b_ctx;
+            const PaddedIm2col<T> col_src = im2col_of(src, s, xg, count, cg, koff, xp);
+            for (I c0 = 0; c0 < cols; c0 += chunk) {
+              const I len = std::min(chunk, cols - c0);
+              im2col_block(col_src, 0, kg, c0, len, xcol, len);
+              const GradCols<T> a_ctx{dzg, s.out_channels * sl, sl, c0};
+              GemmOperand<T> aop = GemmOperand<T>::blas(dzg + c0, sl, false);
+              if (nb > 1) {
+                aop = GemmOperand<T>{};
+                aop.pack = &pack_grad_a<T>;
+                aop.ctx = &a_ctx;
+              }
+              detail::gemm_operands<T>(fg, kg, len, T(1), aop,
+                                       GemmOperand<T>::blas(xcol, len, true),
+                                       blk == b0 && c0 == 0 ? beta : T(1), dst, ld, nullptr, 1);
             }
-            detail::gemm_operands<T>(fg, kg, cols, T(1), aop, bop, blk == b0 ? beta : T(1), dst,
-                                     ld, nullptr, 1);
           }
         });
   }
   if (dx == nullptr || n_in == 0) return;
   const bool flipped = s.stride_h == 1 && s.stride_w == 1 && !plain &&
-                       kg * sl * sz > detail::thresholds::conv_dcol_max_bytes;
+                       ((s.width >= detail::thresholds::conv_dx_flip_min_width &&
+                         cg >= detail::thresholds::conv_dx_flip_min_channels) ||
+                        kg * sl * sz > detail::thresholds::conv_dcol_max_bytes);
   if (flipped) {
     // dx = conv(dZ, w'): w'[g*Cg + c, f, p, q] = w[g*Fg + f, c, KH-1-p, KW-1-q].
     T* wt = scope.alloc<T>(static_cast<std::size_t>(s.out_channels * kg));
