@@ -221,7 +221,8 @@ inline constexpr std::int64_t linalg_batch_per_thread_max_n = 96;
 // (linalg/small_lu.hpp, one matrix per SIMD lane) up to this order and this
 // many right-hand sides (inv: nrhs = n), the per-matrix LU above them. The
 // kernels keep a group's [A | B] on the stack (16 x 32 vectors, 32 KiB with
-// AVX-512 float64). Measured (2000-matrix stacks, float64, 1 thread, AVX-512,
+// AVX-512 float64, plus 16 KiB each for the interleaving buffers of load and
+// store: ~66 KiB of stack per call, also on OpenMP worker threads). Measured (2000-matrix stacks, float64, 1 thread, AVX-512,
 // loaded machine): n = 16 solve 0.65 us/matrix and det 0.50 against the
 // per-matrix path's 3.8 and 2.3 at n = 17; inv 3.5 against 5.4 (its
 // 16 x 32 augmented group no longer fits L1, so higher orders gain less).

@@ -61,6 +61,7 @@ struct SmallLu {
                 std::int64_t c0) {
     // Scalar stores into a plain array, then whole vectors out of it: lane
     // inserts into vx directly compile to a load-insert-store per element.
+    static_assert(thresholds::small_lu_max_nrhs <= max_n, "s holds an n x nrhs block too");
     alignas(64) T s[max_n * max_n * L];
     const std::int64_t size = rows * cols;
     for (std::int64_t m = 0; m < L; ++m) {
