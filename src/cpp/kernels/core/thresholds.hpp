@@ -181,6 +181,17 @@ inline constexpr std::int64_t tridiagonal_blocked_min_n = 128;
 // fork/join on a loaded machine waits for a descheduled thread).
 inline constexpr std::int64_t spectral_parallel_min_n = 256;
 
+// Up to this order eigh applies each QL rotation to Z^T inside the sweep,
+// in the shadow of its sqrt-divide chain (Z^T stays in L1), instead of
+// recording the rotations for RowRotations' batches.
+inline constexpr std::int64_t eigh_fused_rotations_max_n = 64;
+
+// Up to this order eigh's QL sweeps advance a step at a time, each
+// rotation applied to Z^T (in L1) within the sweep instead of recorded for
+// RowRotations' batches, and stacks run two matrices' sweeps interleaved
+// (eigh_pair): the sweep is a ~50-cycle sqrt-divide chain per step there.
+inline constexpr std::int64_t eigh_small_max_n = 64;
+
 // A stack of matrices runs one matrix per thread (each factorisation on
 // one thread, unblocked loops in cache) up to this order; larger matrices
 // run one after another, each on every thread. Chosen, not measured: at

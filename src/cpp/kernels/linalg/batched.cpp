@@ -292,13 +292,33 @@ void eigh(std::int64_t batch, std::int64_t n, T* a, T* w, T* v, std::int64_t* in
   check_sizes("linalg::eigh", batch, n, n, info);
   require_data("linalg::eigh", "a", a, batch, n * n);
   require_data("linalg::eigh", "w", w, batch, n);
-  for_each_matrix(batch, n, [&](std::int64_t i, int nt) {
-    T* ai = a + i * n * n;
-    bool finite = true;  // only the lower triangle is read
-    for (std::int64_t r = 0; r < n && finite; ++r) finite = all_finite(ai + r * n, r + 1);
-    info[i] = finite ? detail::eigh(n, ai, n, w + i * n, v != nullptr ? v + i * n * n : nullptr,
-                                    n, nt)
-                     : -1;
+  const auto finite = [&](std::int64_t i) {
+    const T* ai = a + i * n * n;
+    bool ok = true;  // only the lower triangle is read
+    for (std::int64_t r = 0; r < n && ok; ++r) ok = all_finite(ai + r * n, r + 1);
+    return ok;
+  };
+  const auto one = [&](std::int64_t i, int nt) {
+    info[i] = finite(i) ? detail::eigh(n, a + i * n * n, n, w + i * n,
+                                       v != nullptr ? v + i * n * n : nullptr, n, nt)
+                        : -1;
+  };
+  if (n > thresholds::eigh_small_max_n || batch < 2) {
+    for_each_matrix(batch, n, one);
+    return;
+  }
+  // Small orders: two matrices at a time, their QL sweeps interleaved
+  // (detail::eigh_pair), one pair per thread.
+  for_each_matrix((batch + 1) / 2, n, [&](std::int64_t p, int) {
+    const std::int64_t i = 2 * p, j = i + 1;
+    if (j == batch || !finite(i) || !finite(j)) {
+      for (std::int64_t k = i; k < std::min(batch, j + 1); ++k) one(k, 1);
+      return;
+    }
+    T* const ap[2] = {a + i * n * n, a + j * n * n};
+    T* const wp[2] = {w + i * n, w + j * n};
+    T* const vp[2] = {v != nullptr ? v + i * n * n : nullptr, v != nullptr ? v + j * n * n : nullptr};
+    detail::eigh_pair(n, ap, wp, vp, info + i);
   });
 }
 

@@ -16,9 +16,13 @@
 // FMA ports' bound already (4 multiplies per element pair), ~25% the
 // reduction, ~7% the QL sweeps themselves (a sqrt-divide dependency chain).
 // Divide and conquer (LAPACK's DSTEDC) would replace most of the rotation
-// flops by GEMMs and is the next step for the vectors at large n; for
-// stacks of small matrices, running two matrices' sweeps interleaved
-// would hide the chain's latency.
+// flops by GEMMs and is the next step for the vectors at large n.
+//
+// Small n (thresholds::eigh_small_max_n) is bound by that chain instead
+// (~50 cycles a step, ~1300 steps at n = 32): there the sweeps advance a
+// step at a time (Sweep), each rotation applied to Z^T during the next
+// step, in the chain's shadow, and eigh_pair runs two matrices' sweeps
+// interleaved, two independent chains in one loop.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -84,6 +88,134 @@ template <class T>
   return l;
 }
 
+/// (x, y) := (c x + s y, c y - s x), x and y of len elements.
+template <class T>
+inline void rotate_pair(std::int64_t len, T* __restrict x, T* __restrict y, T c, T s) {
+  for (std::int64_t k = 0; k < len; ++k) {
+    const T a = x[k], b = y[k];
+    x[k] = c * a + s * b;
+    y[k] = c * b - s * a;
+  }
+}
+
+/// ql_sweep a step at a time (small n), rotating the rows of zt (when not
+/// null; len elements each) along. Rotation i + 1 is applied at the end of
+/// step i, after the chain's instructions: its loads and multiplies then
+/// have their operands and run while the chain waits on its sqrt and
+/// divide. (Applied in step i + 1 as soon as known, they measured no faster
+/// than recording them: ~100 uops waiting on the chain filled the FP
+/// scheduler and held the next step's chain out of it.)
+template <class T>
+struct Sweep {
+  T* d;
+  T* e;
+  T* zt;
+  std::int64_t ldz, len;
+  std::int64_t l, m, i;  // i: the next step; done when i < l
+  T s, c, p, g;
+
+  bool done() const { return i < l; }
+
+  void rotate(std::int64_t k, T ck, T sk) {
+    if (zt != nullptr) rotate_pair(len, zt + (k + 1) * ldz, zt + k * ldz, ck, sk);
+  }
+
+  /// One step; false when the sweep has ended (l reached, or e[i + 1]
+  /// underflowed and the sweep deflated there).
+  [[gnu::always_inline]] inline bool step() {
+    const T f = s * e[i];
+    const T b = c * e[i];
+    const T r = fast_hypot(f, g);
+    e[i + 1] = r;
+    if (r == T(0)) [[unlikely]] {
+      if (i + 1 < m) rotate(i + 1, c, s);
+      d[i + 1] -= p;
+      e[m] = 0;
+      i = l - 1;
+      return false;
+    }
+    const T cp = c, sp = s;
+    s = f / r;
+    c = g / r;
+    g = d[i + 1] - p;
+    const T t = (d[i] - g) * s + T(2) * c * b;
+    d[i + 1] = g + (p = s * t);
+    g = c * t - b;
+    if (i + 1 < m) rotate(i + 1, cp, sp);
+    if (--i >= l) return true;
+    rotate(l, c, s);
+    d[l] -= p;
+    e[l] = g;
+    e[m] = 0;
+    return false;
+  }
+};
+
+/// Runs the sweep to its end. Copied in and out so that its state lives in
+/// registers.
+template <class T>
+[[gnu::noinline]] void sweep_one(Sweep<T>& sweep) {
+  Sweep<T> a = sweep;
+  while (a.step()) {
+  }
+  sweep = a;
+}
+
+/// Two sweeps (of different matrices) interleaved until either ends: two
+/// independent dependency chains in one loop, each in the other's latency.
+template <class T>
+[[gnu::noinline]] void sweep_two(Sweep<T>& sweep0, Sweep<T>& sweep1) {
+  Sweep<T> a = sweep0, b = sweep1;
+  bool more;
+  do {
+    more = a.step();
+    more &= b.step();
+  } while (more);
+  sweep0 = a;
+  sweep1 = b;
+}
+
+/// The QL iteration of tridiagonal_ql as a sequence of sweeps, set up one
+/// at a time by next() (so that two matrices' can be interleaved).
+template <class T>
+struct QlProblem {
+  std::int64_t n;
+  T* d;
+  T* e;
+  T* zt;
+  std::int64_t ldz;
+  std::int64_t l = 0, info = 0;
+  int iter = 0;
+
+  /// Sets up the next sweep; false when every eigenvalue has converged
+  /// (info 0) or one did not within 60 sweeps (info l + 1).
+  bool next(Sweep<T>& sweep) {
+    const T eps = std::numeric_limits<T>::epsilon();
+    while (l < n) {
+      std::int64_t m = l;
+      for (; m < n - 1; ++m) {
+        const T dd = std::abs(d[m]) + std::abs(d[m + 1]);
+        if (std::abs(e[m]) <= eps * dd) break;
+      }
+      if (m == l) {
+        ++l;
+        iter = 0;
+        continue;
+      }
+      if (iter++ == 60) {
+        info = l + 1;
+        return false;
+      }
+      T g = (d[l + 1] - d[l]) / (T(2) * e[l]);
+      const T r = fast_hypot(g, T(1));
+      g = d[m] - d[l] + e[l] / (g + std::copysign(r, g));
+      sweep = Sweep<T>{d, e, zt, ldz, n, l, m, m - 1, T(1), T(1), T(0), g};
+      return true;
+    }
+    return false;
+  }
+};
+
 /// Implicit QL on the tridiagonal (d, e), e[i] coupling d[i] and d[i+1].
 /// When zt is not null its rows are rotated along (zt n x n, rows are
 /// eigenvector components). Returns 0 or l + 1 if eigenvalue l did not
@@ -118,12 +250,12 @@ std::int64_t tridiagonal_ql(std::int64_t n, T* d, T* e, T* zt, std::int64_t ldz,
   return 0;
 }
 
-}  // namespace
-
+/// Steps 1 and the start of 3 for one matrix: mirrors and scales a,
+/// reduces it to (d, e) and, when v is not null, forms Q^T in zt (v is
+/// scratch). Returns the scale (eigenvalues are divided by it on return).
 template <class T>
-std::int64_t eigh(std::int64_t n, T* a, std::int64_t lda, T* w, T* v, std::int64_t ldv,
-                  int max_threads) {
-  if (n == 0) return 0;
+T prepare(std::int64_t n, T* a, std::int64_t lda, T* v, std::int64_t ldv, T* d, T* e, T* zt,
+          std::int64_t ldz, WorkspaceScope& scope, int max_threads) {
   // The upper triangle from the lower, in tiles (a column read whole would
   // touch a cache line per element).
   constexpr std::int64_t tile = 32;
@@ -132,7 +264,6 @@ std::int64_t eigh(std::int64_t n, T* a, std::int64_t lda, T* w, T* v, std::int64
       for (std::int64_t i = i0; i < std::min(n, i0 + tile); ++i)
         for (std::int64_t j = std::max(j0, i + 1); j < std::min(n, j0 + tile); ++j)
           a[i * lda + j] = a[j * lda + i];
-  if (n < thresholds::spectral_parallel_min_n) max_threads = 1;
   // Scaled into [sqrt(min / eps), sqrt(max eps)] when its largest entry is
   // outside (LAPACK's DSYEV does the same): the QL iteration's convergence
   // test eps (|d_m| + |d_m+1|) underflows for a matrix of subnormals, which
@@ -149,50 +280,42 @@ std::int64_t eigh(std::int64_t n, T* a, std::int64_t lda, T* w, T* v, std::int64
   if (scale != T(1))
     for (std::int64_t i = 0; i < n; ++i)
       for (std::int64_t j = 0; j < n; ++j) a[i * lda + j] *= scale;
-  WorkspaceScope scope;
-  T* d = scope.alloc<T>(static_cast<std::size_t>(n));
-  T* e = scope.alloc<T>(static_cast<std::size_t>(n));
   T* tau = scope.alloc<T>(static_cast<std::size_t>(n));
   tridiagonalize(n, a, lda, d, e, tau, max_threads);  // reflector k in row k
-
-  T* zt = nullptr;
-  // Rows of Z^T a cache line apart from a multiple of 4 KiB: a rotation
-  // reads one row right after storing another, and with a power-of-two
-  // stride (n = 512 doubles) every row maps to the same L1 sets and each
-  // load waits on a falsely aliased store.
-  const std::int64_t ldz = rotation_ld<T>(n);
-  if (v != nullptr) {
-    // Z^T starts as Q^T, not I: the rotations then accumulate
-    // Z^T Q^T = V^T itself (LAPACK's DORGTR + DSTEQR). Forming Q is
-    // ~4/3 n^3 flops, applying it to Z afterwards 2 n^3.
-    zt = scope.alloc<T>(static_cast<std::size_t>(n * ldz));
-    for (std::int64_t j = 0; j < n; ++j) v[j] = v[j * ldv] = T(0);
-    v[0] = T(1);  // Q = diag(1, Q1)
-    if (n > 2) {
-      T* vr = scope.alloc<T>(static_cast<std::size_t>((n - 1) * (n - 2)));
-      row_reflectors_to_columns(n, n - 2, a, lda, vr, n - 2);
-      // Split by columns, one fork/join in all (per block of reflectors
-      // otherwise). Column c costs ~c: equal-cost tasks, handed out
-      // dynamically.
-      const std::int64_t q = n - 1, tasks = max_threads > 1 ? 4 * max_threads : 1;
-      const std::int64_t align = 64 / static_cast<std::int64_t>(sizeof(T));
-      auto edge = [&](std::int64_t t) {
-        if (t >= tasks) return q;
-        const double c = static_cast<double>(q) * std::sqrt(static_cast<double>(t) / tasks);
-        return std::min(q, static_cast<std::int64_t>(c) / align * align);
-      };
-      parallel_tasks(tasks, max_threads, [&](int, std::int64_t t) {
-        qr_form_q_columns(q, edge(t), edge(t + 1), n - 2, vr, n - 2, tau, v + ldv + 1, ldv, 1);
-      });
-    } else if (n == 2) {
-      v[ldv + 1] = T(1);
-    }
-    gather_transpose(n, v, ldv, static_cast<const std::int64_t*>(nullptr), zt, ldz);
+  if (v == nullptr) return scale;
+  // Z^T starts as Q^T, not I: the rotations then accumulate
+  // Z^T Q^T = V^T itself (LAPACK's DORGTR + DSTEQR). Forming Q is
+  // ~4/3 n^3 flops, applying it to Z afterwards 2 n^3.
+  for (std::int64_t j = 0; j < n; ++j) v[j] = v[j * ldv] = T(0);
+  v[0] = T(1);  // Q = diag(1, Q1)
+  if (n > 2) {
+    T* vr = scope.alloc<T>(static_cast<std::size_t>((n - 1) * (n - 2)));
+    row_reflectors_to_columns(n, n - 2, a, lda, vr, n - 2);
+    // Split by columns, one fork/join in all (per block of reflectors
+    // otherwise). Column c costs ~c: equal-cost tasks, handed out
+    // dynamically.
+    const std::int64_t q = n - 1, tasks = max_threads > 1 ? 4 * max_threads : 1;
+    const std::int64_t align = 64 / static_cast<std::int64_t>(sizeof(T));
+    auto edge = [&](std::int64_t t) {
+      if (t >= tasks) return q;
+      const double c = static_cast<double>(q) * std::sqrt(static_cast<double>(t) / tasks);
+      return std::min(q, static_cast<std::int64_t>(c) / align * align);
+    };
+    parallel_tasks(tasks, max_threads, [&](int, std::int64_t t) {
+      qr_form_q_columns(q, edge(t), edge(t + 1), n - 2, vr, n - 2, tau, v + ldv + 1, ldv, 1);
+    });
+  } else if (n == 2) {
+    v[ldv + 1] = T(1);
   }
-  T* cs = scope.alloc<T>(static_cast<std::size_t>(n));
-  T* sn = scope.alloc<T>(static_cast<std::size_t>(n));
-  if (std::int64_t info = tridiagonal_ql(n, d, e, zt, ldz, cs, sn, max_threads)) return info;
+  gather_transpose(n, v, ldv, static_cast<const std::int64_t*>(nullptr), zt, ldz);
+  return scale;
+}
 
+/// Step 3's end: eigenvalues d / scale ascending into w, the rows of zt
+/// (V^T) in that order into v's columns.
+template <class T>
+void finish(std::int64_t n, const T* d, T scale, const T* zt, std::int64_t ldz, T* w, T* v,
+            std::int64_t ldv, WorkspaceScope& scope) {
   std::int64_t* order = scope.alloc<std::int64_t>(static_cast<std::size_t>(n));
   std::iota(order, order + n, std::int64_t{0});
   // Ties by index (a stable order without stable_sort's scratch buffer).
@@ -201,12 +324,101 @@ std::int64_t eigh(std::int64_t n, T* a, std::int64_t lda, T* w, T* v, std::int64
   });
   for (std::int64_t j = 0; j < n; ++j) w[j] = d[order[j]] / scale;
   if (v != nullptr) gather_transpose(n, zt, ldz, order, v, ldv);  // V's columns, sorted
+}
+
+/// The working arrays of one matrix.
+template <class T>
+struct Arrays {
+  T* d;
+  T* e;
+  T* zt;
+  std::int64_t ldz;
+};
+
+template <class T>
+Arrays<T> allocate(std::int64_t n, bool vectors, WorkspaceScope& scope) {
+  // Rows of Z^T a cache line apart from a multiple of 4 KiB: a rotation
+  // reads one row right after storing another, and with a power-of-two
+  // stride (n = 512 doubles) every row maps to the same L1 sets and each
+  // load waits on a falsely aliased store.
+  const std::int64_t ldz = rotation_ld<T>(n);
+  T* d = scope.alloc<T>(static_cast<std::size_t>(n));
+  T* e = scope.alloc<T>(static_cast<std::size_t>(n));
+  T* zt = vectors ? scope.alloc<T>(static_cast<std::size_t>(n * ldz)) : nullptr;
+  return {d, e, zt, ldz};
+}
+
+}  // namespace
+
+template <class T>
+std::int64_t eigh(std::int64_t n, T* a, std::int64_t lda, T* w, T* v, std::int64_t ldv,
+                  int max_threads) {
+  if (n == 0) return 0;
+  if (n < thresholds::spectral_parallel_min_n) max_threads = 1;
+  WorkspaceScope scope;
+  const Arrays<T> x = allocate<T>(n, v != nullptr, scope);
+  const T scale = prepare(n, a, lda, v, ldv, x.d, x.e, x.zt, x.ldz, scope, max_threads);
+  std::int64_t info = 0;
+  if (n <= thresholds::eigh_small_max_n) {
+    x.e[n - 1] = 0;
+    QlProblem<T> ql{n, x.d, x.e, x.zt, x.ldz};
+    Sweep<T> sweep;
+    while (ql.next(sweep)) sweep_one(sweep);
+    info = ql.info;
+  } else {
+    T* cs = scope.alloc<T>(static_cast<std::size_t>(n));
+    T* sn = scope.alloc<T>(static_cast<std::size_t>(n));
+    info = tridiagonal_ql(n, x.d, x.e, x.zt, x.ldz, cs, sn, max_threads);
+  }
+  if (info != 0) return info;
+  finish(n, x.d, scale, x.zt, x.ldz, w, v, ldv, scope);
   return 0;
+}
+
+template <class T>
+void eigh_pair(std::int64_t n, T* const a[2], T* const w[2], T* const v[2],
+               std::int64_t info[2]) {
+  if (n > thresholds::eigh_small_max_n || n < 2) {
+    for (int k = 0; k < 2; ++k) info[k] = eigh(n, a[k], n, w[k], v[k], n, 1);
+    return;
+  }
+  WorkspaceScope scope;
+  Arrays<T> x[2];
+  T scale[2];
+  QlProblem<T> ql[2];
+  Sweep<T> sweep[2];
+  bool more[2];
+  for (int k = 0; k < 2; ++k) {
+    x[k] = allocate<T>(n, v[k] != nullptr, scope);
+    scale[k] = prepare(n, a[k], n, v[k], n, x[k].d, x[k].e, x[k].zt, x[k].ldz, scope, 1);
+    x[k].e[n - 1] = 0;
+    ql[k] = QlProblem<T>{n, x[k].d, x[k].e, x[k].zt, x[k].ldz};
+    more[k] = ql[k].next(sweep[k]);
+  }
+  // Interleaved while both have sweeps left; a sweep that ends is followed
+  // by that matrix's next while the other's continues where it stopped.
+  while (more[0] && more[1]) {
+    sweep_two(sweep[0], sweep[1]);
+    for (int k = 0; k < 2; ++k)
+      if (sweep[k].done()) more[k] = ql[k].next(sweep[k]);
+  }
+  for (int k = 0; k < 2; ++k) {
+    while (more[k]) {
+      sweep_one(sweep[k]);
+      more[k] = ql[k].next(sweep[k]);
+    }
+    info[k] = ql[k].info;
+    if (info[k] == 0) finish(n, x[k].d, scale[k], x[k].zt, x[k].ldz, w[k], v[k], n, scope);
+  }
 }
 
 template std::int64_t eigh<float>(std::int64_t, float*, std::int64_t, float*, float*,
                                   std::int64_t, int);
 template std::int64_t eigh<double>(std::int64_t, double*, std::int64_t, double*, double*,
                                    std::int64_t, int);
+template void eigh_pair<float>(std::int64_t, float* const[2], float* const[2], float* const[2],
+                               std::int64_t[2]);
+template void eigh_pair<double>(std::int64_t, double* const[2], double* const[2],
+                                double* const[2], std::int64_t[2]);
 
 }  // namespace matnet::detail

@@ -100,6 +100,14 @@ template <class T>
 std::int64_t eigh(std::int64_t n, T* a, std::int64_t lda, T* w, T* v, std::int64_t ldv,
                   int max_threads);
 
+/// eigh of two matrices of order n at once (lda = ldv = n, one thread),
+/// info[k] as eigh's return value for a[k]. Up to
+/// thresholds::eigh_small_max_n their QL sweeps run interleaved, each
+/// matrix's sqrt-divide chain in the other's latency; v[k] may be null
+/// (no vectors for that matrix).
+template <class T>
+void eigh_pair(std::int64_t n, T* const a[2], T* const w[2], T* const v[2], std::int64_t info[2]);
+
 /// Singular values (descending, min(m, n) of them) and, when u and vt are
 /// not null, the singular vectors: A = U diag(s) V^T with u m x (m if full
 /// else min(m, n)) and vt (n if full else min(m, n)) x n. A is destroyed.
