@@ -307,18 +307,19 @@ void eigh(std::int64_t batch, std::int64_t n, T* a, T* w, T* v, std::int64_t* in
     for_each_matrix(batch, n, one);
     return;
   }
-  // Small orders: two matrices at a time, their QL sweeps interleaved
-  // (detail::eigh_pair), one pair per thread.
-  for_each_matrix((batch + 1) / 2, n, [&](std::int64_t p, int) {
-    const std::int64_t i = 2 * p, j = i + 1;
-    if (j == batch || !finite(i) || !finite(j)) {
-      for (std::int64_t k = i; k < std::min(batch, j + 1); ++k) one(k, 1);
-      return;
-    }
-    T* const ap[2] = {a + i * n * n, a + j * n * n};
-    T* const wp[2] = {w + i * n, w + j * n};
-    T* const vp[2] = {v != nullptr ? v + i * n * n : nullptr, v != nullptr ? v + j * n * n : nullptr};
-    detail::eigh_pair(n, ap, wp, vp, info + i);
+  // Small orders: chunks of the stack per thread, each streamed through
+  // detail::eigh_range (several matrices' QL sweeps interleaved).
+  const std::unique_ptr<bool[]> skip(new bool[static_cast<std::size_t>(batch)]);
+  for (std::int64_t i = 0; i < batch; ++i) {
+    skip[i] = !finite(i);
+    if (skip[i]) info[i] = -1;
+  }
+  const std::int64_t per_thread = (batch + get_num_threads() - 1) / get_num_threads();
+  const std::int64_t chunk = std::clamp<std::int64_t>(per_thread, 1, 64);
+  for_each_matrix((batch + chunk - 1) / chunk, n, [&](std::int64_t c, int) {
+    const std::int64_t b = c * chunk, count = std::min(chunk, batch - b);
+    detail::eigh_range(n, count, a + b * n * n, w + b * n, v != nullptr ? v + b * n * n : nullptr,
+                       info + b, skip.get() + b);
   });
 }
 

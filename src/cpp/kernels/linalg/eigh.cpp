@@ -20,12 +20,14 @@
 //
 // Small n (thresholds::eigh_small_max_n) is bound by that chain instead
 // (~50 cycles a step, ~1300 steps at n = 32): there the sweeps advance a
-// step at a time (Sweep), and eigh_pair runs two matrices' sweeps
-// interleaved, two independent chains in one loop.
+// step at a time (Sweep), and eigh_range runs four matrices' sweeps
+// interleaved, four independent chains in one loop.
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <optional>
+#include <tuple>
 
 #include "blas2/dot.hpp"
 #include "core/parallel.hpp"
@@ -146,28 +148,17 @@ struct Sweep {
   }
 };
 
-/// Runs the sweep to its end. Copied in and out so that its state lives in
-/// registers.
-template <class T>
-[[gnu::noinline]] void sweep_one(Sweep<T>& sweep) {
-  Sweep<T> a = sweep;
-  while (a.step()) {
-  }
-  sweep = a;
-}
-
-/// Two sweeps (of different matrices) interleaved until either ends: two
-/// independent dependency chains in one loop, each in the other's latency.
-template <class T>
-[[gnu::noinline]] void sweep_two(Sweep<T>& sweep0, Sweep<T>& sweep1) {
-  Sweep<T> a = sweep0, b = sweep1;
-  bool more;
-  do {
-    more = a.step();
-    more &= b.step();
-  } while (more);
-  sweep0 = a;
-  sweep1 = b;
+/// Sweeps of different matrices interleaved until any of them ends:
+/// independent dependency chains in one loop, each in the others' latency.
+/// Copied in and out so that their states live in registers.
+template <class... S>
+[[gnu::noinline]] void sweep_group(S*... sweeps) {
+  const auto run = [](S... a) {
+    while ((a.step() & ...)) {
+    }
+    return std::tuple<S...>(a...);
+  };
+  std::tie(*sweeps...) = run(*sweeps...);
 }
 
 /// The QL iteration of tridiagonal_ql as a sequence of sweeps, set up one
@@ -368,7 +359,7 @@ std::int64_t eigh(std::int64_t n, T* a, std::int64_t lda, T* w, T* v, std::int64
     RowRotations<T> rot(x.zt, n, n, x.ldz, 1);
     QlProblem<T> ql{n, x.d, x.e, cs, sn, &rot};
     Sweep<T> sweep;
-    while (ql.next(sweep)) sweep_one(sweep);
+    while (ql.next(sweep)) sweep_group(&sweep);
     rot.flush();
     info = ql.info;
   } else {
@@ -382,45 +373,83 @@ std::int64_t eigh(std::int64_t n, T* a, std::int64_t lda, T* w, T* v, std::int64
 }
 
 template <class T>
-void eigh_pair(std::int64_t n, T* const a[2], T* const w[2], T* const v[2],
-               std::int64_t info[2]) {
+void eigh_range(std::int64_t n, std::int64_t count, T* a, T* w, T* v, std::int64_t* info,
+                const bool* skip) {
+  const auto one = [&](std::int64_t i) {
+    if (skip != nullptr && skip[i]) return;
+    info[i] = eigh(n, a + i * n * n, n, w + i * n, v != nullptr ? v + i * n * n : nullptr, n, 1);
+  };
   if (n > thresholds::eigh_small_max_n || n < 2) {
-    for (int k = 0; k < 2; ++k) info[k] = eigh(n, a[k], n, w[k], v[k], n, 1);
+    for (std::int64_t i = 0; i < count; ++i) one(i);
     return;
   }
+  // The matrices stream through `slots` slots; a slot whose matrix has
+  // converged takes the next, so that up to the range's end `slots`
+  // sweeps always run together.
+  constexpr int slots = 4;
+  struct Slot {
+    std::int64_t index = -1;  // -1: empty
+    Arrays<T> x;
+    T scale;
+    T* cs;
+    T* sn;
+    std::optional<RowRotations<T>> rot;
+    QlProblem<T> ql;
+    Sweep<T> sweep;
+  };
   WorkspaceScope scope;
-  Arrays<T> x[2];
-  T scale[2];
-  QlProblem<T> ql[2];
-  Sweep<T> sweep[2];
-  bool more[2];
-  for (int k = 0; k < 2; ++k) x[k] = allocate<T>(n, v[k] != nullptr, scope);
-  RowRotations<T> rot0(x[0].zt, n, n, x[0].ldz, 1), rot1(x[1].zt, n, n, x[1].ldz, 1);
-  RowRotations<T>* rot[2] = {&rot0, &rot1};
-  for (int k = 0; k < 2; ++k) {
-    scale[k] = prepare(n, a[k], n, v[k], n, x[k].d, x[k].e, x[k].zt, x[k].ldz, scope, 1);
-    x[k].e[n - 1] = 0;
-    const bool vectors = v[k] != nullptr;
-    T* cs = vectors ? scope.alloc<T>(static_cast<std::size_t>(n)) : nullptr;
-    T* sn = vectors ? scope.alloc<T>(static_cast<std::size_t>(n)) : nullptr;
-    ql[k] = QlProblem<T>{n, x[k].d, x[k].e, cs, sn, rot[k]};
-    more[k] = ql[k].next(sweep[k]);
+  Slot slot[slots];
+  for (Slot& sl : slot) {
+    sl.x = allocate<T>(n, v != nullptr, scope);
+    sl.cs = v != nullptr ? scope.alloc<T>(static_cast<std::size_t>(n)) : nullptr;
+    sl.sn = v != nullptr ? scope.alloc<T>(static_cast<std::size_t>(n)) : nullptr;
   }
-  // Interleaved while both have sweeps left; a sweep that ends is followed
-  // by that matrix's next while the other's continues where it stopped.
-  while (more[0] && more[1]) {
-    sweep_two(sweep[0], sweep[1]);
-    for (int k = 0; k < 2; ++k)
-      if (sweep[k].done()) more[k] = ql[k].next(sweep[k]);
-  }
-  for (int k = 0; k < 2; ++k) {
-    while (more[k]) {
-      sweep_one(sweep[k]);
-      more[k] = ql[k].next(sweep[k]);
+  std::int64_t next_index = 0;
+  // The slot's matrix, its QL done: rotations flushed, results out.
+  const auto retire = [&](Slot& sl) {
+    const std::int64_t i = sl.index;
+    sl.rot->flush();
+    info[i] = sl.ql.info;
+    WorkspaceScope inner;
+    if (info[i] == 0)
+      finish(n, sl.x.d, sl.scale, sl.x.zt, sl.x.ldz, w + i * n,
+             v != nullptr ? v + i * n * n : nullptr, n, inner);
+    sl.index = -1;
+  };
+  // Retires the slot's matrix (if any) and loads the next that needs sweeps.
+  const auto refill = [&](Slot& sl) {
+    if (sl.index >= 0) retire(sl);
+    while (next_index < count) {
+      const std::int64_t i = next_index++;
+      if (skip != nullptr && skip[i]) continue;
+      T* vi = v != nullptr ? v + i * n * n : nullptr;
+      {
+        WorkspaceScope inner;
+        sl.scale = prepare(n, a + i * n * n, n, vi, n, sl.x.d, sl.x.e, sl.x.zt, sl.x.ldz, inner, 1);
+      }
+      sl.x.e[n - 1] = 0;
+      sl.rot.emplace(sl.x.zt, n, n, sl.x.ldz, 1);
+      sl.ql = QlProblem<T>{n, sl.x.d, sl.x.e, sl.cs, sl.sn, &*sl.rot};
+      sl.index = i;
+      if (sl.ql.next(sl.sweep)) return;
+      retire(sl);  // converged without a sweep (diagonal)
     }
-    rot[k]->flush();
-    info[k] = ql[k].info;
-    if (info[k] == 0) finish(n, x[k].d, scale[k], x[k].zt, x[k].ldz, w[k], v[k], n, scope);
+  };
+  for (Slot& sl : slot) refill(sl);
+  for (;;) {
+    Sweep<T>* act[slots];
+    int k = 0;
+    for (Slot& sl : slot)
+      if (sl.index >= 0) act[k++] = &sl.sweep;
+    switch (k) {
+      case 0: return;
+      case 1: sweep_group(act[0]); break;
+      case 2: sweep_group(act[0], act[1]); break;
+      case 3: sweep_group(act[0], act[1], act[2]); break;
+      default: sweep_group(act[0], act[1], act[2], act[3]); break;
+    }
+    for (Slot& sl : slot)
+      if (sl.index >= 0 && sl.sweep.done() && !sl.ql.next(sl.sweep)) refill(sl);
   }
 }
 
@@ -428,9 +457,9 @@ template std::int64_t eigh<float>(std::int64_t, float*, std::int64_t, float*, fl
                                   std::int64_t, int);
 template std::int64_t eigh<double>(std::int64_t, double*, std::int64_t, double*, double*,
                                    std::int64_t, int);
-template void eigh_pair<float>(std::int64_t, float* const[2], float* const[2], float* const[2],
-                               std::int64_t[2]);
-template void eigh_pair<double>(std::int64_t, double* const[2], double* const[2],
-                                double* const[2], std::int64_t[2]);
+template void eigh_range<float>(std::int64_t, std::int64_t, float*, float*, float*, std::int64_t*,
+                                const bool*);
+template void eigh_range<double>(std::int64_t, std::int64_t, double*, double*, double*,
+                                 std::int64_t*, const bool*);
 
 }  // namespace matnet::detail

@@ -100,13 +100,15 @@ template <class T>
 std::int64_t eigh(std::int64_t n, T* a, std::int64_t lda, T* w, T* v, std::int64_t ldv,
                   int max_threads);
 
-/// eigh of two matrices of order n at once (lda = ldv = n, one thread),
-/// info[k] as eigh's return value for a[k]. Up to
-/// thresholds::eigh_small_max_n their QL sweeps run interleaved, each
-/// matrix's sqrt-divide chain in the other's latency; v[k] may be null
-/// (no vectors for that matrix).
+/// eigh of count matrices of order n stored one after another (a + i n^2,
+/// w + i n, v + i n^2 or v null: no vectors), on one thread, info[i] as
+/// eigh's return value; matrices with skip[i] set (skip may be null) are
+/// left alone. Up to thresholds::eigh_small_max_n the QL sweeps of four
+/// matrices at a time run interleaved, each sqrt-divide chain in the
+/// others' latency.
 template <class T>
-void eigh_pair(std::int64_t n, T* const a[2], T* const w[2], T* const v[2], std::int64_t info[2]);
+void eigh_range(std::int64_t n, std::int64_t count, T* a, T* w, T* v, std::int64_t* info,
+                const bool* skip);
 
 /// Singular values (descending, min(m, n) of them) and, when u and vt are
 /// not null, the singular vectors: A = U diag(s) V^T with u m x (m if full
