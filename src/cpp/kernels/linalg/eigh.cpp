@@ -90,8 +90,8 @@ template <class T>
 }
 
 /// ql_sweep a step at a time (small n), so that two matrices' sweeps can
-/// advance together. Rotation k is recorded in cs[k], sn[k] (when cs is
-/// not null), one step late (rotation i + 1 at the end of step i): the
+/// advance together. Rotation k is written to ops[m - 1 - k] (when ops
+/// is not null: RowRotations' buffer, in order of application), one step late (rotation i + 1 at the end of step i): the
 /// stores then have their operands and stay off the chain. Applying the
 /// rotations to Z^T right there instead (portable SSE2 code, its work in
 /// the chain's shadow) measured slower than recording them for
@@ -102,16 +102,18 @@ struct Sweep {
   T* e;
   std::int64_t l, m, i;  // i: the next step; done when i < l
   T s, c, p, g;
-  T* cs;
-  T* sn;
+  RowRotation<T>* ops;
   std::int64_t last = 0;  // once done: the last index rotated (see ql_sweep)
 
   bool done() const { return i < l; }
 
   void rotate(std::int64_t k, T ck, T sk) {
-    if (cs != nullptr) {
-      cs[k] = ck;
-      sn[k] = sk;
+    if (ops != nullptr) {
+      RowRotation<T>& op = ops[m - 1 - k];
+      op.i = k + 1;
+      op.j = k;
+      op.c = ck;
+      op.s = sk;
     }
   }
 
@@ -168,9 +170,7 @@ struct QlProblem {
   std::int64_t n;
   T* d;
   T* e;
-  T* cs;  // null: no vectors
-  T* sn;
-  RowRotations<T>* rot;
+  RowRotations<T>* rot;  // recording nothing: no vectors
   std::int64_t l = 0, info = 0;
   int iter = 0;
   bool pending = false;
@@ -179,8 +179,7 @@ struct QlProblem {
   /// (info 0) or one did not within 60 sweeps (info l + 1).
   bool next(Sweep<T>& sweep) {
     const T eps = std::numeric_limits<T>::epsilon();
-    if (pending && cs != nullptr)
-      for (std::int64_t k = sweep.m - 1; k >= sweep.last; --k) rot->rotate(k + 1, k, cs[k], sn[k]);
+    if (pending) rot->commit(sweep.m - sweep.last);
     pending = false;
     while (l < n) {
       std::int64_t m = l;
@@ -200,7 +199,7 @@ struct QlProblem {
       T g = (d[l + 1] - d[l]) / (T(2) * e[l]);
       const T r = fast_hypot(g, T(1));
       g = d[m] - d[l] + e[l] / (g + std::copysign(r, g));
-      sweep = Sweep<T>{d, e, l, m, m - 1, T(1), T(1), T(0), g, cs, sn};
+      sweep = Sweep<T>{d, e, l, m, m - 1, T(1), T(1), T(0), g, rot->reserve(m - l)};
       pending = true;
       return true;
     }
@@ -353,11 +352,8 @@ std::int64_t eigh(std::int64_t n, T* a, std::int64_t lda, T* w, T* v, std::int64
   std::int64_t info = 0;
   if (n <= thresholds::eigh_small_max_n) {
     x.e[n - 1] = 0;
-    const bool vectors = v != nullptr;
-    T* cs = vectors ? scope.alloc<T>(static_cast<std::size_t>(n)) : nullptr;
-    T* sn = vectors ? scope.alloc<T>(static_cast<std::size_t>(n)) : nullptr;
     RowRotations<T> rot(x.zt, n, n, x.ldz, 1);
-    QlProblem<T> ql{n, x.d, x.e, cs, sn, &rot};
+    QlProblem<T> ql{n, x.d, x.e, &rot};
     Sweep<T> sweep;
     while (ql.next(sweep)) sweep_group(&sweep);
     rot.flush();
@@ -391,19 +387,13 @@ void eigh_range(std::int64_t n, std::int64_t count, T* a, T* w, T* v, std::int64
     std::int64_t index = -1;  // -1: empty
     Arrays<T> x;
     T scale;
-    T* cs;
-    T* sn;
     std::optional<RowRotations<T>> rot;
     QlProblem<T> ql;
     Sweep<T> sweep;
   };
   WorkspaceScope scope;
   Slot slot[slots];
-  for (Slot& sl : slot) {
-    sl.x = allocate<T>(n, v != nullptr, scope);
-    sl.cs = v != nullptr ? scope.alloc<T>(static_cast<std::size_t>(n)) : nullptr;
-    sl.sn = v != nullptr ? scope.alloc<T>(static_cast<std::size_t>(n)) : nullptr;
-  }
+  for (Slot& sl : slot) sl.x = allocate<T>(n, v != nullptr, scope);
   std::int64_t next_index = 0;
   // The slot's matrix, its QL done: rotations flushed, results out.
   const auto retire = [&](Slot& sl) {
@@ -429,7 +419,7 @@ void eigh_range(std::int64_t n, std::int64_t count, T* a, T* w, T* v, std::int64
       }
       sl.x.e[n - 1] = 0;
       sl.rot.emplace(sl.x.zt, n, n, sl.x.ldz, 1);
-      sl.ql = QlProblem<T>{n, sl.x.d, sl.x.e, sl.cs, sl.sn, &*sl.rot};
+      sl.ql = QlProblem<T>{n, sl.x.d, sl.x.e, &*sl.rot};
       sl.index = i;
       if (sl.ql.next(sl.sweep)) return;
       retire(sl);  // converged without a sweep (diagonal)
