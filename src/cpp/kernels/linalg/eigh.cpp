@@ -430,7 +430,10 @@ void eigh_range(std::int64_t n, std::int64_t count, T* a, T* w, T* v, std::int64
   };
   WorkspaceScope scope;
   Slot slot[slots];
-  for (Slot& sl : slot) sl.x = allocate<T>(n, v != nullptr, scope);
+  for (Slot& sl : slot) {
+    sl.x = allocate<T>(n, v != nullptr, scope);
+    sl.rot.emplace(sl.x.zt, n, n, sl.x.ldz, 1);  // once: its buffer is a heap allocation
+  }
   std::int64_t next_index = 0;
   // The slot's matrix, its QL done: rotations flushed, results out.
   const auto retire = [&](Slot& sl) {
@@ -455,7 +458,6 @@ void eigh_range(std::int64_t n, std::int64_t count, T* a, T* w, T* v, std::int64
         sl.scale = prepare(n, a + i * n * n, n, vi, n, sl.x.d, sl.x.e, sl.x.zt, sl.x.ldz, inner, 1);
       }
       sl.x.e[n - 1] = 0;
-      sl.rot.emplace(sl.x.zt, n, n, sl.x.ldz, 1);
       sl.ql = QlProblem<T>{n, sl.x.d, sl.x.e, &*sl.rot};
       sl.index = i;
       if (sl.ql.next(sl.sweep)) return;
