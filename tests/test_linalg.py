@@ -349,6 +349,43 @@ def test_eigh_blocked_sizes_and_threads(dtype, nt, rng, threads):
     check_svd(g, u, sv, vt, dtype, f"260x256 threads={nt}")
 
 
+SMALL_EIGH_MAX_N = 64  # thresholds::eigh_small_max_n
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("nt", [1, 2])
+def test_eigh_small_stacks_interleaved(dtype, nt, rng, threads):
+    """Stacks of small matrices stream through eigh_range's slots, four
+    matrices' QL sweeps interleaved: orders around the small path's limit,
+    stacks mixing spectra that converge in different numbers of sweeps
+    (diagonal and zero ones in none), sizes that leave slots empty and
+    split into several chunks per thread. Each matrix must get exactly
+    what eigh gives it alone (the interleaving shares no state), and the
+    LAPACK-style backward error and orthogonality bounds."""
+    mn.set_num_threads(nt)
+    kinds = ["random", "diagonal", "clustered", "zero", "graded", "ill", "rankdef"]
+    for n in (1, 2, 3, 4, 5, 8, 16, 31, 32, 33, 63, SMALL_EIGH_MAX_N, SMALL_EIGH_MAX_N + 1):
+        for batch in ((2, 5, 13) if n > 8 else (2, 5, 13, 131)):
+            a = np.stack([symmetric(kinds[i % len(kinds)], n, dtype, rng) for i in range(batch)])
+            w, v = L.eigh(a)
+            check_eigh(a, w, v, dtype, f"n={n} batch={batch} threads={nt}")
+            np.testing.assert_array_equal(L.eigvalsh(a), w)
+            for i in range(batch):
+                wi, vi = L.eigh(a[i])
+                np.testing.assert_array_equal(w[i], wi, err_msg=f"n={n} matrix {i}")
+                np.testing.assert_array_equal(v[i], vi, err_msg=f"n={n} matrix {i}")
+    # glued Wilkinson matrices (clusters agreeing to many digits) among random ones
+    g = _glued_wilkinson(8, 4, 1e-10).astype(dtype)
+    a = np.stack([g if i % 3 == 0 else symmetric("random", 32, dtype, rng) for i in range(10)])
+    w, v = L.eigh(a)
+    check_eigh(a, w, v, dtype, f"glued stack threads={nt}")
+    # a non-finite matrix inside a stack is reported by index
+    bad = a.copy()
+    bad[5, 3, 1] = np.nan
+    with pytest.raises(ValueError, match=r"NaN or Inf \(matrix \(5,\) of the stack\)"):
+        L.eigh(bad)
+
+
 def _glued_wilkinson(m, copies, glue):
     """copies of Wilkinson's W_m^+ on the diagonal, coupled by glue: clusters
     of eigenvalues agreeing to many digits (a hard case for eigenvectors)."""

@@ -210,6 +210,19 @@ inline constexpr std::int64_t tridiagonal_blocked_min_n = 128;
 // fork/join on a loaded machine waits for a descheduled thread).
 inline constexpr std::int64_t spectral_parallel_min_n = 256;
 
+// Up to this order eigh applies each QL rotation to Z^T inside the sweep,
+// in the shadow of its sqrt-divide chain (Z^T stays in L1), instead of
+// recording the rotations for RowRotations' batches.
+inline constexpr std::int64_t eigh_fused_rotations_max_n = 64;
+
+// Up to this order eigh runs its small-matrix path (eigh.cpp): QL sweeps
+// advanced a step at a time, stacks streamed through four slots whose
+// sweeps run interleaved (eigh_range; the sweep is a ~50-cycle
+// sqrt-divide chain per step), Q^T formed straight into Z^T. Chosen, not
+// tuned: measured (float64, 1 thread, stacks, vs NumPy) n = 32 0.52,
+// n = 64 0.70, n = 65 (the general path) 1.06; larger limits untried.
+inline constexpr std::int64_t eigh_small_max_n = 64;
+
 // A stack of matrices runs one matrix per thread (each factorisation on
 // one thread, unblocked loops in cache) up to this order; larger matrices
 // run one after another, each on every thread. Chosen, not measured: at

@@ -292,13 +292,34 @@ void eigh(std::int64_t batch, std::int64_t n, T* a, T* w, T* v, std::int64_t* in
   check_sizes("linalg::eigh", batch, n, n, info);
   require_data("linalg::eigh", "a", a, batch, n * n);
   require_data("linalg::eigh", "w", w, batch, n);
-  for_each_matrix(batch, n, [&](std::int64_t i, int nt) {
-    T* ai = a + i * n * n;
-    bool finite = true;  // only the lower triangle is read
-    for (std::int64_t r = 0; r < n && finite; ++r) finite = all_finite(ai + r * n, r + 1);
-    info[i] = finite ? detail::eigh(n, ai, n, w + i * n, v != nullptr ? v + i * n * n : nullptr,
-                                    n, nt)
-                     : -1;
+  const auto finite = [&](std::int64_t i) {
+    const T* ai = a + i * n * n;
+    bool ok = true;  // only the lower triangle is read
+    for (std::int64_t r = 0; r < n && ok; ++r) ok = all_finite(ai + r * n, r + 1);
+    return ok;
+  };
+  const auto one = [&](std::int64_t i, int nt) {
+    info[i] = finite(i) ? detail::eigh(n, a + i * n * n, n, w + i * n,
+                                       v != nullptr ? v + i * n * n : nullptr, n, nt)
+                        : -1;
+  };
+  if (n > thresholds::eigh_small_max_n || batch < 2) {
+    for_each_matrix(batch, n, one);
+    return;
+  }
+  // Small orders: chunks of the stack per thread, each streamed through
+  // detail::eigh_range (several matrices' QL sweeps interleaved).
+  const std::unique_ptr<bool[]> skip(new bool[static_cast<std::size_t>(batch)]);
+  for (std::int64_t i = 0; i < batch; ++i) {
+    skip[i] = !finite(i);
+    if (skip[i]) info[i] = -1;
+  }
+  const std::int64_t per_thread = (batch + get_num_threads() - 1) / get_num_threads();
+  const std::int64_t chunk = std::clamp<std::int64_t>(per_thread, 1, 64);
+  for_each_matrix((batch + chunk - 1) / chunk, n, [&](std::int64_t c, int) {
+    const std::int64_t b = c * chunk, count = std::min(chunk, batch - b);
+    detail::eigh_range(n, count, a + b * n * n, w + b * n, v != nullptr ? v + b * n * n : nullptr,
+                       info + b, skip.get() + b);
   });
 }
 

@@ -16,13 +16,18 @@
 // FMA ports' bound already (4 multiplies per element pair), ~25% the
 // reduction, ~7% the QL sweeps themselves (a sqrt-divide dependency chain).
 // Divide and conquer (LAPACK's DSTEDC) would replace most of the rotation
-// flops by GEMMs and is the next step for the vectors at large n; for
-// stacks of small matrices, running two matrices' sweeps interleaved
-// would hide the chain's latency.
+// flops by GEMMs and is the next step for the vectors at large n.
+//
+// Small n (thresholds::eigh_small_max_n) is bound by that chain instead
+// (~50 cycles a step, ~1300 steps at n = 32): there the sweeps advance a
+// step at a time (Sweep), and eigh_range runs four matrices' sweeps
+// interleaved, four independent chains in one loop.
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <optional>
+#include <tuple>
 
 #include "blas2/dot.hpp"
 #include "core/parallel.hpp"
@@ -84,6 +89,124 @@ template <class T>
   return l;
 }
 
+/// ql_sweep a step at a time (small n), so that two matrices' sweeps can
+/// advance together. Rotation k is written to ops[m - 1 - k] (when ops
+/// is not null: RowRotations' buffer, in order of application), one step late (rotation i + 1 at the end of step i): the
+/// stores then have their operands and stay off the chain. Applying the
+/// rotations to Z^T right there instead (portable SSE2 code, its work in
+/// the chain's shadow) measured slower than recording them for
+/// RowRotations' AVX2 batches: 56 vs 48 us per 32 x 32 matrix.
+template <class T>
+struct Sweep {
+  T* d;
+  T* e;
+  std::int64_t l, m, i;  // i: the next step; done when i < l
+  T s, c, p, g;
+  RowRotation<T>* ops;
+  std::int64_t last = 0;  // once done: the last index rotated (see ql_sweep)
+
+  bool done() const { return i < l; }
+
+  void rotate(std::int64_t k, T ck, T sk) {
+    if (ops != nullptr) {
+      RowRotation<T>& op = ops[m - 1 - k];
+      op.i = k + 1;
+      op.j = k;
+      op.c = ck;
+      op.s = sk;
+    }
+  }
+
+  /// One step; false when the sweep has ended (l reached, or e[i + 1]
+  /// underflowed and the sweep deflated there).
+  [[gnu::always_inline]] inline bool step() {
+    const T f = s * e[i];
+    const T b = c * e[i];
+    const T r = fast_hypot(f, g);
+    e[i + 1] = r;
+    if (r == T(0)) [[unlikely]] {
+      if (i + 1 < m) rotate(i + 1, c, s);
+      d[i + 1] -= p;
+      e[m] = 0;
+      last = i + 1;
+      i = l - 1;
+      return false;
+    }
+    const T cp = c, sp = s;
+    s = f / r;
+    c = g / r;
+    g = d[i + 1] - p;
+    const T t = (d[i] - g) * s + T(2) * c * b;
+    d[i + 1] = g + (p = s * t);
+    g = c * t - b;
+    if (i + 1 < m) rotate(i + 1, cp, sp);
+    if (--i >= l) return true;
+    rotate(l, c, s);
+    last = l;
+    d[l] -= p;
+    e[l] = g;
+    e[m] = 0;
+    return false;
+  }
+};
+
+/// Sweeps of different matrices interleaved until any of them ends:
+/// independent dependency chains in one loop, each in the others' latency.
+/// Copied in and out so that their states live in registers.
+template <class... S>
+[[gnu::noinline]] void sweep_group(S*... sweeps) {
+  const auto run = [](S... a) {
+    while ((a.step() & ...)) {
+    }
+    return std::tuple<S...>(a...);
+  };
+  std::tie(*sweeps...) = run(*sweeps...);
+}
+
+/// The QL iteration of tridiagonal_ql as a sequence of sweeps, set up one
+/// at a time by next() (so that two matrices' can be interleaved).
+template <class T>
+struct QlProblem {
+  std::int64_t n;
+  T* d;
+  T* e;
+  RowRotations<T>* rot;  // recording nothing: no vectors
+  std::int64_t l = 0, info = 0;
+  int iter = 0;
+  bool pending = false;
+
+  /// Sets up the next sweep; false when every eigenvalue has converged
+  /// (info 0) or one did not within 60 sweeps (info l + 1).
+  bool next(Sweep<T>& sweep) {
+    const T eps = std::numeric_limits<T>::epsilon();
+    if (pending) rot->commit(sweep.m - sweep.last);
+    pending = false;
+    while (l < n) {
+      std::int64_t m = l;
+      for (; m < n - 1; ++m) {
+        const T dd = std::abs(d[m]) + std::abs(d[m + 1]);
+        if (std::abs(e[m]) <= eps * dd) break;
+      }
+      if (m == l) {
+        ++l;
+        iter = 0;
+        continue;
+      }
+      if (iter++ == 60) {
+        info = l + 1;
+        return false;
+      }
+      T g = (d[l + 1] - d[l]) / (T(2) * e[l]);
+      const T r = fast_hypot(g, T(1));
+      g = d[m] - d[l] + e[l] / (g + std::copysign(r, g));
+      sweep = Sweep<T>{d, e, l, m, m - 1, T(1), T(1), T(0), g, rot->reserve(m - l)};
+      pending = true;
+      return true;
+    }
+    return false;
+  }
+};
+
 /// Implicit QL on the tridiagonal (d, e), e[i] coupling d[i] and d[i+1].
 /// When zt is not null its rows are rotated along (zt n x n, rows are
 /// eigenvector components). Returns 0 or l + 1 if eigenvalue l did not
@@ -118,12 +241,45 @@ std::int64_t tridiagonal_ql(std::int64_t n, T* d, T* e, T* zt, std::int64_t ldz,
   return 0;
 }
 
-}  // namespace
-
+/// Q^T = H_{n-3} ... H_0 (reflectors as tridiagonalize leaves them in a,
+/// a's entries at their unit positions overwritten) into zt, for small n:
+/// from I, M := M H_j for j = n-3 down to 0 (backward accumulation, each
+/// H_j touching only the trailing block M[j+1:, j+1:], the rest of which
+/// is still I): p = M v (the registry's GEMV) and M -= tau p v^T, on rows
+/// of M, contiguous. Replaces forming Q by columns (compact WY) and
+/// transposing it into zt: measured 40.6 -> 39.5 us per 32 x 32 eigh
+/// (float64, 1 thread, stack of 2000).
 template <class T>
-std::int64_t eigh(std::int64_t n, T* a, std::int64_t lda, T* w, T* v, std::int64_t ldv,
-                  int max_threads) {
-  if (n == 0) return 0;
+void form_qt_small(std::int64_t n, T* a, std::int64_t lda, const T* tau, T* zt,
+                   std::int64_t ldz) {
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t j = 0; j < n; ++j) zt[i * ldz + j] = i == j ? T(1) : T(0);
+  T p[thresholds::eigh_small_max_n];
+  // The kernel itself, as the reduction's steps: gemv_run's scope and
+  // split, in a 32 x 32 eigh's ~60 products, measured ~0.5 us of ~38.
+  const GemvKernels<T>& gemv = *kernels<T>().gemv;
+  for (std::int64_t j = n - 3; j >= 0; --j) {
+    const T t = tau[j];
+    if (t == T(0)) continue;
+    const std::int64_t r = n - 1 - j;
+    T* vj = a + j * lda + j + 1;
+    vj[0] = T(1);
+    T* m = zt + (j + 1) * ldz + j + 1;
+    gemv.n(r, r, t, m, ldz, vj, T(0), p);  // p = tau M v
+    for (std::int64_t i = 0; i < r; ++i) {
+      T* mi = m + i * ldz;
+      const T pi = p[i];
+      for (std::int64_t k = 0; k < r; ++k) mi[k] -= pi * vj[k];
+    }
+  }
+}
+
+/// Steps 1 and the start of 3 for one matrix: mirrors and scales a,
+/// reduces it to (d, e) and, when v is not null, forms Q^T in zt (v is
+/// scratch). Returns the scale (eigenvalues are divided by it on return).
+template <class T>
+T prepare(std::int64_t n, T* a, std::int64_t lda, T* v, std::int64_t ldv, T* d, T* e, T* zt,
+          std::int64_t ldz, WorkspaceScope& scope, int max_threads) {
   // The upper triangle from the lower, in tiles (a column read whole would
   // touch a cache line per element).
   constexpr std::int64_t tile = 32;
@@ -132,7 +288,6 @@ std::int64_t eigh(std::int64_t n, T* a, std::int64_t lda, T* w, T* v, std::int64
       for (std::int64_t i = i0; i < std::min(n, i0 + tile); ++i)
         for (std::int64_t j = std::max(j0, i + 1); j < std::min(n, j0 + tile); ++j)
           a[i * lda + j] = a[j * lda + i];
-  if (n < thresholds::spectral_parallel_min_n) max_threads = 1;
   // Scaled into [sqrt(min / eps), sqrt(max eps)] when its largest entry is
   // outside (LAPACK's DSYEV does the same): the QL iteration's convergence
   // test eps (|d_m| + |d_m+1|) underflows for a matrix of subnormals, which
@@ -149,50 +304,46 @@ std::int64_t eigh(std::int64_t n, T* a, std::int64_t lda, T* w, T* v, std::int64
   if (scale != T(1))
     for (std::int64_t i = 0; i < n; ++i)
       for (std::int64_t j = 0; j < n; ++j) a[i * lda + j] *= scale;
-  WorkspaceScope scope;
-  T* d = scope.alloc<T>(static_cast<std::size_t>(n));
-  T* e = scope.alloc<T>(static_cast<std::size_t>(n));
   T* tau = scope.alloc<T>(static_cast<std::size_t>(n));
   tridiagonalize(n, a, lda, d, e, tau, max_threads);  // reflector k in row k
-
-  T* zt = nullptr;
-  // Rows of Z^T a cache line apart from a multiple of 4 KiB: a rotation
-  // reads one row right after storing another, and with a power-of-two
-  // stride (n = 512 doubles) every row maps to the same L1 sets and each
-  // load waits on a falsely aliased store.
-  const std::int64_t ldz = rotation_ld<T>(n);
-  if (v != nullptr) {
-    // Z^T starts as Q^T, not I: the rotations then accumulate
-    // Z^T Q^T = V^T itself (LAPACK's DORGTR + DSTEQR). Forming Q is
-    // ~4/3 n^3 flops, applying it to Z afterwards 2 n^3.
-    zt = scope.alloc<T>(static_cast<std::size_t>(n * ldz));
-    for (std::int64_t j = 0; j < n; ++j) v[j] = v[j * ldv] = T(0);
-    v[0] = T(1);  // Q = diag(1, Q1)
-    if (n > 2) {
-      T* vr = scope.alloc<T>(static_cast<std::size_t>((n - 1) * (n - 2)));
-      row_reflectors_to_columns(n, n - 2, a, lda, vr, n - 2);
-      // Split by columns, one fork/join in all (per block of reflectors
-      // otherwise). Column c costs ~c: equal-cost tasks, handed out
-      // dynamically.
-      const std::int64_t q = n - 1, tasks = max_threads > 1 ? 4 * max_threads : 1;
-      const std::int64_t align = 64 / static_cast<std::int64_t>(sizeof(T));
-      auto edge = [&](std::int64_t t) {
-        if (t >= tasks) return q;
-        const double c = static_cast<double>(q) * std::sqrt(static_cast<double>(t) / tasks);
-        return std::min(q, static_cast<std::int64_t>(c) / align * align);
-      };
-      parallel_tasks(tasks, max_threads, [&](int, std::int64_t t) {
-        qr_form_q_columns(q, edge(t), edge(t + 1), n - 2, vr, n - 2, tau, v + ldv + 1, ldv, 1);
-      });
-    } else if (n == 2) {
-      v[ldv + 1] = T(1);
-    }
-    gather_transpose(n, v, ldv, static_cast<const std::int64_t*>(nullptr), zt, ldz);
+  if (v == nullptr) return scale;
+  if (n <= thresholds::eigh_small_max_n) {
+    form_qt_small(n, a, lda, tau, zt, ldz);
+    return scale;
   }
-  T* cs = scope.alloc<T>(static_cast<std::size_t>(n));
-  T* sn = scope.alloc<T>(static_cast<std::size_t>(n));
-  if (std::int64_t info = tridiagonal_ql(n, d, e, zt, ldz, cs, sn, max_threads)) return info;
+  // Z^T starts as Q^T, not I: the rotations then accumulate
+  // Z^T Q^T = V^T itself (LAPACK's DORGTR + DSTEQR). Forming Q is
+  // ~4/3 n^3 flops, applying it to Z afterwards 2 n^3.
+  for (std::int64_t j = 0; j < n; ++j) v[j] = v[j * ldv] = T(0);
+  v[0] = T(1);  // Q = diag(1, Q1)
+  if (n > 2) {
+    T* vr = scope.alloc<T>(static_cast<std::size_t>((n - 1) * (n - 2)));
+    row_reflectors_to_columns(n, n - 2, a, lda, vr, n - 2);
+    // Split by columns, one fork/join in all (per block of reflectors
+    // otherwise). Column c costs ~c: equal-cost tasks, handed out
+    // dynamically.
+    const std::int64_t q = n - 1, tasks = max_threads > 1 ? 4 * max_threads : 1;
+    const std::int64_t align = 64 / static_cast<std::int64_t>(sizeof(T));
+    auto edge = [&](std::int64_t t) {
+      if (t >= tasks) return q;
+      const double c = static_cast<double>(q) * std::sqrt(static_cast<double>(t) / tasks);
+      return std::min(q, static_cast<std::int64_t>(c) / align * align);
+    };
+    parallel_tasks(tasks, max_threads, [&](int, std::int64_t t) {
+      qr_form_q_columns(q, edge(t), edge(t + 1), n - 2, vr, n - 2, tau, v + ldv + 1, ldv, 1);
+    });
+  } else if (n == 2) {
+    v[ldv + 1] = T(1);
+  }
+  gather_transpose(n, v, ldv, static_cast<const std::int64_t*>(nullptr), zt, ldz);
+  return scale;
+}
 
+/// Step 3's end: eigenvalues d / scale ascending into w, the rows of zt
+/// (V^T) in that order into v's columns.
+template <class T>
+void finish(std::int64_t n, const T* d, T scale, const T* zt, std::int64_t ldz, T* w, T* v,
+            std::int64_t ldv, WorkspaceScope& scope) {
   std::int64_t* order = scope.alloc<std::int64_t>(static_cast<std::size_t>(n));
   std::iota(order, order + n, std::int64_t{0});
   // Ties by index (a stable order without stable_sort's scratch buffer).
@@ -201,12 +352,143 @@ std::int64_t eigh(std::int64_t n, T* a, std::int64_t lda, T* w, T* v, std::int64
   });
   for (std::int64_t j = 0; j < n; ++j) w[j] = d[order[j]] / scale;
   if (v != nullptr) gather_transpose(n, zt, ldz, order, v, ldv);  // V's columns, sorted
+}
+
+/// The working arrays of one matrix.
+template <class T>
+struct Arrays {
+  T* d;
+  T* e;
+  T* zt;
+  std::int64_t ldz;
+};
+
+template <class T>
+Arrays<T> allocate(std::int64_t n, bool vectors, WorkspaceScope& scope) {
+  // Rows of Z^T a cache line apart from a multiple of 4 KiB: a rotation
+  // reads one row right after storing another, and with a power-of-two
+  // stride (n = 512 doubles) every row maps to the same L1 sets and each
+  // load waits on a falsely aliased store.
+  const std::int64_t ldz = rotation_ld<T>(n);
+  T* d = scope.alloc<T>(static_cast<std::size_t>(n));
+  T* e = scope.alloc<T>(static_cast<std::size_t>(n));
+  T* zt = vectors ? scope.alloc<T>(static_cast<std::size_t>(n * ldz)) : nullptr;
+  return {d, e, zt, ldz};
+}
+
+}  // namespace
+
+template <class T>
+std::int64_t eigh(std::int64_t n, T* a, std::int64_t lda, T* w, T* v, std::int64_t ldv,
+                  int max_threads) {
+  if (n == 0) return 0;
+  if (n < thresholds::spectral_parallel_min_n) max_threads = 1;
+  WorkspaceScope scope;
+  const Arrays<T> x = allocate<T>(n, v != nullptr, scope);
+  const T scale = prepare(n, a, lda, v, ldv, x.d, x.e, x.zt, x.ldz, scope, max_threads);
+  std::int64_t info = 0;
+  if (n <= thresholds::eigh_small_max_n) {
+    x.e[n - 1] = 0;
+    RowRotations<T> rot(x.zt, n, n, x.ldz, 1);
+    QlProblem<T> ql{n, x.d, x.e, &rot};
+    Sweep<T> sweep;
+    while (ql.next(sweep)) sweep_group(&sweep);
+    rot.flush();
+    info = ql.info;
+  } else {
+    T* cs = scope.alloc<T>(static_cast<std::size_t>(n));
+    T* sn = scope.alloc<T>(static_cast<std::size_t>(n));
+    info = tridiagonal_ql(n, x.d, x.e, x.zt, x.ldz, cs, sn, max_threads);
+  }
+  if (info != 0) return info;
+  finish(n, x.d, scale, x.zt, x.ldz, w, v, ldv, scope);
   return 0;
+}
+
+template <class T>
+void eigh_range(std::int64_t n, std::int64_t count, T* a, T* w, T* v, std::int64_t* info,
+                const bool* skip) {
+  const auto one = [&](std::int64_t i) {
+    if (skip != nullptr && skip[i]) return;
+    info[i] = eigh(n, a + i * n * n, n, w + i * n, v != nullptr ? v + i * n * n : nullptr, n, 1);
+  };
+  if (n > thresholds::eigh_small_max_n || n < 2) {
+    for (std::int64_t i = 0; i < count; ++i) one(i);
+    return;
+  }
+  // The matrices stream through `slots` slots; a slot whose matrix has
+  // converged takes the next, so that up to the range's end `slots`
+  // sweeps always run together.
+  constexpr int slots = 4;
+  struct Slot {
+    std::int64_t index = -1;  // -1: empty
+    Arrays<T> x;
+    T scale;
+    std::optional<RowRotations<T>> rot;
+    QlProblem<T> ql;
+    Sweep<T> sweep;
+  };
+  WorkspaceScope scope;
+  Slot slot[slots];
+  for (Slot& sl : slot) {
+    sl.x = allocate<T>(n, v != nullptr, scope);
+    sl.rot.emplace(sl.x.zt, n, n, sl.x.ldz, 1);  // once: its buffer is a heap allocation
+  }
+  std::int64_t next_index = 0;
+  // The slot's matrix, its QL done: rotations flushed, results out.
+  const auto retire = [&](Slot& sl) {
+    const std::int64_t i = sl.index;
+    sl.rot->flush();
+    info[i] = sl.ql.info;
+    WorkspaceScope inner;
+    if (info[i] == 0)
+      finish(n, sl.x.d, sl.scale, sl.x.zt, sl.x.ldz, w + i * n,
+             v != nullptr ? v + i * n * n : nullptr, n, inner);
+    sl.index = -1;
+  };
+  // Retires the slot's matrix (if any) and loads the next that needs sweeps.
+  const auto refill = [&](Slot& sl) {
+    if (sl.index >= 0) retire(sl);
+    while (next_index < count) {
+      const std::int64_t i = next_index++;
+      if (skip != nullptr && skip[i]) continue;
+      T* vi = v != nullptr ? v + i * n * n : nullptr;
+      {
+        WorkspaceScope inner;
+        sl.scale = prepare(n, a + i * n * n, n, vi, n, sl.x.d, sl.x.e, sl.x.zt, sl.x.ldz, inner, 1);
+      }
+      sl.x.e[n - 1] = 0;
+      sl.ql = QlProblem<T>{n, sl.x.d, sl.x.e, &*sl.rot};
+      sl.index = i;
+      if (sl.ql.next(sl.sweep)) return;
+      retire(sl);  // converged without a sweep (diagonal)
+    }
+  };
+  for (Slot& sl : slot) refill(sl);
+  for (;;) {
+    Sweep<T>* act[slots];
+    int k = 0;
+    for (Slot& sl : slot)
+      if (sl.index >= 0) act[k++] = &sl.sweep;
+    switch (k) {
+      case 0: return;
+      case 1: sweep_group(act[0]); break;
+      case 2: sweep_group(act[0], act[1]); break;
+      case 3: sweep_group(act[0], act[1], act[2]); break;
+      default: sweep_group(act[0], act[1], act[2], act[3]); break;
+    }
+    for (Slot& sl : slot)
+      if (sl.index >= 0 && sl.sweep.done() && !sl.ql.next(sl.sweep)) refill(sl);
+  }
 }
 
 template std::int64_t eigh<float>(std::int64_t, float*, std::int64_t, float*, float*,
                                   std::int64_t, int);
 template std::int64_t eigh<double>(std::int64_t, double*, std::int64_t, double*, double*,
                                    std::int64_t, int);
+template void eigh_range<float>(std::int64_t, std::int64_t, float*, float*, float*, std::int64_t*,
+                                const bool*);
+template void eigh_range<double>(std::int64_t, std::int64_t, double*, double*, double*,
+                                 std::int64_t*, const bool*);
 
 }  // namespace matnet::detail

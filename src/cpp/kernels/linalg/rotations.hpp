@@ -66,6 +66,21 @@ class RowRotations {
     if (++count_ == capacity_) flush();
   }
 
+  /// Room for up to count rotations (count <= capacity: 8 x rows at
+  /// least), which the caller writes in order of application and then
+  /// records with commit: the QL sweeps of small matrices write theirs
+  /// there directly. Null when nothing is recorded (x null).
+  RowRotation<T>* reserve(std::int64_t count) {
+    if (x_ == nullptr) return nullptr;
+    if (count_ + count > capacity_) flush();
+    return ops_.data() + count_;
+  }
+  void commit(std::int64_t count) {
+    if (x_ == nullptr) return;
+    count_ += count;
+    if (count_ == capacity_) flush();
+  }
+
   /// Negates row i (after the recorded rotations; rot_batch's scaling).
   void negate(std::int64_t i) { rotate(i, i, T(-1), T(0)); }
 
