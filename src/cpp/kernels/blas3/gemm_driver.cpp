@@ -28,7 +28,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <exception>
 #include <string>
 #include <vector>
 
@@ -590,16 +589,13 @@ void gemm_batch_run(std::int64_t m, std::int64_t n, std::int64_t k, T alpha,
   }
   // Each thread's products take scratch from its own workspace, which can
   // fail; the first error is rethrown here, after the region.
-  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(nt));
-  parallel_parts(batch, nt, 1, [&](int part, std::int64_t i0, std::int64_t i1) {
-    try {
+  RegionErrors errors;
+  parallel_split(batch, nt, 1, [&](std::int64_t i0, std::int64_t i1) {
+    errors.run([&] {
       for (std::int64_t i = i0; i < i1; ++i) one(i, 1);
-    } catch (...) {
-      errors[static_cast<std::size_t>(part)] = std::current_exception();
-    }
+    });
   });
-  for (const auto& e : errors)
-    if (e) std::rethrow_exception(e);
+  errors.rethrow();
 }
 
 template <class T>

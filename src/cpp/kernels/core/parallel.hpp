@@ -10,11 +10,35 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <exception>
 
 #include "core/thresholds.hpp"
 #include "core/workspace.hpp"
 
 namespace matnet::detail {
+
+/// An exception may not leave an OpenMP region: each thread runs its share
+/// through run(), which keeps the first exception thrown (bad_alloc from a
+/// workspace, an error from a kernel), and rethrow() raises it after the
+/// region, on the calling thread.
+class RegionErrors {
+ public:
+  template <class F>
+  void run(F&& f) noexcept {
+    try {
+      f();
+    } catch (...) {
+#pragma omp critical(matnet_region_errors)
+      if (!first_) first_ = std::current_exception();
+    }
+  }
+  void rethrow() const {
+    if (first_) std::rethrow_exception(first_);
+  }
+
+ private:
+  std::exception_ptr first_;
+};
 
 /// Calls body(part, begin, end) over [0, n) split into contiguous ranges
 /// (inner starts rounded to `align`), one per thread of a team of at most

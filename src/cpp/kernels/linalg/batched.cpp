@@ -13,7 +13,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <exception>
 #include <limits>
 #include <memory>
 #include <string>
@@ -44,16 +43,13 @@ void for_each_matrix(std::int64_t batch, std::int64_t order, F&& body) {
   }
   // Tiny stacks are not worth a fork/join.
   const int nt = detail::threads_for(batch * order * order * order, budget);
-  std::exception_ptr error;
+  detail::RegionErrors errors;
   detail::parallel_split(batch, nt, 1, [&](std::int64_t b, std::int64_t e) {
-    try {
+    errors.run([&] {
       for (std::int64_t i = b; i < e; ++i) body(i, 1);
-    } catch (...) {
-#pragma omp critical(matnet_linalg_error)
-      if (!error) error = std::current_exception();
-    }
+    });
   });
-  if (error) std::rethrow_exception(error);
+  errors.rethrow();
 }
 
 template <class T>

@@ -329,9 +329,13 @@ T prepare(std::int64_t n, T* a, std::int64_t lda, T* v, std::int64_t ldv, T* d, 
       const double c = static_cast<double>(q) * std::sqrt(static_cast<double>(t) / tasks);
       return std::min(q, static_cast<std::int64_t>(c) / align * align);
     };
+    RegionErrors errors;  // qr_form_q_columns takes workspace: bad_alloc may come
     parallel_tasks(tasks, max_threads, [&](int, std::int64_t t) {
-      qr_form_q_columns(q, edge(t), edge(t + 1), n - 2, vr, n - 2, tau, v + ldv + 1, ldv, 1);
+      errors.run([&] {
+        qr_form_q_columns(q, edge(t), edge(t + 1), n - 2, vr, n - 2, tau, v + ldv + 1, ldv, 1);
+      });
     });
+    errors.rethrow();
   } else if (n == 2) {
     v[ldv + 1] = T(1);
   }

@@ -40,7 +40,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <exception>
 #include <string>
 
 #include "blas3/gemm_driver.hpp"
@@ -347,16 +346,13 @@ void for_items(I items, int budget, F&& body) {
     for (I it = 0; it < items; ++it) body(it, budget, 0);
     return;
   }
-  std::exception_ptr error;
+  detail::RegionErrors errors;
   detail::parallel_parts(items, budget, 1, [&](int part, I b, I e) {
-    try {
+    errors.run([&] {
       for (I it = b; it < e; ++it) body(it, 1, part);
-    } catch (...) {
-#pragma omp critical(matnet_conv_error)
-      error = std::current_exception();
-    }
+    });
   });
-  if (error) std::rethrow_exception(error);
+  errors.rethrow();
 }
 
 int budget_for(double flops) {
@@ -654,10 +650,10 @@ void backward_impl(T* dx, T* dw, T* db, const T* gy, const T* x, const T* w, con
   const I items = blocks * g_count;
   const int parts = detail::parts_for(items, budget);
   T* cols_buf = scope.alloc<T>(static_cast<std::size_t>(direct ? 0 : parts * kg * nb * sl));
-  std::exception_ptr error;
+  detail::RegionErrors errors;
   detail::parallel_parts(items, budget, 1, [&](int part, I b0, I e0) {
     T* dcol = cols_buf + part * kg * nb * sl;
-    try {
+    errors.run([&] {
       for (I it = b0; it < e0; ++it) {
         const I n0 = (it / g_count) * nb, g = it % g_count, count = std::min(nb, s.batch - n0);
         const I ld = count * sl;
@@ -687,12 +683,9 @@ void backward_impl(T* dx, T* dw, T* db, const T* gy, const T* x, const T* w, con
           }
         }
       }
-    } catch (...) {
-#pragma omp critical(matnet_conv_error)
-      error = std::current_exception();
-    }
+    });
   });
-  if (error) std::rethrow_exception(error);
+  errors.rethrow();
 }
 
 }  // namespace

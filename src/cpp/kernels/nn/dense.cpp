@@ -13,10 +13,10 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <exception>
 
 #include "blas3/gemm_driver.hpp"
 #include "core/checks.hpp"
+#include "core/parallel.hpp"
 #include "core/workspace.hpp"
 #include "runtime/registry.hpp"
 
@@ -172,21 +172,18 @@ void backward_impl(T* dx, T* dw, T* db, const T* gy, const T* x, const T* w, con
   const double flops = static_cast<double>(n) * static_cast<double>(k) * static_cast<double>(m);
   if (max_threads == 2 && dx != nullptr && flops >= detail::thresholds::dense_concurrent_min_flops &&
       !omp_in_parallel()) {
-    std::exception_ptr errors[2];
+    detail::RegionErrors errors;
 #pragma omp parallel num_threads(2)
     {
       const int t = omp_get_thread_num(), count = omp_get_num_threads();
       for (int slot = slots * t / count; slot < slots * (t + 1) / count; ++slot) dz_slot(slot);
 #pragma omp barrier
-      try {  // each thread's GEMM runs on that thread alone
+      errors.run([&] {  // each thread's GEMM runs on that thread alone
         if (t == 0 || count == 1) gemm_dw(dz, 1);
         if (t == 1 || count == 1) gemm_dx(dz, 1);
-      } catch (...) {
-        errors[t] = std::current_exception();
-      }
+      });
     }
-    for (const auto& e : errors)
-      if (e) std::rethrow_exception(e);
+    errors.rethrow();
     reduce_db();
     return;
   }
