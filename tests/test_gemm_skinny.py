@@ -140,7 +140,7 @@ def test_sup_kernels_either_side_of_the_cached_b_size(dtype, nthreads, rng, thre
     for k, n in [(700, 200), (9 * 2**20 // (2000 * itemsize), 2000)]:
         for tb in (False, True):
             b = exact_operand(rng, (n, k) if tb else (k, n), dtype)
-            for m in (3, 4, 7, 11, 12, 16, 17, 31, 32, 33):
+            for m in (3, 4, 7, 11, 12, 16, 17, 31, 32, 33, 48, 64, 65):
                 a = exact_operand(rng, (m, k), dtype)
                 c0 = exact_operand(rng, (m, n), dtype)
                 c = c0.copy()

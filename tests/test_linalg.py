@@ -915,3 +915,21 @@ def test_linear_algebra_tour_runs(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "tour complete" in proc.stdout
     assert (tmp_path / "digits_pca.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("shape", [(5, 32, 32), (2, 70, 70), (40, 40)])
+def test_eigh_reads_its_input_only(shape, rng):
+    """eigh / eigvalsh take a read-only contiguous stack as it is (no copy
+    needed, none of it modified), on the interleaved small-stack path and on
+    the per-matrix one."""
+    a = rng.standard_normal(shape)
+    a = a + np.swapaxes(a, -1, -2)
+    before = a.copy()
+    a.setflags(write=False)
+    w, v = L.eigh(a)
+    np.testing.assert_array_equal(a, before)
+    np.testing.assert_array_equal(L.eigvalsh(a), w)
+    np.testing.assert_array_equal(a, before)
+    n = shape[-1]
+    resid = np.abs(before @ v - v * w[..., None, :]).max()
+    assert resid <= 60 * n * np.finfo(np.float64).eps * np.abs(before).max() * n

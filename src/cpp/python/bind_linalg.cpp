@@ -161,16 +161,17 @@ py::object qr_impl(py::array a, std::int64_t q_cols) {
 
 py::object eigh_impl(py::array a, bool vectors) {
   py::ssize_t n;
-  const DType dt = square_stack(a, "eigh", n);
+  const DType dt = square_stack(a, "eigh", n, true);
   const py::ssize_t batch = a.shape(0);
   py::array w = empty_array(dt, {batch, n});
   py::object v = maybe_array(dt, vectors, {batch, n, n});
   auto info = new_info(batch);
-  void *ap = data(a), *wp = data(w), *vp = data(v);
+  const void* ap = cdata(a);
+  void *wp = data(w), *vp = data(v);
   std::int64_t* ip = info.mutable_data();
   released(dt, [&](auto t) {
     using T = decltype(t);
-    matnet::linalg::eigh(batch, n, as<T>(ap), as<T>(wp), as<T>(vp), ip);
+    matnet::linalg::eigh(batch, n, as<const T>(ap), as<T>(wp), as<T>(vp), ip);
   });
   return py::make_tuple(w, v, info);
 }
@@ -217,7 +218,7 @@ void register_linalg(py::module_& m) {
                      "q_cols < 0, info).") + contract).c_str());
   m.def("linalg_eigh", &eigh_impl, py::arg("a"), py::arg("vectors"),
         (std::string("Symmetric eigensolver (lower triangle read); returns (w, v or None, info).") +
-         contract).c_str());
+         read_only).c_str());
   m.def("linalg_svd", &svd_impl, py::arg("a"), py::arg("compute_uv"), py::arg("full_matrices"),
         (std::string("SVD; returns (s, u, vt, info), u and vt None without compute_uv.") +
          contract).c_str());

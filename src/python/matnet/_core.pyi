@@ -118,7 +118,7 @@ def linalg_det(a: numpy.ndarray) -> typing.Any:
     """
 def linalg_eigh(a: numpy.ndarray, vectors: bool) -> typing.Any:
     """
-    Symmetric eigensolver (lower triangle read); returns (w, v or None, info). The input stack (batch, m, n) must be a writeable C-contiguous float32/float64 array; it is overwritten. info[i]: 0 ok, -1 NaN/Inf in matrix i, k+1 failure at step k.
+    Symmetric eigensolver (lower triangle read); returns (w, v or None, info). a (batch, n, n) must be a C-contiguous float32/float64 array; it is only read. info[i]: 0 ok, -1 NaN/Inf in matrix i, k+1 zero pivot at step k.
     """
 def linalg_inv(a: numpy.ndarray) -> typing.Any:
     """

@@ -333,7 +333,7 @@ def _symmetric_stack(a: Any, fn: str, UPLO: str) -> Tuple[np.ndarray, np.ndarray
     _matrices(a, fn)
     if UPLO == "U":
         a = np.swapaxes(a, -1, -2)
-    return a, _stack(a)
+    return a, _stack_view(a)  # the kernels only read it
 
 
 _NO_CONVERGENCE = "the QR iteration did not converge (value {k1})"

@@ -72,10 +72,11 @@ MATNET_API void qr(std::int64_t batch, std::int64_t m, std::int64_t n, T* a, T* 
                    std::int64_t q_cols, std::int64_t* info);
 
 /// Symmetric eigendecomposition A = V diag(w) V^T: only the lower triangle
-/// of a is read, a is destroyed; w (batch x n) ascending; v (batch x n x n,
-/// eigenvectors in columns) when not null.
+/// of a is read (a is not modified); w (batch x n) ascending; v (batch x n x
+/// n, eigenvectors in columns) when not null.
 template <class T>
-MATNET_API void eigh(std::int64_t batch, std::int64_t n, T* a, T* w, T* v, std::int64_t* info);
+MATNET_API void eigh(std::int64_t batch, std::int64_t n, const T* a, T* w, T* v,
+                     std::int64_t* info);
 
 /// Singular value decomposition A = U diag(s) V^T (a batch x m x n,
 /// destroyed): s (batch x min(m, n)) descending; when u and vt are not

@@ -284,7 +284,7 @@ void qr(std::int64_t batch, std::int64_t m, std::int64_t n, T* a, T* q, std::int
 }
 
 template <class T>
-void eigh(std::int64_t batch, std::int64_t n, T* a, T* w, T* v, std::int64_t* info) {
+void eigh(std::int64_t batch, std::int64_t n, const T* a, T* w, T* v, std::int64_t* info) {
   check_sizes("linalg::eigh", batch, n, n, info);
   require_data("linalg::eigh", "a", a, batch, n * n);
   require_data("linalg::eigh", "w", w, batch, n);
@@ -295,8 +295,8 @@ void eigh(std::int64_t batch, std::int64_t n, T* a, T* w, T* v, std::int64_t* in
     return ok;
   };
   const auto one = [&](std::int64_t i, int nt) {
-    info[i] = finite(i) ? detail::eigh(n, a + i * n * n, n, w + i * n,
-                                       v != nullptr ? v + i * n * n : nullptr, n, nt)
+    info[i] = finite(i) ? detail::eigh_of_copy(n, a + i * n * n, w + i * n,
+                                               v != nullptr ? v + i * n * n : nullptr, nt)
                         : -1;
   };
   if (n > thresholds::eigh_small_max_n || batch < 2) {
@@ -351,7 +351,7 @@ void svd(std::int64_t batch, std::int64_t m, std::int64_t n, T* a, T* s, T* u, T
   template MATNET_API void cholesky<T>(std::int64_t, std::int64_t, T*, std::int64_t*);         \
   template MATNET_API void qr<T>(std::int64_t, std::int64_t, std::int64_t, T*, T*,             \
                                  std::int64_t, std::int64_t*);                                  \
-  template MATNET_API void eigh<T>(std::int64_t, std::int64_t, T*, T*, T*, std::int64_t*);     \
+  template MATNET_API void eigh<T>(std::int64_t, std::int64_t, const T*, T*, T*, std::int64_t*);     \
   template MATNET_API void svd<T>(std::int64_t, std::int64_t, std::int64_t, T*, T*, T*, T*,    \
                                   bool, std::int64_t*);
 MATNET_LINALG_INSTANTIATE(float)

@@ -410,11 +410,19 @@ std::int64_t eigh(std::int64_t n, T* a, std::int64_t lda, T* w, T* v, std::int64
 }
 
 template <class T>
-void eigh_range(std::int64_t n, std::int64_t count, T* a, T* w, T* v, std::int64_t* info,
+std::int64_t eigh_of_copy(std::int64_t n, const T* a, T* w, T* v, int max_threads) {
+  WorkspaceScope scope;
+  T* work = scope.alloc<T>(static_cast<std::size_t>(n * n));
+  std::copy(a, a + n * n, work);
+  return eigh(n, work, n, w, v, n, max_threads);
+}
+
+template <class T>
+void eigh_range(std::int64_t n, std::int64_t count, const T* a, T* w, T* v, std::int64_t* info,
                 const bool* skip) {
   const auto one = [&](std::int64_t i) {
     if (skip != nullptr && skip[i]) return;
-    info[i] = eigh(n, a + i * n * n, n, w + i * n, v != nullptr ? v + i * n * n : nullptr, n, 1);
+    info[i] = eigh_of_copy(n, a + i * n * n, w + i * n, v != nullptr ? v + i * n * n : nullptr, 1);
   };
   if (n > thresholds::eigh_small_max_n || n < 2) {
     for (std::int64_t i = 0; i < count; ++i) one(i);
@@ -426,6 +434,7 @@ void eigh_range(std::int64_t n, std::int64_t count, T* a, T* w, T* v, std::int64
   constexpr int slots = 4;
   struct Slot {
     std::int64_t index = -1;  // -1: empty
+    T* a;                     // its matrix's copy (the reduction destroys it)
     Arrays<T> x;
     T scale;
     std::optional<RowRotations<T>> rot;
@@ -435,6 +444,7 @@ void eigh_range(std::int64_t n, std::int64_t count, T* a, T* w, T* v, std::int64
   WorkspaceScope scope;
   Slot slot[slots];
   for (Slot& sl : slot) {
+    sl.a = scope.alloc<T>(static_cast<std::size_t>(n * n));
     sl.x = allocate<T>(n, v != nullptr, scope);
     sl.rot.emplace(sl.x.zt, n, n, sl.x.ldz, 1);  // once: its buffer is a heap allocation
   }
@@ -459,7 +469,8 @@ void eigh_range(std::int64_t n, std::int64_t count, T* a, T* w, T* v, std::int64
       T* vi = v != nullptr ? v + i * n * n : nullptr;
       {
         WorkspaceScope inner;
-        sl.scale = prepare(n, a + i * n * n, n, vi, n, sl.x.d, sl.x.e, sl.x.zt, sl.x.ldz, inner, 1);
+        std::copy(a + i * n * n, a + (i + 1) * n * n, sl.a);
+        sl.scale = prepare(n, sl.a, n, vi, n, sl.x.d, sl.x.e, sl.x.zt, sl.x.ldz, inner, 1);
       }
       sl.x.e[n - 1] = 0;
       sl.ql = QlProblem<T>{n, sl.x.d, sl.x.e, &*sl.rot};
@@ -490,9 +501,11 @@ template std::int64_t eigh<float>(std::int64_t, float*, std::int64_t, float*, fl
                                   std::int64_t, int);
 template std::int64_t eigh<double>(std::int64_t, double*, std::int64_t, double*, double*,
                                    std::int64_t, int);
-template void eigh_range<float>(std::int64_t, std::int64_t, float*, float*, float*, std::int64_t*,
-                                const bool*);
-template void eigh_range<double>(std::int64_t, std::int64_t, double*, double*, double*,
+template void eigh_range<float>(std::int64_t, std::int64_t, const float*, float*, float*,
+                                std::int64_t*, const bool*);
+template void eigh_range<double>(std::int64_t, std::int64_t, const double*, double*, double*,
                                  std::int64_t*, const bool*);
+template std::int64_t eigh_of_copy<float>(std::int64_t, const float*, float*, float*, int);
+template std::int64_t eigh_of_copy<double>(std::int64_t, const double*, double*, double*, int);
 
 }  // namespace matnet::detail

@@ -101,14 +101,19 @@ std::int64_t eigh(std::int64_t n, T* a, std::int64_t lda, T* w, T* v, std::int64
                   int max_threads);
 
 /// eigh of count matrices of order n stored one after another (a + i n^2,
-/// w + i n, v + i n^2 or v null: no vectors), on one thread, info[i] as
+/// w + i n, v + i n^2 or v null: no vectors; a is only read), on one thread, info[i] as
 /// eigh's return value; matrices with skip[i] set (skip may be null) are
 /// left alone. Up to thresholds::eigh_small_max_n the QL sweeps of four
 /// matrices at a time run interleaved, each sqrt-divide chain in the
 /// others' latency.
 template <class T>
-void eigh_range(std::int64_t n, std::int64_t count, T* a, T* w, T* v, std::int64_t* info,
+void eigh_range(std::int64_t n, std::int64_t count, const T* a, T* w, T* v, std::int64_t* info,
                 const bool* skip);
+
+/// eigh of a copy of a (n x n, contiguous, lower triangle read), so that
+/// the caller's matrix is only read: the copy comes from the workspace.
+template <class T>
+std::int64_t eigh_of_copy(std::int64_t n, const T* a, T* w, T* v, int max_threads);
 
 /// Singular values (descending, min(m, n) of them) and, when u and vt are
 /// not null, the singular vectors: A = U diag(s) V^T with u m x (m if full
