@@ -54,6 +54,21 @@ void gather_transpose(std::int64_t n, const T* src, std::int64_t lds, const std:
       }
 }
 
+/// The arithmetic of one QL step once e[i + 1] = r is known to be nonzero
+/// (f = s e[i], b = c e[i] of the previous rotation): the new rotation
+/// (c, s), d[i + 1] (di1) and the carried g and p. Written once for
+/// ql_sweep and Sweep::step; always inlined, so that its operands stay in
+/// the callers' registers.
+template <class T>
+[[gnu::always_inline]] inline void ql_step(T f, T r, T b, T di, T& di1, T& s, T& c, T& g, T& p) {
+  s = f / r;
+  c = g / r;
+  g = di1 - p;
+  const T t = (di - g) * s + T(2) * c * b;
+  di1 = g + (p = s * t);
+  g = c * t - b;
+}
+
 /// One QL sweep from m down to l with shift-derived start g: updates d and
 /// e and leaves rotation k (rows k + 1, k) in cs[k], sn[k]. Returns the
 /// last index rotated, l normally, or i + 1 > l when e[i + 1] underflowed
@@ -74,12 +89,7 @@ template <class T>
       e[m] = 0;
       return i + 1;
     }
-    s = f / r;
-    c = g / r;
-    g = d[i + 1] - p;
-    const T t = (d[i] - g) * s + T(2) * c * b;
-    d[i + 1] = g + (p = s * t);
-    g = c * t - b;
+    ql_step(f, r, b, d[i], d[i + 1], s, c, g, p);
     cs[i] = c;
     sn[i] = s;
   }
@@ -133,12 +143,7 @@ struct Sweep {
       return false;
     }
     const T cp = c, sp = s;
-    s = f / r;
-    c = g / r;
-    g = d[i + 1] - p;
-    const T t = (d[i] - g) * s + T(2) * c * b;
-    d[i + 1] = g + (p = s * t);
-    g = c * t - b;
+    ql_step(f, r, b, d[i], d[i + 1], s, c, g, p);
     if (i + 1 < m) rotate(i + 1, cp, sp);
     if (--i >= l) return true;
     rotate(l, c, s);
