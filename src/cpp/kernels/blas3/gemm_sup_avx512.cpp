@@ -13,8 +13,8 @@
 // Narrow C (n <= 16) keeps the AVX2 kernel's register tile.
 //
 // With more rows, C in registers over blocks of B (sup_tiled.hpp) beats
-// both: thresholds::sup_tiled_* say when, and this table takes up to
-// sup_tiled_max_m rows on the sup path.
+// both from four rows (thresholds::sup_tiled_min_m), and this table takes up
+// to sup_tiled_max_m rows on the sup path.
 #include "blas3/sup_by_rows.hpp"
 #include "blas3/sup_tiled.hpp"
 #include "blas3/ukernel.hpp"
@@ -36,21 +36,13 @@ void gemm_sup_avx512(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, co
     }
     return;
   }
-  const double b_bytes = static_cast<double>(k) * static_cast<double>(n) * sizeof(T);
-  if (m >= thresholds::sup_tiled_min_m ||
-      (m >= thresholds::sup_tiled_min_m_cached && b_bytes <= thresholds::sup_tiled_cached_b_bytes)) {
+  if (m >= thresholds::sup_tiled_min_m) {
     sup_tiled<avx512::Vec<T>, T>(m, n, k, alpha, a, rsa, csa, b, ldb, beta, c, ldc);
     return;
   }
-  // Eight rows of B per pass pay while C stays small; with more rows of C
-  // the passes' B (8 rows) and C together outgrow L1/L2 and four rows win
-  // (4096x4096 B, 2 threads, GFLOP/s: m = 8: 78-81 with eight, 70-74 with
-  // four; m = 16: 47-54 with eight, 53-57 with four).
-  if (m <= 8) {
-    sup_by_rows<avx512::Vec<T>, T, 8>(m, n, k, alpha, a, rsa, csa, b, ldb, beta, c, ldc);
-  } else {
-    sup_by_rows<avx512::Vec<T>, T, 4>(m, n, k, alpha, a, rsa, csa, b, ldb, beta, c, ldc);
-  }
+  // One to three rows: by rows of B, eight per pass (C is too small for
+  // its traffic to matter).
+  sup_by_rows<avx512::Vec<T>, T, 8>(m, n, k, alpha, a, rsa, csa, b, ldb, beta, c, ldc);
 }
 
 }  // namespace

@@ -40,22 +40,18 @@ inline constexpr std::int64_t sup_max_m = 16;
 
 // The AVX-512 table's register-tiled sup kernel (blas3/sup_tiled.hpp: C in
 // registers over blocks of B, B read in place) against its by-rows one
-// (sup_by_rows.hpp). Measured (f32, same process, GFLOP/s, by rows / tiled):
-//   784x256 B (in L2), 1 thread: m = 2 75 / 51, m = 4 80 / 101,
-//     m = 8 84 / 106, m = 16 73 / 106, m = 32 69 / 104;
-//   1024x1024 B (4 MiB), 1 thread: m = 4 48 / 90, m = 8 49 / 105;
-//   2048x2048 B (16 MiB), 1 thread: m = 4 31 / 33, m = 8 36 / 37,
-//     m = 12 35 / 51, m = 16 39 / 93;
-//   4096x4096 B (64 MiB, from memory): 1 thread m = 4 28 / 18,
-//     m = 8 32 / 21, m = 12 36 / 44, m = 16 39 / 76, m = 32 43 / 83;
-//     2 threads m = 8 60 / 42, m = 12 72 / 85, m = 16 81 / 151,
-//     m = 24 86 / 171, m = 32 92 / 166.
-// From memory B must stream: by rows reads each row start to end, tiled
-// reads kc rows side by side, which only pays once C's reuse of each B
-// vector (m FMAs) hides the latency.
-inline constexpr std::int64_t sup_tiled_min_m = 12;
-inline constexpr std::int64_t sup_tiled_min_m_cached = 4;
-inline constexpr double sup_tiled_cached_b_bytes = 8.0 * 1024 * 1024;
+// (sup_by_rows.hpp), since the tiled kernel prefetches every line of B it
+// will read into L2. Measured (f32, stand-alone, B with huge pages as NumPy
+// allocates it, 1 thread, GFLOP/s, by rows / tiled):
+//   784x256 B (in L2): m = 2 92 / 64, m = 3 63 / 42, m = 4 104 / 106,
+//     m = 8 108 / 107, m = 12 102 / 108;
+//   1024x1024 B: m = 2 52 / 58, m = 4 58 / 110, m = 8 64 / 112;
+//   2048x2048 B: m = 2 49 / 56, m = 4 50 / 109, m = 8 49 / 112;
+//   4096x4096 B (from memory): m = 2 25 / 20, m = 3 28 / 24,
+//     m = 4 32 / 38, m = 8 40 / 101, m = 12 47 / 100, m = 16 44 / 97.
+// With one to three rows the tiled kernel's 1- and 2-row tiles do too few
+// FMAs per loaded vector of B; from four it wins at every size of B.
+inline constexpr std::int64_t sup_tiled_min_m = 4;
 // Up to 64 rows the tiled kernel also beats the packed GEMM on 2 threads
 // (4096x4096 B, m = 48 / 64: tiled 152 / 145 GFLOP/s stand-alone, packed
 // 86 at m = 64 in bench_small, NumPy 135) and stays within ~3 % of it on one
