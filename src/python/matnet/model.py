@@ -515,14 +515,17 @@ class Sequential(Layer):
         """
         if type(batch_size) is not int or batch_size < 1:
             batch_size = check_count(batch_size, "batch_size", "predict")
-        plan = self._dense_plan()
-        cache = self._plan_cache if plan is not None else None  # set by _dense_plan
-        if (plan is not None and cache is not None and type(x) is np.ndarray and x.ndim == 2 and 0 < len(x) <= batch_size
-                and x.dtype == self.dtype and x.shape[1] == cache[3][0].in_features
-                and x.flags.c_contiguous):
-            # The serving case: one C++ call checks x for NaN/Inf and runs
-            # every layer, with nothing allocated but the result.
-            return plan(x, True)
+        if type(x) is np.ndarray and x.ndim == 2 and 0 < x.shape[0] <= batch_size:
+            plan = self._dense_plan()
+            if plan is not None:
+                # The serving case: one C++ call checks x (dtype, features,
+                # NaN/Inf) and runs every layer, with nothing allocated but
+                # the result. On any complaint the checks below run and
+                # raise (or convert x) as for any other input.
+                try:
+                    return plan(x, True)
+                except (TypeError, ValueError):
+                    pass
         x, out_shape = self._check_inputs(x, "x")
         if len(x) <= batch_size and len(x) > 0:
             # One batch (the serving case): no output copy, and every layer
@@ -540,11 +543,12 @@ class Sequential(Layer):
         changed (one identity check per layer on the serving path)."""
         cached = self.__dict__.get("_plan_cache")
         if cached is not None:
-            chain, specs, layers, dense = cached
-            if len(layers) == len(self.layers) and all(map(operator.is_, layers, self.layers)):
-                for spec, layer in zip(specs, dense):
-                    if (spec[0] is not layer.W or spec[1] is not layer.b
-                            or spec[2] != layer.activation or spec[3] != layer.negative_slope):
+            chain, specs, layers = cached
+            current = self.layers
+            if len(layers) == len(current) and all(map(operator.is_, layers, current)):
+                for layer, w, b, activation, slope in specs:
+                    if (layer.W is not w or layer.b is not b or layer.activation != activation
+                            or layer.negative_slope != slope):
                         break
                 else:
                     return chain
@@ -552,9 +556,11 @@ class Sequential(Layer):
         if not dense or not all(type(layer) is Dense for layer in dense):
             self._plan_cache = None
             return None
-        specs = tuple((layer.W, layer.b, layer.activation, layer.negative_slope) for layer in dense)
-        chain = _core.DenseChain(specs)
-        self._plan_cache = (chain, specs, tuple(self.layers), dense)
+        chain = _core.DenseChain(
+            [(layer.W, layer.b, layer.activation, layer.negative_slope) for layer in dense])
+        specs = tuple((layer, layer.W, layer.b, layer.activation, layer.negative_slope)
+                      for layer in dense)
+        self._plan_cache = (chain, specs, tuple(self.layers))
         return chain
 
     def _infer(self, x: np.ndarray) -> np.ndarray:
