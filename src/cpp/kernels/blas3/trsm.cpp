@@ -9,11 +9,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 
 #include "blas2/dot.hpp"
 #include "blas3/gemm_driver.hpp"
 #include "core/parallel.hpp"
+#include "core/scalar.hpp"
 #include "core/thresholds.hpp"
 
 namespace matnet::detail {
@@ -57,7 +57,7 @@ void trsm_left_unblocked(bool op_lower, bool trans, bool unit, std::int64_t m, c
       // One reciprocal, then multiplies, unless 1/d overflows (a subnormal
       // diagonal): then divide, as LAPACK's DGETF2 does below sfmin.
       const T d = op_at(a, lda, trans, i, i);
-      if (std::abs(d) >= std::numeric_limits<T>::min()) {
+      if (!reciprocal_overflows(d)) {
         const T r = T(1) / d;
         for (std::int64_t j = c0; j < c1; ++j) bi[j] *= r;
       } else {

@@ -15,11 +15,11 @@
 // left match LAPACK's convention (P A = L U) without a separate DLASWP.
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <type_traits>
 
 #include "blas3/gemm_driver.hpp"
 #include "blas3/trsm.hpp"
+#include "core/scalar.hpp"
 #include "core/thresholds.hpp"
 #include "linalg/factor.hpp"
 
@@ -58,7 +58,7 @@ void lu_unblocked(N n, T* a, std::int64_t lda, std::int64_t* piv, C0 c0, W w,
       continue;  // L's column stays as is (zero below a zero pivot)
     }
     // 1 / pivot overflows for a subnormal pivot: divide then (DGETF2's sfmin).
-    const bool divide = std::abs(pivot) < std::numeric_limits<T>::min();
+    const bool divide = reciprocal_overflows(pivot);
     const T r = T(1) / pivot;
     const T* uj = a + j * lda;
     for (std::int64_t i = j + 1; i < n; ++i) {
