@@ -140,11 +140,11 @@ def linalg_svd(a: numpy.ndarray, compute_uv: bool, full_matrices: bool) -> typin
     """
     SVD; returns (s, u, vt, info), u and vt None without compute_uv. The input stack (batch, m, n) must be a writeable C-contiguous float32/float64 array; it is overwritten. info[i]: 0 ok, -1 NaN/Inf in matrix i, k+1 failure at step k.
     """
-def matmul(a: typing.Any, b: typing.Any, *, trans_a: bool = False, trans_b: bool = False, out: typing.Any = None) -> numpy.ndarray:
+def matmul(a: typing.Any, b: typing.Any, trans_a: bool = False, trans_b: bool = False, out: typing.Any = None) -> numpy.ndarray:
     """
     op(a) @ op(b) for float32/float64 arrays with np.matmul semantics (N-D batches broadcast, 1-D operands); writes into out when given.
     """
-def matvec(a: typing.Any, x: typing.Any, *, trans: bool = False, out: typing.Any = None) -> numpy.ndarray:
+def matvec(a: typing.Any, x: typing.Any, trans: bool = False, out: typing.Any = None) -> numpy.ndarray:
     """
     op(a) @ x for a 2-D a and a 1-D x (GEMV).
     """

@@ -13,7 +13,7 @@ import operator
 import os
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 
@@ -556,10 +556,9 @@ class Sequential(Layer):
         if not dense or not all(type(layer) is Dense for layer in dense):
             self._plan_cache = None
             return None
-        chain = _core.DenseChain(
-            [(layer.W, layer.b, layer.activation, layer.negative_slope) for layer in dense])
         specs = tuple((layer, layer.W, layer.b, layer.activation, layer.negative_slope)
-                      for layer in dense)
+                      for layer in cast(List[Dense], dense))
+        chain = _core.DenseChain([spec[1:] for spec in specs])
         self._plan_cache = (chain, specs, tuple(self.layers))
         return chain
 

@@ -58,7 +58,7 @@ def matmul(
     runs one product per thread, large products each on all threads. Runs
     with the GIL released, on up to :func:`matnet.get_num_threads` threads.
     """
-    return _core.matmul(a, b, trans_a=trans_a, trans_b=trans_b, out=out)
+    return _core.matmul(a, b, trans_a, trans_b, out)
 
 
 def matvec(
@@ -90,7 +90,7 @@ def matvec(
         ValueError: wrong number of dimensions, lengths that do not fit, or a
             bad ``out``.
     """
-    return _core.matvec(a, x, trans=trans, out=out)
+    return _core.matvec(a, x, trans, out)
 
 
 def gemm(
