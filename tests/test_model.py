@@ -140,6 +140,35 @@ def test_fit_validates_inputs(x, y, exc, match):
         model.fit(x, y, verbose=0)
 
 
+@pytest.mark.parametrize("x, exc, match", [
+    (np.array([[0, 1, 2, np.nan, 4, 5]], np.float32), ValueError, "NaN"),
+    (np.full((2, 6), np.inf, np.float32), ValueError, "NaN"),
+    (np.ones((1, 5), np.float32), ValueError, r"\(1, 5\)"),
+    (np.ones((1, 7), np.float64), ValueError, r"\(1, 7\)"),
+    (np.array([["a"] * 6]), TypeError, "numeric"),
+], ids=["nan-row", "inf", "features", "features-f64", "strings"])
+def test_predict_rejects_what_fit_rejects(x, exc, match):
+    """predict hands a 2-D array straight to the C++ plan; what the plan
+    refuses goes through the Python checks, which raise fit's errors."""
+    model = _mlp()
+    with pytest.raises(exc, match=match):
+        model.predict(x)
+
+
+def test_predict_converts_like_the_python_path(rng):
+    """float64, integer, Fortran-ordered and strided inputs of a float32
+    model: the plan takes what it can, the rest is converted once, and every
+    route gives the same result."""
+    model = _mlp()
+    x = rng.standard_normal((3, 6))
+    want = model.predict(x.astype(np.float32))
+    for variant in (x, np.asfortranarray(x.astype(np.float32)),
+                    np.repeat(x.astype(np.float32), 2, axis=1)[:, ::2]):
+        got = model.predict(variant)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, want)
+
+
 def test_fit_validates_arguments(rng):
     x, y = _blobs(rng, n=8)
     model = _mlp()
