@@ -144,6 +144,18 @@ inline constexpr std::int64_t conv_min_gemm_cols = 512;
 // (32,32,14,14)->32: 1.8-2.6 / 2.5-2.6 / 1.8 / 1.8 ms.
 inline constexpr std::int64_t conv_dw_chunk_cols = 512;
 
+// Conv2D forward (and the stride-1 flipped dX) by Winograd F(2x2, 3x3)
+// (nn/conv2d_winograd.cpp) for 3x3, stride 1, undilated kernels with at
+// least winograd_min_channels input and output channels per group and
+// outputs at least winograd_min_width wide; the direct im2col GEMM below.
+// PROVISIONAL, being measured.
+inline constexpr std::int64_t winograd_min_channels = 32;
+inline constexpr std::int64_t winograd_min_width = 8;
+
+// Tiles per Winograd block (each block's V and M, 16 (Cg + Fg) values per
+// tile, stay in L2 between the transforms and the products).
+inline constexpr std::int64_t winograd_block_tiles = 128;
+
 // ------------------------------------------------------------------ optim
 
 // Bytes moved by an update pass (elements x arrays read or written x size)

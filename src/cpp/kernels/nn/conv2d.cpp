@@ -46,6 +46,7 @@
 #include "core/checks.hpp"
 #include "core/parallel.hpp"
 #include "core/workspace.hpp"
+#include "nn/conv2d_winograd.hpp"
 #include "runtime/registry.hpp"
 
 namespace matnet {
@@ -406,6 +407,10 @@ PaddedIm2col<T> im2col_of(const Im2colSource& src, const Conv2dShape& s, const T
 template <class T>
 void forward_run(T* y, T* z, const T* x, const T* w, const T* b, const Conv2dShape& s,
                  Activation act, T slope, int budget) {
+  if (detail::winograd_applies(s)) {
+    detail::winograd_forward(y, z, x, w, b, s, act, slope, budget);
+    return;
+  }
   const I oh = s.out_h(), ow = s.out_w(), sl = oh * ow, hw = s.height * s.width;
   const I g_count = s.groups, cg = s.in_channels / g_count, fg = s.out_channels / g_count;
   const I kg = cg * s.kernel_h * s.kernel_w;

@@ -1,0 +1,222 @@
+// Conv2D forward by Winograd F(2x2, 3x3) (conv2d_winograd.hpp).
+//
+// Why: the direct path (conv2d.cpp, an im2col GEMM) already runs at ~85 % of
+// the FMA peak on the large 3x3 shapes, so only fewer multiplications make
+// it faster. F(2x2, 3x3) (Lavin & Gray 2015) gets a 2x2 output tile from a
+// 4x4 input patch with 16 multiplications per (in, out) channel pair
+// instead of 36 (2.25x fewer); the rest are additions in the transforms
+// (winograd_kernels.hpp), whose coefficients 0, +-1, +-1/2 are exact.
+//
+// Legend as conv2d.cpp; a tile is 2x2 outputs, TH = ceil(OH/2) tile rows by
+// TW = ceil(OW/2) tile columns per image, p in [0, 16) a transformed entry.
+//
+//   U[p] (Fg x Cg) = (G g G^T)[p], once per call, as the microkernel's packed
+//                    A panels (rows padded to whole panels with zeros);
+//   per block of tiles (R consecutive tile rows (n, th) of the batch, tile
+//   columns [tc0, tc0 + cw)), tb tiles:
+//     V[p] (Cg x tb) = (B^T d B)[p], scattered into packed B panels (nr
+//                      tiles wide), so no packing pass;
+//     M[p] (Fg x tb) = U[p] . V[p], 16 products straight on the microkernel
+//                      (no driver: A is packed once for all blocks);
+//     y = act(A^T M A + b), NCHW, two output rows per tile row.
+// A block's V and M (16 (Cg + Fg) tb values: 512 KiB at Cg = Fg = 64 and
+// tb = 64, float32) stay in L2 between the three steps. Blocks are split
+// over threads, each with its own V and M from the workspace; U is shared.
+// Reductions deeper than the kernel's kc run in kc chunks (beta = 1 after
+// the first), as the GEMM driver does.
+#include "nn/conv2d_winograd.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/parallel.hpp"
+#include "core/thresholds.hpp"
+#include "core/workspace.hpp"
+#include "runtime/registry.hpp"
+
+namespace matnet::detail {
+
+namespace {
+
+using I = std::int64_t;
+
+/// u[4 i + j] = (G g G^T)[i][j] of a 3x3 kernel g (row-major), in double:
+/// float's transformed weights are then rounded once, not four times.
+template <class T>
+void weight_tile(const T* g, double* u) {
+  double t[4][3];  // G g
+  for (int j = 0; j < 3; ++j) {
+    const double g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
+    t[0][j] = g0;
+    t[1][j] = 0.5 * (g0 + g1 + g2);
+    t[2][j] = 0.5 * (g0 - g1 + g2);
+    t[3][j] = g2;
+  }
+  for (int i = 0; i < 4; ++i) {  // (G g) G^T
+    u[4 * i + 0] = t[i][0];
+    u[4 * i + 1] = 0.5 * (t[i][0] + t[i][1] + t[i][2]);
+    u[4 * i + 2] = 0.5 * (t[i][0] - t[i][1] + t[i][2]);
+    u[4 * i + 3] = t[i][2];
+  }
+}
+
+/// The row panels of U (Fg rows): `full` panels of mr rows, then one of
+/// tail_rows (0 when mr divides Fg) run by the tail kernel when the ISA has
+/// one wide enough, else by the mr-row kernel on zero rows.
+struct RowPanels {
+  I full, tail_rows, rows_pad;
+  bool tail_kernel;
+};
+
+template <class T>
+RowPanels row_panels(const GemmKernel<T>& gk, I fg) {
+  const I rem = fg % gk.mr;
+  const bool tail_kernel = rem > 0 && gk.ukernel_tail != nullptr && rem <= gk.mr_tail;
+  const I tail_rows = rem == 0 ? 0 : tail_kernel ? gk.mr_tail : gk.mr;
+  return {fg / gk.mr, tail_rows, fg / gk.mr * gk.mr + tail_rows, tail_kernel};
+}
+
+}  // namespace
+
+bool winograd_applies(const Conv2dShape& s) {
+  const char* e = std::getenv("MATNET_WINOGRAD");  // A/B switch for measurement (temporary)
+  const bool off = e != nullptr && e[0] == '0';
+  if (off) return false;
+  const I cg = s.in_channels / s.groups, fg = s.out_channels / s.groups;
+  return s.kernel_h == 3 && s.kernel_w == 3 && s.stride_h == 1 && s.stride_w == 1 &&
+         s.dilation_h == 1 && s.dilation_w == 1 && cg >= thresholds::winograd_min_channels &&
+         fg >= thresholds::winograd_min_channels && s.out_w() >= thresholds::winograd_min_width &&
+         s.out_h() >= 1;
+}
+
+template <class T>
+void winograd_forward(T* y, T* z, const T* x, const T* w, const T* b, const Conv2dShape& s,
+                      Activation act, T slope, int max_threads) {
+  const GemmKernel<T>& gk = *kernels<T>().gemm;
+  const WinogradKernels<T>& wk = *kernels<T>().winograd;
+  const EltwiseKernels<T>& ek = *kernels<T>().eltwise;
+  const I oh = s.out_h(), ow = s.out_w(), hw = s.height * s.width;
+  const I g_count = s.groups, cg = s.in_channels / g_count, fg = s.out_channels / g_count;
+  const I mr = gk.mr, nr = gk.nr, kc = gk.kc;
+  const RowPanels rp = row_panels(gk, fg);
+  const I th_n = (oh + 1) / 2, tw_n = (ow + 1) / 2;
+
+  // Blocks: tile columns in ncc balanced chunks of at most winograd_block_tiles,
+  // then as many whole tile rows as fill a block.
+  const I target = thresholds::winograd_block_tiles;
+  const I ncc = (tw_n + target - 1) / target, cw = (tw_n + ncc - 1) / ncc;
+  // Of the row counts that fit, the one whose block wastes the least of
+  // its last nr-wide panel (28-tile rows: 4 rows are 7 whole panels, where
+  // 2 would compute 64 tiles for 56).
+  I rows_per = 1;
+  for (I r = 1; r * cw <= target; ++r) {
+    const auto waste = [&](I rr) { return double((rr * cw + nr - 1) / nr * nr) / double(rr * cw); };
+    if (waste(r) <= waste(rows_per)) rows_per = r;
+  }
+  const I rows_total = s.batch * th_n;
+  const I nrb = (rows_total + rows_per - 1) / rows_per, items = g_count * nrb * ncc;
+  const I tb_cap = (rows_per * cw + nr - 1) / nr * nr;
+
+  WorkspaceScope scope;
+  // U, packed: (g, p) blocks of rows_pad x cg; within, kc-deep chunks of
+  // row panels, each stored column by column (ukernel.hpp's A layout).
+  const I u_block = rp.rows_pad * cg;
+  T* u = scope.alloc<T>(static_cast<std::size_t>(g_count * 16 * u_block));
+  std::fill(u, u + g_count * 16 * u_block, T(0));
+  for (I g = 0; g < g_count; ++g)
+    for (I f = 0; f < fg; ++f) {
+      const I ip = std::min(f / mr, rp.full), start = ip * mr, pr = ip < rp.full ? mr : rp.tail_rows;
+      for (I c = 0; c < cg; ++c) {
+        double t[16];
+        weight_tile(w + ((g * fg + f) * cg + c) * 9, t);
+        const I k0 = c / kc * kc, kl = std::min(kc, cg - k0);
+        T* dst = u + g * 16 * u_block + k0 * rp.rows_pad + start * kl + (c - k0) * pr + (f - start);
+        for (int p = 0; p < 16; ++p) dst[p * u_block] = static_cast<T>(t[p]);
+      }
+    }
+
+  const int parts = parts_for(items, max_threads);
+  const I v_size = 16 * cg * tb_cap, m_size = 16 * rp.rows_pad * tb_cap;
+  T* v_all = scope.alloc<T>(static_cast<std::size_t>(parts * v_size));
+  T* m_all = scope.alloc<T>(static_cast<std::size_t>(parts * m_size));
+  T* t_all = scope.alloc<T>(static_cast<std::size_t>(parts * 4 * cw));
+  parallel_parts(items, max_threads, 1, [&](int part, I it0, I it1) {
+    T* const v = v_all + part * v_size;
+    T* const m = m_all + part * m_size;
+    T* const yt = t_all + part * 4 * cw;  // two output rows of 2 cw
+    for (I it = it0; it < it1; ++it) {
+      const I g = it / (nrb * ncc), q0 = (it / ncc) % nrb * rows_per, tc0 = it % ncc * cw;
+      const I rcount = std::min(rows_per, rows_total - q0), cwi = std::min(cw, tw_n - tc0);
+      const I tb = rcount * cwi, tb_pad = (tb + nr - 1) / nr * nr;
+      // V: for every channel and tile row, straight into the panels.
+      for (I c = 0; c < cg; ++c) {
+        const I k0 = c / kc * kc, kl = std::min(kc, cg - k0);
+        T* const vc = v + k0 * tb_pad + (c - k0) * nr;
+        for (I r = 0; r < rcount; ++r) {
+          const I q = q0 + r, n = q / th_n, th = q % th_n;
+          const T* plane = x + (n * s.in_channels + g * cg + c) * hw;
+          const T* rows[4];
+          for (I i = 0; i < 4; ++i) {
+            const I ih = 2 * th + i - s.pad_top;
+            rows[i] = ih >= 0 && ih < s.height ? plane + ih * s.width : nullptr;
+          }
+          wk.input_row(rows, s.width, 2 * tc0 - s.pad_left, cwi, vc, cg * tb_pad, r * cwi, nr,
+                       kl * nr);
+        }
+        if (tb < tb_pad)  // the last panel's missing tiles: zeros (their columns of M are unused)
+          for (int p = 0; p < 16; ++p) {
+            T* last = vc + p * cg * tb_pad + (tb / nr) * kl * nr;
+            std::fill(last + tb % nr, last + nr, T(0));
+          }
+      }
+      // M[p] = U[p] . V[p] on the microkernel, M row-major (rows_pad x tb_pad).
+      for (int p = 0; p < 16; ++p)
+        for (I k0 = 0; k0 < cg; k0 += kc) {
+          const I kl = std::min(kc, cg - k0);
+          const T beta = k0 == 0 ? T(0) : T(1);
+          const T* ap = u + (g * 16 + p) * u_block + k0 * rp.rows_pad;
+          const T* bp = v + p * cg * tb_pad + k0 * tb_pad;
+          T* mp = m + p * rp.rows_pad * tb_pad;
+          for (I jp = 0; jp < tb_pad / nr; ++jp) {
+            const T* bj = bp + jp * kl * nr;
+            for (I ip = 0; ip < rp.full; ++ip)
+              gk.ukernel(kl, T(1), ap + ip * mr * kl, bj, beta, mp + ip * mr * tb_pad + jp * nr,
+                         tb_pad);
+            if (rp.tail_rows > 0)
+              (rp.tail_kernel ? gk.ukernel_tail : gk.ukernel)(
+                  kl, T(1), ap + rp.full * mr * kl, bj, beta, mp + rp.full * mr * tb_pad + jp * nr,
+                  tb_pad);
+          }
+        }
+      // y = act(A^T M A + b): straight into y when both output rows and the
+      // whole width exist and nothing else is to be done, else through yt.
+      const I ldm = rp.rows_pad * tb_pad, ox0 = 2 * tc0, len = std::min(2 * cwi, ow - ox0);
+      for (I f = 0; f < fg; ++f) {
+        const T bias = b != nullptr ? b[g * fg + f] : T(0);
+        for (I r = 0; r < rcount; ++r) {
+          const I q = q0 + r, n = q / th_n, th = q % th_n, oy = 2 * th;
+          const I off = (n * s.out_channels + g * fg + f) * oh * ow + ox0;
+          const T* mt = m + f * tb_pad + r * cwi;
+          if (act == Activation::identity && z == nullptr && len == 2 * cwi && oy + 1 < oh) {
+            wk.output_row(mt, ldm, cwi, bias, y + off + oy * ow, y + off + (oy + 1) * ow);
+            continue;
+          }
+          wk.output_row(mt, ldm, cwi, bias, yt, yt + 2 * cw);
+          for (I i = 0; i < 2 && oy + i < oh; ++i) {
+            const I o = off + (oy + i) * ow;
+            ek.forward(y + o, z != nullptr ? z + o : nullptr, yt + i * 2 * cw, nullptr, len, act,
+                       slope);
+          }
+        }
+      }
+    }
+  });
+}
+
+template void winograd_forward<float>(float*, float*, const float*, const float*, const float*,
+                                      const Conv2dShape&, Activation, float, int);
+template void winograd_forward<double>(double*, double*, const double*, const double*,
+                                       const double*, const Conv2dShape&, Activation, double, int);
+
+}  // namespace matnet::detail
