@@ -149,7 +149,7 @@ inline constexpr std::int64_t conv_dw_chunk_cols = 512;
 // least winograd_min_channels input and output channels per group and
 // outputs at least winograd_min_width wide; the direct im2col GEMM below.
 // PROVISIONAL, being measured.
-inline constexpr std::int64_t winograd_min_channels = 32;
+inline constexpr std::int64_t winograd_min_channels = 16;
 inline constexpr std::int64_t winograd_min_width = 8;
 
 // Tiles per Winograd block (each block's V and M, 16 (Cg + Fg) values per

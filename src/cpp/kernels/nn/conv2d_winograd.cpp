@@ -136,39 +136,62 @@ void winograd_forward(T* y, T* z, const T* x, const T* w, const T* b, const Conv
       }
     }
 
+  // V, per thread: for each p, the kc-deep chunks of the block's B panels
+  // (nr tiles x kl channels each, then `spill` values of room for
+  // input_row's whole-vector stores; panel starts stay nr-aligned).
+  const I spill = (winograd_step + nr - 1) / nr * nr, n_chunks = (cg + kc - 1) / kc;
+  const I panels_cap = tb_cap / nr, v_pstride = panels_cap * (cg * nr + n_chunks * spill);
+  const I v_size = 16 * v_pstride;
+  // M: rows_pad x tb_pad per p; output_row reads whole steps past a row's tiles.
+  const I m_size = 16 * rp.rows_pad * tb_cap + winograd_step;
+  const I y_ld = 2 * (cw + winograd_step);  // two output rows, whole steps
   const int parts = parts_for(items, max_threads);
-  const I v_size = 16 * cg * tb_cap, m_size = 16 * rp.rows_pad * tb_cap;
   T* v_all = scope.alloc<T>(static_cast<std::size_t>(parts * v_size));
   T* m_all = scope.alloc<T>(static_cast<std::size_t>(parts * m_size));
-  T* t_all = scope.alloc<T>(static_cast<std::size_t>(parts * 4 * cw));
+  T* y_all = scope.alloc<T>(static_cast<std::size_t>(parts * 2 * y_ld));
   parallel_parts(items, max_threads, 1, [&](int part, I it0, I it1) {
     T* const v = v_all + part * v_size;
     T* const m = m_all + part * m_size;
-    T* const yt = t_all + part * 4 * cw;  // two output rows of 2 cw
+    T* const yt = y_all + part * 2 * y_ld;
+    // Padding tiles' columns of V are never written; zeros keep whatever
+    // the scratch held (NaN, subnormals) out of the products.
+    std::fill(v, v + v_size, T(0));
+    std::fill(m, m + m_size, T(0));
     for (I it = it0; it < it1; ++it) {
       const I g = it / (nrb * ncc), q0 = (it / ncc) % nrb * rows_per, tc0 = it % ncc * cw;
       const I rcount = std::min(rows_per, rows_total - q0), cwi = std::min(cw, tw_n - tc0);
-      const I tb = rcount * cwi, tb_pad = (tb + nr - 1) / nr * nr;
-      // V: for every channel and tile row, straight into the panels.
+      const I tb = rcount * cwi, tb_pad = (tb + nr - 1) / nr * nr, panels = tb_pad / nr;
+      // The chunk of channel c (from k0, kl deep) starts at chunk_at(k0).
+      auto chunk_at = [&](I k0) { return panels * (k0 * nr + k0 / kc * spill); };
+      // V: channel by channel, tile row by tile row (the order the spill rule asks).
+      auto plane_of = [&](I c, I q) { return x + (q / th_n * s.in_channels + g * cg + c) * hw; };
       for (I c = 0; c < cg; ++c) {
         const I k0 = c / kc * kc, kl = std::min(kc, cg - k0);
-        T* const vc = v + k0 * tb_pad + (c - k0) * nr;
+        T* const vc = v + chunk_at(k0) + (c - k0) * nr;
+        // The next channel's rows, a plane away: ahead of time, as the
+        // hardware prefetcher starts each short run of rows cold.
+        if (c + 1 < cg)
+          for (I r = 0; r < rcount; ++r) {
+            const I th = (q0 + r) % th_n;
+            const T* plane = plane_of(c + 1, q0 + r);
+            const I ih0 = std::max<I>(2 * th - s.pad_top, 0);
+            const I ih1 = std::min<I>(2 * th + (r + 1 < rcount ? 2 : 4) - s.pad_top, s.height);
+            if (ih1 <= ih0) continue;
+            const char* p0 = reinterpret_cast<const char*>(plane + ih0 * s.width);
+            const char* p1 = reinterpret_cast<const char*>(plane + ih1 * s.width);
+            for (const char* pp = p0; pp < p1; pp += 64) __builtin_prefetch(pp);
+          }
         for (I r = 0; r < rcount; ++r) {
-          const I q = q0 + r, n = q / th_n, th = q % th_n;
-          const T* plane = x + (n * s.in_channels + g * cg + c) * hw;
+          const I th = (q0 + r) % th_n;
+          const T* plane = plane_of(c, q0 + r);
           const T* rows[4];
           for (I i = 0; i < 4; ++i) {
             const I ih = 2 * th + i - s.pad_top;
             rows[i] = ih >= 0 && ih < s.height ? plane + ih * s.width : nullptr;
           }
-          wk.input_row(rows, s.width, 2 * tc0 - s.pad_left, cwi, vc, cg * tb_pad, r * cwi, nr,
-                       kl * nr);
+          wk.input_row(rows, s.width, 2 * tc0 - s.pad_left, cwi, vc, v_pstride, r * cwi, nr,
+                       kl * nr + spill);
         }
-        if (tb < tb_pad)  // the last panel's missing tiles: zeros (their columns of M are unused)
-          for (int p = 0; p < 16; ++p) {
-            T* last = vc + p * cg * tb_pad + (tb / nr) * kl * nr;
-            std::fill(last + tb % nr, last + nr, T(0));
-          }
       }
       // M[p] = U[p] . V[p] on the microkernel, M row-major (rows_pad x tb_pad).
       for (int p = 0; p < 16; ++p)
@@ -176,10 +199,10 @@ void winograd_forward(T* y, T* z, const T* x, const T* w, const T* b, const Conv
           const I kl = std::min(kc, cg - k0);
           const T beta = k0 == 0 ? T(0) : T(1);
           const T* ap = u + (g * 16 + p) * u_block + k0 * rp.rows_pad;
-          const T* bp = v + p * cg * tb_pad + k0 * tb_pad;
+          const T* bp = v + p * v_pstride + chunk_at(k0);
           T* mp = m + p * rp.rows_pad * tb_pad;
-          for (I jp = 0; jp < tb_pad / nr; ++jp) {
-            const T* bj = bp + jp * kl * nr;
+          for (I jp = 0; jp < panels; ++jp) {
+            const T* bj = bp + jp * (kl * nr + spill);
             for (I ip = 0; ip < rp.full; ++ip)
               gk.ukernel(kl, T(1), ap + ip * mr * kl, bj, beta, mp + ip * mr * tb_pad + jp * nr,
                          tb_pad);
@@ -189,24 +212,21 @@ void winograd_forward(T* y, T* z, const T* x, const T* w, const T* b, const Conv
                   tb_pad);
           }
         }
-      // y = act(A^T M A + b): straight into y when both output rows and the
-      // whole width exist and nothing else is to be done, else through yt.
+      // y = act(A^T M A + b), through yt (output_row writes whole steps).
       const I ldm = rp.rows_pad * tb_pad, ox0 = 2 * tc0, len = std::min(2 * cwi, ow - ox0);
       for (I f = 0; f < fg; ++f) {
         const T bias = b != nullptr ? b[g * fg + f] : T(0);
         for (I r = 0; r < rcount; ++r) {
           const I q = q0 + r, n = q / th_n, th = q % th_n, oy = 2 * th;
           const I off = (n * s.out_channels + g * fg + f) * oh * ow + ox0;
-          const T* mt = m + f * tb_pad + r * cwi;
-          if (act == Activation::identity && z == nullptr && len == 2 * cwi && oy + 1 < oh) {
-            wk.output_row(mt, ldm, cwi, bias, y + off + oy * ow, y + off + (oy + 1) * ow);
-            continue;
-          }
-          wk.output_row(mt, ldm, cwi, bias, yt, yt + 2 * cw);
+          wk.output_row(m + f * tb_pad + r * cwi, ldm, cwi, bias, yt, yt + y_ld);
           for (I i = 0; i < 2 && oy + i < oh; ++i) {
             const I o = off + (oy + i) * ow;
-            ek.forward(y + o, z != nullptr ? z + o : nullptr, yt + i * 2 * cw, nullptr, len, act,
-                       slope);
+            if (z == nullptr && act == Activation::identity)
+              std::memcpy(y + o, yt + i * y_ld, static_cast<std::size_t>(len) * sizeof(T));
+            else
+              ek.forward(y + o, z != nullptr ? z + o : nullptr, yt + i * y_ld, nullptr, len, act,
+                         slope);
           }
         }
       }
