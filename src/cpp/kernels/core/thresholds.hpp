@@ -147,13 +147,29 @@ inline constexpr std::int64_t conv_dw_chunk_cols = 512;
 // Conv2D forward (and the stride-1 flipped dX) by Winograd F(2x2, 3x3)
 // (nn/conv2d_winograd.cpp) for 3x3, stride 1, undilated kernels with at
 // least winograd_min_channels input and output channels per group and
-// outputs at least winograd_min_width wide; the direct im2col GEMM below.
-// PROVISIONAL, being measured.
+// outputs at least winograd_min_width_f32 / _f64 wide; the direct im2col
+// GEMM otherwise. Its transforms cost ~(Cin + Cout) per tile against the
+// ~Cin*Cout the products save, and a row of tiles shorter than a vector
+// step (8) wastes lanes. Measured (1 thread, CPU time, median of 7, same
+// process, loaded 2-core Zen 4, 3x3 pad 1, (N,C,H,W)->F, direct / Winograd):
+// float32: (64,4,32,32)->4 0.85, (64,8,32,32)->8 0.95, (64,8,32,32)->32
+// 0.91, (64,12,32,32)->12 1.11, (64,16,32,32)->16 1.05, ->32 1.07,
+// (128,16,16,16)->16 0.96-1.05, (64,32,32,32)->32 1.27, (32,64,56,56)->64
+// 1.59-1.7; width: (256,16,4,4)->16 0.88, (256,32,4,4)->32 0.97-1.03,
+// (256,16,6,6)->16 1.06, (256,32,6,6)->32 1.20, (128,16,8,8)->16 1.09-1.16.
+// float64: (128,16,8,8)->16 0.78, (256,32,4,4)->32 0.79, (64,64,8,8)->64
+// 1.23, (64,16,12,12)->16 1.20, (128,16,16,16)->16 1.09, (64,16,32,32)->32
+// 1.04, (32,64,56,56)->64 1.59.
 inline constexpr std::int64_t winograd_min_channels = 16;
-inline constexpr std::int64_t winograd_min_width = 8;
+inline constexpr std::int64_t winograd_min_width_f32 = 6;
+inline constexpr std::int64_t winograd_min_width_f64 = 12;
 
-// Tiles per Winograd block (each block's V and M, 16 (Cg + Fg) values per
-// tile, stay in L2 between the transforms and the products).
+// Tiles per Winograd block: a thread's V (16 Cg values per tile) stays in
+// L2 next to the transformed weights U. Measured (float32, 1 thread, loaded
+// machine, ms for 32 / 64 / 96 / 128 / 192 / 256 tiles): (32,64,56,56)->64
+// 58.7 / 49.6 / 55.4 / 50.6 / 51.5 / 52.6; (16,128,28,28)->128 27.5 / 27.6 /
+// 27.8 / 25.5 / 25.5 / 25.2; (8,256,14,14)->256 16.0 / 14.5 / 14.5 / 14.6 /
+// 14.3 / 14.9; (64,16,32,32)->32 flat (8.5-9.3).
 inline constexpr std::int64_t winograd_block_tiles = 128;
 
 // ------------------------------------------------------------------ optim

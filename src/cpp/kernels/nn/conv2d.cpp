@@ -31,6 +31,10 @@
 //             path again, no scratch. Otherwise dcol (Kg, S) = w[g]^T . dZ[n, g]
 //             per image in per-thread workspace, then col2im adds it into dx
 //             (1x1: the GEMM writes dx).
+// 3x3, stride 1, undilated, with enough channels (thresholds::winograd_*):
+// forward_run hands the whole convolution to Winograd F(2x2, 3x3)
+// (conv2d_winograd.cpp), 2.25x fewer multiplications; the flipped dX
+// reaches it through forward_run too.
 // The im2col of a padded input reads a zero-padded copy of the image's
 // planes (pad_planes), so every packed row is a plain copy.
 // Threads: over images x groups, one single-threaded GEMM each, when there
@@ -407,7 +411,7 @@ PaddedIm2col<T> im2col_of(const Im2colSource& src, const Conv2dShape& s, const T
 template <class T>
 void forward_run(T* y, T* z, const T* x, const T* w, const T* b, const Conv2dShape& s,
                  Activation act, T slope, int budget) {
-  if (detail::winograd_applies(s)) {
+  if (detail::winograd_applies<T>(s)) {
     detail::winograd_forward(y, z, x, w, b, s, act, slope, budget);
     return;
   }

@@ -13,17 +13,26 @@
 //   U[p] (Fg x Cg) = (G g G^T)[p], once per call, as the microkernel's packed
 //                    A panels (rows padded to whole panels with zeros);
 //   per block of tiles (R consecutive tile rows (n, th) of the batch, tile
-//   columns [tc0, tc0 + cw)), tb tiles:
-//     V[p] (Cg x tb) = (B^T d B)[p], scattered into packed B panels (nr
-//                      tiles wide), so no packing pass;
-//     M[p] (Fg x tb) = U[p] . V[p], 16 products straight on the microkernel
-//                      (no driver: A is packed once for all blocks);
-//     y = act(A^T M A + b), NCHW, two output rows per tile row.
-// A block's V and M (16 (Cg + Fg) tb values: 512 KiB at Cg = Fg = 64 and
-// tb = 64, float32) stay in L2 between the three steps. Blocks are split
+//   columns [tc0, tc0 + cw); R chosen so the block is whole nr-wide panels
+//   where it can be), tb tiles:
+//     V[p] (Cg x tb) = (B^T d B)[p], written by the transform straight into
+//                      packed B panels, so no packing pass;
+//     per row panel of U (mr output channels):
+//       M[p] (mr x tb) = U[p] . V[p], 16 products straight on the
+//                        microkernel (no driver: A is packed once for all blocks);
+//       y = act(A^T M A + b), NCHW, two output rows per tile row.
+// A block's V (16 Cg tb values: 460 KiB at Cg = 64, tb = 112, float32)
+// stays in L2 next to U (270 KiB at 64 x 64) and M (16 mr tb) in L1-L2:
+// with the products for all Fg rows first, M (another 470 KiB) pushed V
+// and U out of L2, and the output transform waited on its loads
+// ((32,64,56,56)->64, 1 thread: 45.0 -> 42.6 ms fused). Blocks are split
 // over threads, each with its own V and M from the workspace; U is shared.
 // Reductions deeper than the kernel's kc run in kc chunks (beta = 1 after
 // the first), as the GEMM driver does.
+// Why F(2x2, 3x3) and not F(4x4, 3x3) (4x fewer multiplications): the
+// larger tile's transform coefficients (up to 8, and 1/4, 1/8 ...) lose
+// about two more digits in float32; F(2x2) keeps the error within a small
+// factor of the direct path's (see tests/test_conv.py's bound).
 #include "nn/conv2d_winograd.hpp"
 
 #include <algorithm>
@@ -79,15 +88,16 @@ RowPanels row_panels(const GemmKernel<T>& gk, I fg) {
 
 }  // namespace
 
+template <class T>
 bool winograd_applies(const Conv2dShape& s) {
   const char* e = std::getenv("MATNET_WINOGRAD");  // A/B switch for measurement (temporary)
-  const bool off = e != nullptr && e[0] == '0';
-  if (off) return false;
+  if (e != nullptr && e[0] == '0') return false;
   const I cg = s.in_channels / s.groups, fg = s.out_channels / s.groups;
+  const I min_width = sizeof(T) == 4 ? thresholds::winograd_min_width_f32
+                                     : thresholds::winograd_min_width_f64;
   return s.kernel_h == 3 && s.kernel_w == 3 && s.stride_h == 1 && s.stride_w == 1 &&
          s.dilation_h == 1 && s.dilation_w == 1 && cg >= thresholds::winograd_min_channels &&
-         fg >= thresholds::winograd_min_channels && s.out_w() >= thresholds::winograd_min_width &&
-         s.out_h() >= 1;
+         fg >= thresholds::winograd_min_channels && s.out_w() >= min_width && s.out_h() >= 1;
 }
 
 template <class T>
@@ -142,8 +152,9 @@ void winograd_forward(T* y, T* z, const T* x, const T* w, const T* b, const Conv
   const I spill = (winograd_step + nr - 1) / nr * nr, n_chunks = (cg + kc - 1) / kc;
   const I panels_cap = tb_cap / nr, v_pstride = panels_cap * (cg * nr + n_chunks * spill);
   const I v_size = 16 * v_pstride;
-  // M: rows_pad x tb_pad per p; output_row reads whole steps past a row's tiles.
-  const I m_size = 16 * rp.rows_pad * tb_cap + winograd_step;
+  // M: one row panel, mr x tb_pad per p; output_row reads whole steps past
+  // a row's tiles.
+  const I m_size = 16 * mr * tb_cap + winograd_step;
   const I y_ld = 2 * (cw + winograd_step);  // two output rows, whole steps
   const int parts = parts_for(items, max_threads);
   T* v_all = scope.alloc<T>(static_cast<std::size_t>(parts * v_size));
@@ -193,40 +204,37 @@ void winograd_forward(T* y, T* z, const T* x, const T* w, const T* b, const Conv
                        kl * nr + spill);
         }
       }
-      // M[p] = U[p] . V[p] on the microkernel, M row-major (rows_pad x tb_pad).
-      for (int p = 0; p < 16; ++p)
-        for (I k0 = 0; k0 < cg; k0 += kc) {
-          const I kl = std::min(kc, cg - k0);
-          const T beta = k0 == 0 ? T(0) : T(1);
-          const T* ap = u + (g * 16 + p) * u_block + k0 * rp.rows_pad;
-          const T* bp = v + p * v_pstride + chunk_at(k0);
-          T* mp = m + p * rp.rows_pad * tb_pad;
-          for (I jp = 0; jp < panels; ++jp) {
-            const T* bj = bp + jp * (kl * nr + spill);
-            for (I ip = 0; ip < rp.full; ++ip)
-              gk.ukernel(kl, T(1), ap + ip * mr * kl, bj, beta, mp + ip * mr * tb_pad + jp * nr,
-                         tb_pad);
-            if (rp.tail_rows > 0)
-              (rp.tail_kernel ? gk.ukernel_tail : gk.ukernel)(
-                  kl, T(1), ap + rp.full * mr * kl, bj, beta, mp + rp.full * mr * tb_pad + jp * nr,
-                  tb_pad);
+      // By row panels of U (mr output channels): M[p] = U[p] . V[p] for
+      // those rows on the microkernel, then their output transform while
+      // M (16 x mr x tb values) is in L1, so that only V and U share L2.
+      const I ox0 = 2 * tc0, len = std::min(2 * cwi, ow - ox0), m_pstride = mr * tb_pad;
+      for (I ip = 0; ip < rp.full + (rp.tail_rows > 0 ? 1 : 0); ++ip) {
+        const auto kernel = ip == rp.full && rp.tail_kernel ? gk.ukernel_tail : gk.ukernel;
+        for (int p = 0; p < 16; ++p)
+          for (I k0 = 0; k0 < cg; k0 += kc) {
+            const I kl = std::min(kc, cg - k0);
+            const T* ap = u + (g * 16 + p) * u_block + k0 * rp.rows_pad + ip * mr * kl;
+            const T* bp = v + p * v_pstride + chunk_at(k0);
+            for (I jp = 0; jp < panels; ++jp)
+              kernel(kl, T(1), ap, bp + jp * (kl * nr + spill), k0 == 0 ? T(0) : T(1),
+                     m + p * m_pstride + jp * nr, tb_pad);
           }
-        }
-      // y = act(A^T M A + b), through yt (output_row writes whole steps).
-      const I ldm = rp.rows_pad * tb_pad, ox0 = 2 * tc0, len = std::min(2 * cwi, ow - ox0);
-      for (I f = 0; f < fg; ++f) {
-        const T bias = b != nullptr ? b[g * fg + f] : T(0);
-        for (I r = 0; r < rcount; ++r) {
-          const I q = q0 + r, n = q / th_n, th = q % th_n, oy = 2 * th;
-          const I off = (n * s.out_channels + g * fg + f) * oh * ow + ox0;
-          wk.output_row(m + f * tb_pad + r * cwi, ldm, cwi, bias, yt, yt + y_ld);
-          for (I i = 0; i < 2 && oy + i < oh; ++i) {
-            const I o = off + (oy + i) * ow;
-            if (z == nullptr && act == Activation::identity)
-              std::memcpy(y + o, yt + i * y_ld, static_cast<std::size_t>(len) * sizeof(T));
-            else
-              ek.forward(y + o, z != nullptr ? z + o : nullptr, yt + i * y_ld, nullptr, len, act,
-                         slope);
+        // y = act(A^T M A + b), through yt (output_row writes whole steps).
+        for (I f = ip * mr; f < std::min(fg, (ip + 1) * mr); ++f) {
+          const T bias = b != nullptr ? b[g * fg + f] : T(0);
+          for (I r = 0; r < rcount; ++r) {
+            const I q = q0 + r, n = q / th_n, oy = 2 * (q % th_n);
+            const I off = (n * s.out_channels + g * fg + f) * oh * ow + ox0;
+            wk.output_row(m + (f - ip * mr) * tb_pad + r * cwi, m_pstride, cwi, bias, yt,
+                          yt + y_ld);
+            for (I i = 0; i < 2 && oy + i < oh; ++i) {
+              const I o = off + (oy + i) * ow;
+              if (z == nullptr && act == Activation::identity)
+                std::memcpy(y + o, yt + i * y_ld, static_cast<std::size_t>(len) * sizeof(T));
+              else
+                ek.forward(y + o, z != nullptr ? z + o : nullptr, yt + i * y_ld, nullptr, len, act,
+                           slope);
+            }
           }
         }
       }
@@ -234,6 +242,8 @@ void winograd_forward(T* y, T* z, const T* x, const T* w, const T* b, const Conv
   });
 }
 
+template bool winograd_applies<float>(const Conv2dShape&);
+template bool winograd_applies<double>(const Conv2dShape&);
 template void winograd_forward<float>(float*, float*, const float*, const float*, const float*,
                                       const Conv2dShape&, Activation, float, int);
 template void winograd_forward<double>(double*, double*, const double*, const double*,

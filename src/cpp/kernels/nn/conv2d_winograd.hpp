@@ -12,8 +12,9 @@ namespace matnet::detail {
 
 /// True when s is a 3x3, stride-1, undilated convolution with enough
 /// channels per group and a wide enough output for the Winograd path to
-/// beat the direct one (thresholds::winograd_min_channels, _min_width).
-/// Any padding, also negative (the flipped dX's cropping).
+/// beat the direct one in T (thresholds::winograd_min_channels,
+/// _min_width_f32/_f64). Any padding, also negative (the flipped dX's cropping).
+template <class T>
 bool winograd_applies(const Conv2dShape& s);
 
 /// y (N, F, OH, OW) = act(z), z = conv(x, w) + b, as conv2d_forward (z may be
