@@ -134,9 +134,14 @@ void winograd_forward(T* y, T* z, const T* x, const T* w, const T* b, const Conv
   const I u_block = rp.rows_pad * cg;
   T* u = scope.alloc<T>(static_cast<std::size_t>(g_count * 16 * u_block));
   std::fill(u, u + g_count * 16 * u_block, T(0));
-  for (I g = 0; g < g_count; ++g)
-    for (I f = 0; f < fg; ++f) {
-      const I ip = std::min(f / mr, rp.full), start = ip * mr, pr = ip < rp.full ? mr : rp.tail_rows;
+  // Split over the threads by output channels: ~40 flops per (f, c), which
+  // at 512 x 512 channels is a few ms on one thread.
+  const int u_threads = threads_for(g_count * fg * cg * 16, max_threads);
+  parallel_split(g_count * fg, u_threads, 1, [&](I gf0, I gf1) {
+    for (I gf = gf0; gf < gf1; ++gf) {
+      const I g = gf / fg, f = gf % fg;
+      const I ip = std::min(f / mr, rp.full), start = ip * mr;
+      const I pr = ip < rp.full ? mr : rp.tail_rows;
       for (I c = 0; c < cg; ++c) {
         double t[16];
         weight_tile(w + ((g * fg + f) * cg + c) * 9, t);
@@ -145,6 +150,7 @@ void winograd_forward(T* y, T* z, const T* x, const T* w, const T* b, const Conv
         for (int p = 0; p < 16; ++p) dst[p * u_block] = static_cast<T>(t[p]);
       }
     }
+  });
 
   // V, per thread: for each p, the kc-deep chunks of the block's B panels
   // (nr tiles x kl channels each, then `spill` values of room for
