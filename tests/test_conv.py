@@ -34,29 +34,31 @@ PATH_CASES = [
     ("no-pad-wide", 1, 3, 5, 40, 4, (2, 3), 1, 0, 1, 1),
 ]
 
-# 3x3, stride 1, undilated with >= 16 channels per group in and out and
-# outputs >= 6 wide (float32) / 12 (float64): Winograd F(2x2, 3x3)
-# (core/thresholds.hpp, winograd_*), which also computes dX (the flipped
-# convolution: Fg channels in, Cg out, padding 2 - p). Cases on both sides of
-# each threshold, run on every ISA path and thread count
-# (test_conv2d_winograd_on_every_isa).
+# 3x3, stride 1, undilated with >= 16 channels per group in and out,
+# outputs >= 6 wide (float32) / 12 (float64) and >= 128 2x2 output tiles in
+# all: Winograd F(2x2, 3x3) (core/thresholds.hpp, winograd_*), which also
+# computes dX (the flipped convolution: Fg channels in, Cg out, padding
+# 2 - p, x's size out). Cases on both sides of each threshold, run on every
+# ISA path and thread count (test_conv2d_winograd_on_every_isa).
 WINOGRAD_MIN_CHANNELS = 16
 WINOGRAD_MIN_WIDTH = {np.float32: 6, np.float64: 12}
+WINOGRAD_MIN_TILES = 128
 WINOGRAD_CASES = [
-    ("wino-odd-hw", 2, 16, 9, 11, 16, 3, 1, 1, 1, 1),  # OW 11: float32 only
-    ("wino-pad0-17-out", 1, 16, 14, 15, 17, 3, 1, 0, 1, 1),  # a 5-row panel of U's rows
-    ("wino-pad2", 1, 16, 10, 12, 16, 3, 1, 2, 1, 1),
-    ("wino-h3", 2, 16, 3, 14, 16, 3, 1, 1, 1, 1),  # H < 4: one tile row, half used
-    ("wino-h2-pad2", 1, 16, 2, 13, 16, 3, 1, 2, 1, 1),
-    ("wino-w3", 1, 16, 12, 3, 16, 3, 1, 2, 1, 1),  # W < 4: OW 5, direct
-    ("wino-width-6-5", 1, 16, 7, 6, 16, 3, 1, 0, 1, 1),  # OW 4 direct; dX (OW 6) float32 Winograd
-    ("wino-images-cross-blocks", 3, 16, 6, 14, 16, 3, 1, 1, 1, 1),
+    ("wino-odd-hw", 5, 16, 9, 11, 16, 3, 1, 1, 1, 1),  # OW 11: float32 only
+    ("wino-pad0-17-out", 4, 16, 14, 15, 17, 3, 1, 0, 1, 1),  # a 5-row panel of U's rows
+    ("wino-pad2", 4, 16, 10, 12, 16, 3, 1, 2, 1, 1),
+    ("wino-h3", 10, 16, 3, 14, 16, 3, 1, 1, 1, 1),  # H < 4: one tile row, half used
+    ("wino-h2-pad2-128-tiles", 8, 16, 2, 13, 16, 3, 1, 2, 1, 1),  # exactly 128 tiles
+    ("wino-127-tiles", 1, 16, 2, 254, 16, 3, 1, 1, 1, 1),  # one short: direct
+    ("wino-w3", 11, 16, 12, 3, 16, 3, 1, 2, 1, 1),  # W < 4: OW 5, direct
+    ("wino-width-6-5", 11, 16, 7, 6, 16, 3, 1, 0, 1, 1),  # OW 4 direct; dX (OW 6) float32 Winograd
+    ("wino-images-cross-blocks", 7, 16, 6, 14, 16, 3, 1, 1, 1, 1),
     ("wino-wide-rows", 1, 16, 3, 262, 16, 3, 1, 1, 1, 1),  # 131 tiles a row: 2 column blocks
-    ("wino-deep", 1, 272, 5, 13, 16, 3, 1, 1, 1, 1),  # Cg > kc = 256: products in 2 chunks
-    ("wino-groups", 1, 32, 6, 14, 32, 3, 1, 1, 1, 2),
-    ("wino-15-in", 1, 15, 6, 14, 16, 3, 1, 1, 1, 1),  # one channel short: direct forward
-    ("wino-15-out", 1, 16, 6, 14, 15, 3, 1, 1, 1, 1),  # direct forward, Winograd-free dX
-    ("wino-64", 1, 64, 12, 12, 64, 3, 1, 1, 1, 1),
+    ("wino-deep", 7, 272, 5, 13, 16, 3, 1, 1, 1, 1),  # Cg > kc = 256: products in 2 chunks
+    ("wino-groups", 7, 32, 6, 14, 32, 3, 1, 1, 1, 2),
+    ("wino-15-in", 7, 15, 6, 14, 16, 3, 1, 1, 1, 1),  # one channel short: direct forward
+    ("wino-15-out", 7, 16, 6, 14, 15, 3, 1, 1, 1, 1),  # direct forward, Winograd-free dX
+    ("wino-64", 4, 64, 12, 12, 64, 3, 1, 1, 1, 1),
 ]
 
 CONV_CASES = [
@@ -83,8 +85,8 @@ CONV_CASES = [
     ("flipped-dx", 1, 64, 61, 61, 2, 3, 1, 1, 1, 1),
     ("flipped-dx-pad>kernel", 1, 128, 61, 61, 2, 2, 1, 3, 1, 1),
     # Winograd in float64 too (OW >= 12) for the finite differences and torch
-    ("wino-f64", 2, 16, 7, 13, 16, 3, 1, 1, 1, 1),
-    ("wino-f64-groups-pad2", 1, 32, 5, 12, 32, 3, 1, 2, 1, 2),
+    ("wino-f64", 5, 16, 7, 13, 16, 3, 1, 1, 1, 1),
+    ("wino-f64-groups-pad2", 5, 32, 5, 12, 32, 3, 1, 2, 1, 2),
 ] + PATH_CASES
 CONV_IDS = [c[0] for c in CONV_CASES]
 
@@ -213,11 +215,12 @@ def _winograd_path(x, w, geo, dtype, dx=False):
     convolution) by Winograd, as conv2d_winograd.cpp's winograd_applies."""
     g, (f, cg, kh, kw) = geo["groups"], w.shape
     p = geo["padding"]
-    ow = x.shape[3] + 2 * p - 2
+    oh, ow = (x.shape[2], x.shape[3]) if dx else (x.shape[2] + 2 * p - 2, x.shape[3] + 2 * p - 2)
     cin, cout = (f // g, cg) if dx else (cg, f // g)
+    tiles = x.shape[0] * ((oh + 1) // 2) * ((ow + 1) // 2)
     return (kh, kw) == (3, 3) and geo["stride"] == 1 and geo["dilation"] == 1 and \
-        min(cin, cout) >= WINOGRAD_MIN_CHANNELS and \
-        (x.shape[3] if dx else ow) >= WINOGRAD_MIN_WIDTH[dtype]
+        min(cin, cout) >= WINOGRAD_MIN_CHANNELS and ow >= WINOGRAD_MIN_WIDTH[dtype] and \
+        tiles >= WINOGRAD_MIN_TILES
 
 
 @pytest.mark.parametrize("nt", [1, 2])

@@ -97,7 +97,8 @@ bool winograd_applies(const Conv2dShape& s) {
                                      : thresholds::winograd_min_width_f64;
   return s.kernel_h == 3 && s.kernel_w == 3 && s.stride_h == 1 && s.stride_w == 1 &&
          s.dilation_h == 1 && s.dilation_w == 1 && cg >= thresholds::winograd_min_channels &&
-         fg >= thresholds::winograd_min_channels && s.out_w() >= min_width && s.out_h() >= 1;
+         fg >= thresholds::winograd_min_channels && s.out_w() >= min_width && s.out_h() >= 1 &&
+         s.batch * ((s.out_h() + 1) / 2) * ((s.out_w() + 1) / 2) >= thresholds::winograd_min_tiles;
 }
 
 template <class T>
@@ -119,12 +120,17 @@ void winograd_forward(T* y, T* z, const T* x, const T* w, const T* b, const Conv
   // Of the row counts that fit, the one whose block wastes the least of
   // its last nr-wide panel (28-tile rows: 4 rows are 7 whole panels, where
   // 2 would compute 64 tiles for 56).
+  // At most a 2 x threads'th of the tile rows, so that a small batch
+  // (one 14x14 image: 7 tile rows, one block) still splits over threads.
+  const I rows_total = s.batch * th_n;
+  const I rows_cap = max_threads > 1 ? std::max<I>(1, (rows_total + 2 * max_threads - 1) /
+                                                          (2 * max_threads))
+                                     : rows_total;
   I rows_per = 1;
-  for (I r = 1; r * cw <= target; ++r) {
+  for (I r = 1; r * cw <= target && r <= rows_cap; ++r) {
     const auto waste = [&](I rr) { return double((rr * cw + nr - 1) / nr * nr) / double(rr * cw); };
     if (waste(r) <= waste(rows_per)) rows_per = r;
   }
-  const I rows_total = s.batch * th_n;
   const I nrb = (rows_total + rows_per - 1) / rows_per, items = g_count * nrb * ncc;
   const I tb_cap = (rows_per * cw + nr - 1) / nr * nr;
 

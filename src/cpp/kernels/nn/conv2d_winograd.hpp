@@ -11,9 +11,9 @@
 namespace matnet::detail {
 
 /// True when s is a 3x3, stride-1, undilated convolution with enough
-/// channels per group and a wide enough output for the Winograd path to
-/// beat the direct one in T (thresholds::winograd_min_channels,
-/// _min_width_f32/_f64). Any padding, also negative (the flipped dX's cropping).
+/// channels per group, a wide enough output and enough output tiles for
+/// the Winograd path to beat the direct one in T (thresholds::winograd_*).
+/// Any padding, also negative (the flipped dX's cropping).
 template <class T>
 bool winograd_applies(const Conv2dShape& s);
 
