@@ -36,7 +36,6 @@
 #include "nn/conv2d_winograd.hpp"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 
 #include "core/parallel.hpp"
@@ -90,8 +89,6 @@ RowPanels row_panels(const GemmKernel<T>& gk, I fg) {
 
 template <class T>
 bool winograd_applies(const Conv2dShape& s) {
-  const char* e = std::getenv("MATNET_WINOGRAD");  // A/B switch for measurement (temporary)
-  if (e != nullptr && e[0] == '0') return false;
   const I cg = s.in_channels / s.groups, fg = s.out_channels / s.groups;
   const I min_width = sizeof(T) == 4 ? thresholds::winograd_min_width_f32
                                      : thresholds::winograd_min_width_f64;
