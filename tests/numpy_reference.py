@@ -534,6 +534,43 @@ def conv2d(x, w, b=None, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), grou
     return y if b is None else y + b[None, :, None, None]
 
 
+# Winograd F(2x2, 3x3) (Lavin & Gray 2015), the matrices of nn/winograd_kernels.hpp:
+# a 2x2 output tile is A^T [(G g G^T) . (B^T d B)] A of a 4x4 input patch d.
+WINOGRAD_BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], float)
+WINOGRAD_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+WINOGRAD_AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], float)
+
+
+def winograd_abs(x, w, pads=(0, 0, 0, 0), groups=1):
+    """|A^T| (sum_c |G||g_c||G^T| . |B^T||d_c||B|) |A| at every output of a
+    3x3, stride-1 convolution (N, F, OH, OW), float64: the sum of the
+    absolute values of all the terms Winograd F(2x2, 3x3) adds up for that
+    output, its cancelling cross terms included (the scale of its rounding
+    errors, as conv2d(|x|, |w|) is the direct sum's). pads (top, bottom,
+    left, right) may be negative (cropping)."""
+    x, w = np.abs(np.asarray(x, np.float64)), np.abs(np.asarray(w, np.float64))
+    n, c, h, wd = x.shape
+    f, cg = w.shape[:2]
+    pt, pb, pl, pr = pads
+    oh, ow = h + pt + pb - 2, wd + pl + pr - 2
+    th, tw = (oh + 1) // 2, (ow + 1) // 2
+    # the input on the tiles' grid: rows / columns [-pt, 2 th + 2 - pt), zeros outside the image
+    xp = np.zeros((n, c, 2 * th + 2, 2 * tw + 2))
+    r0, r1 = max(0, -pt), min(h, 2 * th + 2 - pt)
+    c0, c1 = max(0, -pl), min(wd, 2 * tw + 2 - pl)
+    xp[:, :, r0 + pt:r1 + pt, c0 + pl:c1 + pl] = x[:, :, r0:r1, c0:c1]
+    d = np.lib.stride_tricks.sliding_window_view(xp, (4, 4), axis=(2, 3))[:, :, ::2, ::2]
+    bt, g, at = np.abs(WINOGRAD_BT), np.abs(WINOGRAD_G), np.abs(WINOGRAD_AT)
+    v = np.einsum("ir,nctwrs,js->nctwij", bt, d, bt)
+    u = np.einsum("ir,fcrs,js->fcij", g, w, g)
+    fg = f // groups
+    m = np.concatenate([
+        np.einsum("fcij,nctwij->nftwij", u[k * fg:(k + 1) * fg], v[:, k * cg:(k + 1) * cg])
+        for k in range(groups)], axis=1)
+    y = np.einsum("ki,nftwij,lj->nftkwl", at, m, at).reshape(n, f, 2 * th, 2 * tw)
+    return y[:, :, :oh, :ow]
+
+
 def _pool_windows(x, kernel, stride, padding, fill):
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)

@@ -34,6 +34,33 @@ PATH_CASES = [
     ("no-pad-wide", 1, 3, 5, 40, 4, (2, 3), 1, 0, 1, 1),
 ]
 
+# 3x3, stride 1, undilated with >= 16 channels per group in and out,
+# outputs >= 6 wide (float32) / 12 (float64) and >= 128 2x2 output tiles in
+# all: Winograd F(2x2, 3x3) (core/thresholds.hpp, winograd_*), which also
+# computes dX (the flipped convolution: Fg channels in, Cg out, padding
+# 2 - p, x's size out). Cases on both sides of each threshold, run on every
+# ISA path and thread count (test_conv2d_winograd_on_every_isa).
+WINOGRAD_MIN_CHANNELS = 16
+WINOGRAD_MIN_WIDTH = {np.float32: 6, np.float64: 12}
+WINOGRAD_MIN_TILES = 128
+WINOGRAD_CASES = [
+    ("wino-odd-hw", 5, 16, 9, 11, 16, 3, 1, 1, 1, 1),  # OW 11: float32 only
+    ("wino-pad0-17-out", 4, 16, 14, 15, 17, 3, 1, 0, 1, 1),  # a 5-row panel of U's rows
+    ("wino-pad2", 4, 16, 10, 12, 16, 3, 1, 2, 1, 1),
+    ("wino-h3", 10, 16, 3, 14, 16, 3, 1, 1, 1, 1),  # H < 4: one tile row, half used
+    ("wino-h2-pad2-128-tiles", 8, 16, 2, 13, 16, 3, 1, 2, 1, 1),  # exactly 128 tiles
+    ("wino-127-tiles", 1, 16, 2, 254, 16, 3, 1, 1, 1, 1),  # one short: direct
+    ("wino-w3", 11, 16, 12, 3, 16, 3, 1, 2, 1, 1),  # W < 4: OW 5, direct
+    ("wino-width-6-5", 11, 16, 7, 6, 16, 3, 1, 0, 1, 1),  # OW 4 direct; dX (OW 6) float32 Winograd
+    ("wino-images-cross-blocks", 7, 16, 6, 14, 16, 3, 1, 1, 1, 1),
+    ("wino-wide-rows", 1, 16, 3, 262, 16, 3, 1, 1, 1, 1),  # 131 tiles a row: 2 column blocks
+    ("wino-deep", 7, 272, 5, 13, 16, 3, 1, 1, 1, 1),  # Cg > kc = 256: products in 2 chunks
+    ("wino-groups", 7, 32, 6, 14, 32, 3, 1, 1, 1, 2),
+    ("wino-15-in", 7, 15, 6, 14, 16, 3, 1, 1, 1, 1),  # one channel short: direct forward
+    ("wino-15-out", 7, 16, 6, 14, 15, 3, 1, 1, 1, 1),  # direct forward, Winograd-free dX
+    ("wino-64", 4, 64, 12, 12, 64, 3, 1, 1, 1, 1),
+]
+
 CONV_CASES = [
     ("3x3-pad1", 2, 3, 7, 6, 4, 3, 1, 1, 1, 1),
     ("odd-sizes", 3, 5, 9, 11, 7, (3, 2), 1, (2, 0), 1, 1),
@@ -57,6 +84,9 @@ CONV_CASES = [
     # flipped-kernel convolution (negative padding when padding > kernel - 1).
     ("flipped-dx", 1, 64, 61, 61, 2, 3, 1, 1, 1, 1),
     ("flipped-dx-pad>kernel", 1, 128, 61, 61, 2, 2, 1, 3, 1, 1),
+    # Winograd in float64 too (OW >= 12) for the finite differences and torch
+    ("wino-f64", 5, 16, 7, 13, 16, 3, 1, 1, 1, 1),
+    ("wino-f64-groups-pad2", 5, 32, 5, 12, 32, 3, 1, 2, 1, 2),
 ] + PATH_CASES
 CONV_IDS = [c[0] for c in CONV_CASES]
 
@@ -178,6 +208,77 @@ def test_conv2d_paths_on_every_isa(isa_path, threads, nt, rng):
             assert abs(got - ref_dw) <= tol, f"{case[0]} {dtype.__name__} dw"
             tol = g[:, 0].size * eps * np.abs(g).sum(axis=(0, 2, 3))
             assert np.all(np.abs(db - g.sum(axis=(0, 2, 3), dtype=np.float64)) <= tol), case[0]
+
+
+def _winograd_path(x, w, geo, dtype, dx=False):
+    """Whether matnet runs this convolution (or, with dx, its flipped dX
+    convolution) by Winograd, as conv2d_winograd.cpp's winograd_applies."""
+    g, (f, cg, kh, kw) = geo["groups"], w.shape
+    p = geo["padding"]
+    oh, ow = (x.shape[2], x.shape[3]) if dx else (x.shape[2] + 2 * p - 2, x.shape[3] + 2 * p - 2)
+    cin, cout = (f // g, cg) if dx else (cg, f // g)
+    tiles = x.shape[0] * ((oh + 1) // 2) * ((ow + 1) // 2)
+    return (kh, kw) == (3, 3) and geo["stride"] == 1 and geo["dilation"] == 1 and \
+        min(cin, cout) >= WINOGRAD_MIN_CHANNELS and ow >= WINOGRAD_MIN_WIDTH[dtype] and \
+        tiles >= WINOGRAD_MIN_TILES
+
+
+@pytest.mark.parametrize("nt", [1, 2])
+def test_conv2d_winograd_on_every_isa(isa_path, threads, nt, rng):
+    """Forward (bias and activation fused) against the float64 reference, dX
+    through its adjoint identity <dx, u> = <g, conv(u, w)>, on the shapes
+    around the Winograd thresholds.
+
+    The bound, derived: in F(2x2, 3x3) each output is A^T M A + b with
+    M = sum_c U_c . V_c, U = G g G^T (weights, 2 stages of <= 2 additions,
+    the 1/2 exact), V = B^T d B (2 stages of 1 addition), then 2 stages of
+    <= 3 additions (the bias in the last). Every rounding of that chain is
+    relative to the sum of the absolute values of the terms it adds, so the
+    error is at most gamma_L times ref.winograd_abs (those sums carried
+    through |A^T|, |G|, |B^T|) plus |b|, with L = Cg + 4 + 2 + 5 = Cg + 11
+    roundings in a row (Cg for the products' sums); as in
+    test_conv2d_paths_on_every_isa, L * eps stands for gamma_L (a factor 2
+    of margin). Against the direct path's (9 Cg + 1) eps * conv(|x|, |w|):
+    winograd_abs holds 256 products |g||d| per output where the direct sum
+    has 9 - 64 / 9 = 7.1 times its size for inputs of one magnitude (the
+    cross terms that cancel in exact arithmetic) - so the factor on the
+    bound is 7.1 (Cg + 11) / (9 Cg + 1): 1.2 at Cg = 16, 0.9 at Cg = 64;
+    Winograd F(2x2) is about as accurate as the direct sum, and F(4x4)'s
+    larger coefficients would not be."""
+    mn.set_num_threads(nt)
+    for case in WINOGRAD_CASES:
+        for dtype in (np.float32, np.float64):
+            eps = np.finfo(dtype).eps
+            x, w, b, geo = _case(case, rng, dtype)
+            p, g = geo["padding"], geo["groups"]
+            pads = (p,) * 4
+            y, z = mn.ops.conv2d_forward(x, w, b, activation="tanh", **geo)
+            want = _ref_conv(x, w, b, geo)
+            name = f"{case[0]} {dtype.__name__}"
+            if _winograd_path(x, w, geo, dtype):
+                bound = (w.shape[1] + 11) * eps * (
+                    ref.winograd_abs(x, w, pads, g) + np.abs(b)[None, :, None, None])
+            else:
+                bound = (w[0].size + 1) * eps * (
+                    _abs_conv(x, w, geo) + np.abs(b)[None, :, None, None])
+            assert np.all(np.abs(z - want) <= bound), f"{name} z"
+            # tanh is 1-Lipschitz; its own error a few eps (mixed bound)
+            assert np.all(np.abs(y - np.tanh(want)) <= bound + 4 * eps), f"{name} y"
+            gy = rng.standard_normal(y.shape).astype(dtype)
+            dx, _, _ = mn.ops.conv2d_backward(gy, x, w, None, need_db=False, **geo)
+            u = rng.standard_normal(x.shape)
+            got = float(np.sum(dx.astype(np.float64) * u))
+            ref_dx = float(np.sum(gy * _ref_conv(u, w, np.zeros(w.shape[0]), geo)))
+            fg = w.shape[0] // g
+            if _winograd_path(x, w, geo, dtype, dx=True):
+                # dx = conv(gy, w') with w' flipped, in/out swapped per group, padding 2 - p
+                wt = np.concatenate([w[k * fg:(k + 1) * fg].transpose(1, 0, 2, 3)
+                                     for k in range(g)])[:, :, ::-1, ::-1]
+                per_dx = (fg + 11) * eps * ref.winograd_abs(gy, wt, (2 - p,) * 4, g)
+                tol = float(np.sum(np.abs(u) * per_dx))
+            else:  # as test_conv2d_paths_on_every_isa
+                tol = fg * w[0, 0].size * eps * float(np.sum(np.abs(gy) * _abs_conv(u, w, geo)))
+            assert abs(got - ref_dx) <= tol, f"{name} dx"
 
 
 def test_conv2d_threads_agree(rng, threads):

@@ -114,6 +114,13 @@ inline constexpr std::int64_t conv_dcol_max_bytes = std::int64_t{1} << 24;
 // 168 vs 182 ms; (64,3,32,32)->16: 2.8 vs 5.7 ms; but on narrow images,
 // where runs are short and cut at row ends: (16,32,14,14)->32 5x5 pad 2:
 // 7.5 vs 6.8 ms; (32,32,6,6)->64 3x3: 0.76 vs 0.37 ms.
+// Narrower images take the flipped form too when it runs by Winograd
+// (winograd_* below), which beats dcol there: backward (dW + dX), float32,
+// 1 thread, CPU time, dcol / flipped Winograd: (64,64,14,14)->64 24.1 /
+// 18.8 ms, (32,64,28,28)->64 42.3 / 33.3, (16,128,28,28)->128 77.0 / 59.1,
+// (8,256,14,14)->256 39.1 / 31.4, (256,32,8,8)->32 11.3 / 9.7,
+// (64,16,8,8)->16 1.04 / 0.93, (32,16,12,12)->16 0.94 / 0.88; float64
+// (64,64,14,14)->64 47.4 / 38.2, (32,16,12,12)->16 1.71 / 1.63.
 inline constexpr std::int64_t conv_dx_flip_min_width = 32;
 
 // ... and with at least this many input channels per group: the flipped
@@ -139,6 +146,44 @@ inline constexpr std::int64_t conv_min_gemm_cols = 512;
 // (64,3,32,32)->16: 1.1-1.7 / 1.5 / 1.05-1.08 / 1.4-1.5 ms;
 // (32,32,14,14)->32: 1.8-2.6 / 2.5-2.6 / 1.8 / 1.8 ms.
 inline constexpr std::int64_t conv_dw_chunk_cols = 512;
+
+// Conv2D forward (and the stride-1 flipped dX) by Winograd F(2x2, 3x3)
+// (nn/conv2d_winograd.cpp) for 3x3, stride 1, undilated kernels with at
+// least winograd_min_channels input and output channels per group and
+// outputs at least winograd_min_width_f32 / _f64 wide; the direct im2col
+// GEMM otherwise. Its transforms cost ~(Cin + Cout) per tile against the
+// ~Cin*Cout the products save, and a row of tiles shorter than a vector
+// step (8) wastes lanes. Measured (1 thread, CPU time, median of 7, same
+// process, loaded 2-core Zen 4, 3x3 pad 1, (N,C,H,W)->F, direct / Winograd):
+// float32: (64,4,32,32)->4 0.85, (64,8,32,32)->8 0.95, (64,8,32,32)->32
+// 0.91, (64,12,32,32)->12 1.11, (64,16,32,32)->16 1.05, ->32 1.07,
+// (128,16,16,16)->16 0.96-1.05, (64,32,32,32)->32 1.27, (32,64,56,56)->64
+// 1.59-1.7; width: (256,16,4,4)->16 0.88, (256,32,4,4)->32 0.97-1.03,
+// (256,16,6,6)->16 1.06, (256,32,6,6)->32 1.20, (128,16,8,8)->16 1.09-1.16.
+// float64: (128,16,8,8)->16 0.78, (256,32,4,4)->32 0.79, (64,64,8,8)->64
+// 1.23, (64,16,12,12)->16 1.20, (128,16,16,16)->16 1.09, (64,16,32,32)->32
+// 1.04, (32,64,56,56)->64 1.59.
+// ... and at least winograd_min_tiles 2x2 output tiles in all (N x
+// ceil(OH/2) x ceil(OW/2)): the weight transform costs ~Cin*Cout per call
+// (U is 16 Cin*Cout values; 4 MiB at 256 x 256) against a saving of
+// ~Cin*Cout per tile, whatever the channels. Measured (float32, as above):
+// (1,64,14,14)->64 49 tiles 0.71, (1,256,14,14)->256 49 tiles 0.68,
+// (2,256,8,8)->256 32 tiles 0.50, (2,64,14,14)->64 98 tiles 1.00,
+// (2,16,14,14)->16 0.98, (1,64,20,20)->64 100 tiles 0.94, (3,64,14,14)->64
+// 147 tiles 1.19, (3,256,14,14)->256 1.12, (1,64,28,28)->64 196 tiles 1.29,
+// (1,256,28,28)->256 1.18; float64 (2,64,14,14)->64 98 tiles 1.16.
+inline constexpr std::int64_t winograd_min_tiles = 128;
+inline constexpr std::int64_t winograd_min_channels = 16;
+inline constexpr std::int64_t winograd_min_width_f32 = 6;
+inline constexpr std::int64_t winograd_min_width_f64 = 12;
+
+// Tiles per Winograd block: a thread's V (16 Cg values per tile) stays in
+// L2 next to the transformed weights U. Measured (float32, 1 thread, loaded
+// machine, ms for 32 / 64 / 96 / 128 / 192 / 256 tiles): (32,64,56,56)->64
+// 58.7 / 49.6 / 55.4 / 50.6 / 51.5 / 52.6; (16,128,28,28)->128 27.5 / 27.6 /
+// 27.8 / 25.5 / 25.5 / 25.2; (8,256,14,14)->256 16.0 / 14.5 / 14.5 / 14.6 /
+// 14.3 / 14.9; (64,16,32,32)->32 flat (8.5-9.3).
+inline constexpr std::int64_t winograd_block_tiles = 128;
 
 // ------------------------------------------------------------------ optim
 

@@ -3,7 +3,7 @@
 // A table per ISA holds every kernel family: GEMM microkernels with their
 // packers and block sizes (and the direct-A, tail and sup variants where the
 // ISA has them), GEMV, element-wise loops, optimizer loops, attention's
-// softmax steps and the small-matrix LU, for float and double. The table of active_isa() (CPUID, or MATNET_ISA) is chosen once;
+// softmax steps, the small-matrix LU and the Winograd transforms, for float and double. The table of active_isa() (CPUID, or MATNET_ISA) is chosen once;
 // drivers ask kernels<T>() and never switch on the ISA themselves. A new
 // kernel family adds a field to KernelSet and an entry in each ISA's table
 // (registry.cpp); a new ISA adds a table there.
@@ -13,6 +13,7 @@
 #include "blas3/ukernel.hpp"
 #include "linalg/small_lu.hpp"
 #include "nn/attention_kernels.hpp"
+#include "nn/winograd_kernels.hpp"
 #include "matnet/runtime.hpp"
 #include "ops/eltwise.hpp"
 #include "optim/optim_loops.hpp"
@@ -28,6 +29,7 @@ struct KernelSet {
   const OptimLoops<T>* optim;
   const AttentionKernels<T>* attention;
   const SmallLuKernels<T>* small_lu;
+  const WinogradKernels<T>* winograd;
 };
 
 struct KernelTable {
