@@ -25,7 +25,7 @@ constexpr std::int64_t small_tridiag_ld(std::int64_t n) {
 /// Elements of scratch that SmallTridiagKernels::reduce needs for order n.
 template <class T>
 constexpr std::int64_t small_tridiag_work(std::int64_t n) {
-  return (2 * n + 3) * small_tridiag_ld<T>(n) + n;
+  return (2 * n + 6) * small_tridiag_ld<T>(n) + n;
 }
 
 template <class T>

@@ -23,7 +23,7 @@
 // Q = H_0 ... H_{n-3} is then formed backwards into Q (n x ld) from I
 // (DORG2R: H_j touches only rows and columns j + 1.., the rest still I):
 //   y = v^T Q[j + 1:, :] (sum_i v_i row_i), Q[i] -= tau v_i y,
-// and transposed into zt.
+// two reflectors per pass (form_q), and transposed into zt.
 #pragma once
 
 #include <cmath>
@@ -31,6 +31,7 @@
 #include <cstring>
 #include <limits>
 #include <type_traits>
+#include <utility>
 
 #include "core/thresholds.hpp"
 #include "linalg/factor.hpp"
@@ -58,10 +59,12 @@ struct SmallTridiag {
   static V splat(T x) { return V{} + x; }
   static V vabs(V v) { return v < T(0) ? -v : v; }
   /// Column indices c, c + 1, ... as T (compared against column bounds).
+  template <std::size_t... I>
+  static constexpr V iota(std::index_sequence<I...>) {
+    return V{static_cast<T>(I)...};
+  }
   static V columns(std::int64_t c) {
-    V v;
-    for (int k = 0; k < L; ++k) v[k] = static_cast<T>(c + k);
-    return v;
+    return iota(std::make_index_sequence<L>{}) + static_cast<T>(c);
   }
   static T sum(V v) {
     T s = v[0];
@@ -97,13 +100,30 @@ struct SmallTridiag {
   }
 
   /// out[c, c + NB L) = sum_{i in [r0, r1)} f[i] x[i][c, c + NB L) (row
-  /// stride ld). Two row streams: each accumulator's chain of multiply-adds
-  /// then waits on every other row only.
+  /// stride ld), and out2 the same with g when g is not null, in one pass.
+  /// With one sum, two row streams: each accumulator's chain of
+  /// multiply-adds then waits on every other row only.
   template <int NB>
-  static void rows_combination(std::int64_t r0, std::int64_t r1, const T* f, const T* x,
-                               std::int64_t ld, std::int64_t c, T* out) {
+  static void rows_combination(std::int64_t r0, std::int64_t r1, const T* f, const T* g,
+                               const T* x, std::int64_t ld, std::int64_t c, T* out, T* out2) {
     V s0[NB] = {}, s1[NB] = {};
     std::int64_t i = r0;
+    if (g != nullptr) {
+      for (; i < r1; ++i) {
+        const V fi = splat(f[i]), gi = splat(g[i]);
+        const T* xi = x + i * ld + c;
+        for (int u = 0; u < NB; ++u) {
+          const V xu = load(xi + u * L);
+          s0[u] += fi * xu;
+          s1[u] += gi * xu;
+        }
+      }
+      for (int u = 0; u < NB; ++u) {
+        store(out + c + u * L, s0[u]);
+        store(out2 + c + u * L, s1[u]);
+      }
+      return;
+    }
     for (; i + 1 < r1; i += 2) {
       const V f0 = splat(f[i]), f1 = splat(f[i + 1]);
       const T* x0 = x + i * ld + c;
@@ -173,8 +193,13 @@ struct SmallTridiag {
       const V x = (columns(c) >= first ? load(wk + c) : V{}) * r;
       ss += x * x;
     }
-    const T xnorm = direct ? std::sqrt(sum(ss)) : amax * std::sqrt(sum(ss));
-    const T beta = -std::copysign(hypot(alpha, xnorm), alpha);
+    // beta = -sign(alpha) sqrt(alpha^2 + |x|^2), straight from the sum of
+    // squares when that is unscaled (one sqrt on the step's dependency
+    // chain): alpha^2 cannot overflow (|alpha| <= n max |s A|, in
+    // eigh_scale's range) and, with |x| >= lo, its underflow changes
+    // nothing at working precision.
+    const T beta = -std::copysign(
+        direct ? std::sqrt(alpha * alpha + sum(ss)) : hypot(alpha, amax * std::sqrt(sum(ss))), alpha);
     const T t = (beta - alpha) / beta;
     const V scale = splat(T(1) / (alpha - beta));
     // v (0 left of column k + 1, 1 there, x / (alpha - beta) right of it),
@@ -191,7 +216,7 @@ struct SmallTridiag {
     // p = tau A22 v over the vectors from c0 (columns left of k + 1 zeroed:
     // the rows hold stale entries there), then w = p - (tau/2)(p . v) v.
     blocks(c0, ld, [&](auto nb, std::int64_t c) {
-      rows_combination<decltype(nb)::value>(k + 1, n, v, w, ld, c, p);
+      rows_combination<decltype(nb)::value>(k + 1, n, v, nullptr, w, ld, c, p, nullptr);
     });
     const V ts = splat(t);
     V pv{};
@@ -207,33 +232,60 @@ struct SmallTridiag {
     });
   }
 
+  /// Reflector j (unit entry at column j + 1, the rest from w's row j) as
+  /// whole vectors from column c0 into v, and tau_j v into f.
+  static void reflector(std::int64_t j, std::int64_t c0, std::int64_t ld, const T* w, T t, T* v,
+                        T* f) {
+    const V first = splat(T(j + 2)), unit = splat(T(j + 1)), ts = splat(t);
+    const T* wj = w + j * ld;
+    for (std::int64_t c = c0; c < ld; c += L) {
+      const V col = columns(c);
+      const V vc = col >= first ? load(wj + c) : (col == unit ? splat(T(1)) : V{});
+      store(v + c, vc);
+      store(f + c, ts * vc);
+    }
+  }
+
   /// Q = H_0 ... H_{n-3} from the reflectors in w's rows, into q (n x ld);
-  /// v, y, f: ld elements of scratch each.
-  static void form_q(std::int64_t n, std::int64_t ld, const T* w, const T* tau, T* q, T* v,
-                     T* y, T* f) {
+  /// s: 6 ld elements of scratch. Backwards, two reflectors per pass over
+  /// Q (a rank-1 update per pass would store every vector of Q once per
+  /// reflector: stores, not multiply-adds, bound it). For H_b H_a Q
+  /// (b = j - 1, a = j), with y_a = Q^T v_a and z = Q^T v_b:
+  ///   y_b = z - tau_a (v_b . v_a) y_a,  Q -= tau_a v_a y_a^T + tau_b v_b y_b^T.
+  /// Rows of Q from j + 1 (from j for H_b) take part; left of column
+  /// j + 1 (j) they are still I's, so the sums are zero there.
+  static void form_q(std::int64_t n, std::int64_t ld, const T* w, const T* tau, T* q, T* s) {
+    T *va = s, *fa = s + ld, *vb = s + 2 * ld, *fb = s + 3 * ld, *ya = s + 4 * ld,
+      *yb = s + 5 * ld;
     for (std::int64_t i = 0; i < n; ++i) {
       for (std::int64_t c = 0; c < ld; c += L) store(q + i * ld + c, V{});
       q[i * ld + i] = T(1);
     }
-    for (std::int64_t j = n - 3; j >= 0; --j) {
-      const T t = tau[j];
-      if (t == T(0)) continue;
-      const std::int64_t c0 = (j + 1) / L * L;
-      const V first = splat(T(j + 2)), unit = splat(T(j + 1)), ts = splat(t);
-      const T* wj = w + j * ld;
-      for (std::int64_t c = c0; c < ld; c += L) {
-        const V col = columns(c);
-        const V vc = col >= first ? load(wj + c) : (col == unit ? splat(T(1)) : V{});
-        store(v + c, vc);
-        store(f + c, ts * vc);
-      }
-      // y = v^T Q over rows j + 1.. (zero left of column j + 1: those rows
-      // are still I's there), then Q[i] -= tau v_i y.
+    std::int64_t j = n - 3;
+    for (; j >= 1; j -= 2) {
+      const T ta = tau[j], tb = tau[j - 1];
+      if (ta == T(0) && tb == T(0)) continue;
+      const std::int64_t c0 = j / L * L;
+      reflector(j, c0, ld, w, ta, va, fa);
+      reflector(j - 1, c0, ld, w, tb, vb, fb);
+      V ab{};
+      for (std::int64_t c = c0; c < ld; c += L) ab += load(va + c) * load(vb + c);
       blocks(c0, ld, [&](auto nb, std::int64_t c) {
-        rows_combination<decltype(nb)::value>(j + 1, n, v, q, ld, c, y);
+        rows_combination<decltype(nb)::value>(j, n, va, vb, q, ld, c, ya, yb);
       });
+      const V g = splat(ta * sum(ab));
+      for (std::int64_t c = c0; c < ld; c += L) store(yb + c, load(yb + c) - g * load(ya + c));
       blocks(c0, ld, [&](auto nb, std::int64_t c) {
-        rows_update<decltype(nb)::value>(j + 1, n, f, y, nullptr, nullptr, q, ld, c);
+        rows_update<decltype(nb)::value>(j, n, fa, ya, fb, yb, q, ld, c);
+      });
+    }
+    if (j == 0 && tau[0] != T(0)) {  // an odd count: H_0 alone
+      reflector(0, 0, ld, w, tau[0], va, fa);
+      blocks(0, ld, [&](auto nb, std::int64_t c) {
+        rows_combination<decltype(nb)::value>(1, n, va, nullptr, q, ld, c, ya, nullptr);
+      });
+      blocks(0, ld, [&](auto nb, std::int64_t c) {
+        rows_update<decltype(nb)::value>(1, n, fa, ya, nullptr, nullptr, q, ld, c);
       });
     }
   }
@@ -243,36 +295,39 @@ struct SmallTridiag {
     const std::int64_t ld = small_tridiag_ld<T>(n);
     T* w = work;           // n x ld: s A, then the reflectors
     T* q = w + n * ld;     // n x ld: Q
-    T* v = q + n * ld;     // ld
-    T* p = v + ld;         // ld
-    T* f = p + ld;         // ld
-    T* tau = f + ld;       // n
-    // Both triangles from the lower one, the padding zero; its largest entry.
+    T* s6 = q + n * ld;    // 6 ld: vectors of a step
+    T* tau = s6 + 6 * ld;  // n
+    // Both triangles from the lower one, the padding zero; its largest
+    // entry. a is read row by row (its first touch, often from memory: a
+    // column read would miss on every row), W's upper triangle written by
+    // columns (in L1).
     V vmax{};
     for (std::int64_t i = 0; i < n; ++i) {
       T* wi = w + i * ld;
-      for (std::int64_t j = 0; j <= i; ++j) wi[j] = a[i * lda + j];
-      for (std::int64_t j = i + 1; j < n; ++j) wi[j] = a[j * lda + i];
+      const T* ai = a + i * lda;
+      for (std::int64_t j = 0; j < i; ++j) wi[j] = w[j * ld + i] = ai[j];
+      wi[i] = ai[i];
       for (std::int64_t j = n; j < ld; ++j) wi[j] = T(0);
+    }
+    for (std::int64_t i = 0; i < n; ++i)
       for (std::int64_t c = 0; c < ld; c += L) {
-        const V x = vabs(load(wi + c));
+        const V x = vabs(load(w + i * ld + c));
         vmax = x > vmax ? x : vmax;
       }
-    }
     const T s = eigh_scale(max(vmax));
     if (s != T(1)) {
       const V vs = splat(s);
       for (std::int64_t i = 0; i < n; ++i)
         for (std::int64_t c = 0; c < ld; c += L) store(w + i * ld + c, vs * load(w + i * ld + c));
     }
-    for (std::int64_t k = 0; k + 2 < n; ++k) step(n, ld, k, w, d, e, tau, v, p);
+    for (std::int64_t k = 0; k + 2 < n; ++k) step(n, ld, k, w, d, e, tau, s6, s6 + ld);
     if (n >= 2) {
       d[n - 2] = w[(n - 2) * ld + n - 2];
       e[n - 2] = w[(n - 2) * ld + n - 1];
     }
     d[n - 1] = w[(n - 1) * ld + n - 1];
     if (zt == nullptr) return s;
-    form_q(n, ld, w, tau, q, v, p, f);
+    form_q(n, ld, w, tau, q, s6);
     // Q^T, in tiles of 8 x 8 (a column of Q read whole touches a line per entry).
     for (std::int64_t i0 = 0; i0 < n; i0 += 8)
       for (std::int64_t j0 = 0; j0 < n; j0 += 8)
