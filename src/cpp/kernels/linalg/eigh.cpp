@@ -63,8 +63,11 @@ void gather_transpose(std::int64_t n, const T* src, std::int64_t lds, const std:
 /// the callers' registers.
 template <class T>
 [[gnu::always_inline]] inline void ql_step(T f, T r, T b, T di, T& di1, T& s, T& c, T& g, T& p) {
-  s = f / r;
-  c = g / r;
+  // One divide, not two: the divider, shared by the interleaved sweeps'
+  // chains, bounds them (with the sqrt of fast_hypot).
+  const T q = T(1) / r;
+  s = f * q;
+  c = g * q;
   g = di1 - p;
   const T t = (di - g) * s + T(2) * c * b;
   di1 = g + (p = s * t);
