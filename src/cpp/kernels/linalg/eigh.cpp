@@ -21,7 +21,9 @@
 // Small n (thresholds::eigh_small_max_n) is bound by that chain instead
 // (~50 cycles a step, ~1300 steps at n = 32): there the sweeps advance a
 // step at a time (Sweep), and eigh_range runs four matrices' sweeps
-// interleaved, four independent chains in one loop.
+// interleaved, four independent chains in one loop. Steps 1 and 3's Q^T
+// are then the registry's small_tridiag kernel (unblocked, one padded copy
+// of the matrix, whole-vector loops), which reads the input itself.
 #include <algorithm>
 #include <cmath>
 #include <limits>
