@@ -114,14 +114,19 @@ template <class T>
 /// the chain's shadow) measured slower than recording them for
 /// RowRotations' AVX2 batches: 56 vs 48 us per 32 x 32 matrix.
 template <class T>
+struct QlProblem;
+
+template <class T>
 struct Sweep {
   T* d;
   T* e;
   std::int64_t l, m, i;  // i: the next step; done when i < l
   T s, c, p, g;
   RowRotation<T>* ops;
+  QlProblem<T>* ql;       // sets up the sweep that follows this one
   std::int64_t last = 0;  // once done: the last index rotated (see ql_sweep)
 
+  /// The matrix's QL iteration has ended (converged, or failed: ql->info).
   bool done() const { return i < l; }
 
   void rotate(std::int64_t k, T ck, T sk) {
@@ -134,8 +139,12 @@ struct Sweep {
     }
   }
 
-  /// One step; false when the sweep has ended (l reached, or e[i + 1]
-  /// underflowed and the sweep deflated there).
+  /// One step. When the sweep ends (l reached, or e[i + 1] underflowed
+  /// and the sweep deflated there) the next sweep is set up in place
+  /// (ql->next), so that the interleaved group runs on: false only when
+  /// the matrix has none left. Leaving the group at every sweep's end cost
+  /// a copy of every slot's state out and back and the mispredictions of
+  /// the way round, ~70 times per 32 x 32 matrix.
   [[gnu::always_inline]] inline bool step() {
     const T f = s * e[i];
     const T b = c * e[i];
@@ -147,7 +156,7 @@ struct Sweep {
       e[m] = 0;
       last = i + 1;
       i = l - 1;
-      return false;
+      return ql->next(*this);
     }
     const T cp = c, sp = s;
     ql_step(f, r, b, d[i], d[i + 1], s, c, g, p);
@@ -158,13 +167,13 @@ struct Sweep {
     d[l] -= p;
     e[l] = g;
     e[m] = 0;
-    return false;
+    return ql->next(*this);
   }
 };
 
-/// Sweeps of different matrices interleaved until any of them ends:
-/// independent dependency chains in one loop, each in the others' latency.
-/// Copied in and out so that their states live in registers.
+/// Sweeps of different matrices interleaved until any matrix has no sweep
+/// left: independent dependency chains in one loop, each in the others'
+/// latency. Copied in and out so that their states live in registers.
 template <class... S>
 [[gnu::noinline]] void sweep_group(S*... sweeps) {
   const auto run = [](S... a) {
@@ -188,8 +197,9 @@ struct QlProblem {
   bool pending = false;
 
   /// Sets up the next sweep; false when every eigenvalue has converged
-  /// (info 0) or one did not within 60 sweeps (info l + 1).
-  bool next(Sweep<T>& sweep) {
+  /// (info 0) or one did not within 60 sweeps (info l + 1). Out of line:
+  /// the sweeps' loop calls it and stays small.
+  [[gnu::noinline]] bool next(Sweep<T>& sweep) {
     const T eps = std::numeric_limits<T>::epsilon();
     if (pending) rot->commit(sweep.m - sweep.last);
     pending = false;
@@ -211,7 +221,7 @@ struct QlProblem {
       T g = (d[l + 1] - d[l]) / (T(2) * e[l]);
       const T r = fast_hypot(g, T(1));
       g = d[m] - d[l] + e[l] / (g + std::copysign(r, g));
-      sweep = Sweep<T>{d, e, l, m, m - 1, T(1), T(1), T(0), g, rot->reserve(m - l)};
+      sweep = Sweep<T>{d, e, l, m, m - 1, T(1), T(1), T(0), g, rot->reserve(m - l), this};
       pending = true;
       return true;
     }
@@ -371,7 +381,7 @@ std::int64_t eigh_small(std::int64_t n, const T* a, std::int64_t lda, T* w, T* v
   RowRotations<T> rot(x.zt, n, n, x.ldz, 1);
   QlProblem<T> ql{n, x.d, x.e, &rot};
   Sweep<T> sweep;
-  while (ql.next(sweep)) sweep_group(&sweep);
+  if (ql.next(sweep)) sweep_group(&sweep);
   rot.flush();
   if (ql.info != 0) return ql.info;
   finish(n, x.d, scale, x.zt, x.ldz, w, v, ldv, scope);
@@ -475,7 +485,7 @@ void eigh_range(std::int64_t n, std::int64_t count, const T* a, T* w, T* v, std:
       default: sweep_group(act[0], act[1], act[2], act[3]); break;
     }
     for (Slot& sl : slot)
-      if (sl.index >= 0 && sl.sweep.done() && !sl.ql.next(sl.sweep)) refill(sl);
+      if (sl.index >= 0 && sl.sweep.done()) refill(sl);
   }
 }
 
