@@ -332,12 +332,12 @@ def test_eigh_uplo_stacked_large(dtype, rng):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("nt", [1, 2])
 def test_eigh_blocked_sizes_and_threads(dtype, nt, rng, threads):
-    """Orders around the blocked tridiagonalisation's start (128, panels of
-    32 while 64 trailing rows remain) and the spectral solvers' threading
-    threshold (256), on 1 and 2 threads: random, clustered and graded
-    spectra."""
+    """Orders around the small path's end (255; below it 127, 128, 161),
+    the general path's blocked tridiagonalisation (panels of 32 while 64
+    trailing rows remain) and the spectral solvers' threading threshold
+    (256), on 1 and 2 threads: random, clustered and graded spectra."""
     mn.set_num_threads(nt)
-    for n in (127, 128, 161, 256):
+    for n in (127, 128, 161, 256, 257):
         for kind in ("random", "clustered", "graded"):
             a = symmetric(kind, n, dtype, rng)
             w, v = L.eigh(a)
@@ -349,7 +349,7 @@ def test_eigh_blocked_sizes_and_threads(dtype, nt, rng, threads):
     check_svd(g, u, sv, vt, dtype, f"260x256 threads={nt}")
 
 
-SMALL_EIGH_MAX_N = 64  # thresholds::eigh_small_max_n
+SMALL_EIGH_MAX_N = 255  # thresholds::eigh_small_max_n
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -364,7 +364,8 @@ def test_eigh_small_stacks_interleaved(dtype, nt, rng, threads):
     LAPACK-style backward error and orthogonality bounds."""
     mn.set_num_threads(nt)
     kinds = ["random", "diagonal", "clustered", "zero", "graded", "ill", "rankdef"]
-    for n in (1, 2, 3, 4, 5, 8, 16, 31, 32, 33, 63, SMALL_EIGH_MAX_N, SMALL_EIGH_MAX_N + 1):
+    for n in (1, 2, 3, 4, 5, 8, 16, 31, 32, 33, 63, 64, 65, 127, SMALL_EIGH_MAX_N,
+              SMALL_EIGH_MAX_N + 1):
         for batch in ((2, 5, 13) if n > 8 else (2, 5, 13, 131)):
             a = np.stack([symmetric(kinds[i % len(kinds)], n, dtype, rng) for i in range(batch)])
             w, v = L.eigh(a)

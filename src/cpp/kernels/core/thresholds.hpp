@@ -260,13 +260,18 @@ inline constexpr std::int64_t spectral_parallel_min_n = 256;
 // recording the rotations for RowRotations' batches.
 inline constexpr std::int64_t eigh_fused_rotations_max_n = 64;
 
-// Up to this order eigh runs its small-matrix path (eigh.cpp): QL sweeps
-// advanced a step at a time, stacks streamed through four slots whose
-// sweeps run interleaved (eigh_range; the sweep is a ~50-cycle
-// sqrt-divide chain per step), Q^T formed straight into Z^T. Chosen, not
-// tuned: measured (float64, 1 thread, stacks, vs NumPy) n = 32 0.52,
-// n = 64 0.70, n = 65 (the general path) 1.06; larger limits untried.
-inline constexpr std::int64_t eigh_small_max_n = 64;
+// Up to this order eigh runs its small-matrix path (eigh.cpp): the
+// registry's unblocked reduction and Q^T (linalg/small_tridiag.hpp), QL
+// sweeps advanced a step at a time, stacks streamed through four slots
+// whose sweeps run interleaved (eigh_range; the sweep is a sqrt-divide
+// chain per step). Set just below spectral_parallel_min_n, from where the
+// general path (blocked reduction, compact-WY Q) spends a thread budget on
+// one matrix: at 1 thread the small path was faster at every order
+// measured. Measured (float64, 1 thread, load ~3), stacks vs NumPy, limit
+// 64 -> 255: n = 65 0.94 -> 0.55, 96 1.07 -> 0.59, 128 1.07 -> 0.75,
+// 160 1.29 -> 0.93, 256 (as if limit 256) 1.42 -> 1.18; one matrix: n = 128
+// 1.27 -> 1.00 ms, 192 4.59 -> 4.01 ms, 256 (limit 256) 9.18 -> 8.09 ms.
+inline constexpr std::int64_t eigh_small_max_n = 255;
 
 // A stack of matrices runs one matrix per thread (each factorisation on
 // one thread, unblocked loops in cache) up to this order; larger matrices

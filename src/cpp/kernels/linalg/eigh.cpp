@@ -21,7 +21,9 @@
 // Small n (thresholds::eigh_small_max_n) is bound by that chain instead
 // (~50 cycles a step, ~1300 steps at n = 32): there the sweeps advance a
 // step at a time (Sweep), and eigh_range runs four matrices' sweeps
-// interleaved, four independent chains in one loop.
+// interleaved, four independent chains in one loop. Steps 1 and 3's Q^T
+// are then the registry's small_tridiag kernel (unblocked, one padded copy
+// of the matrix, whole-vector loops), which reads the input itself.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -35,6 +37,8 @@
 #include "core/workspace.hpp"
 #include "linalg/factor.hpp"
 #include "linalg/rotations.hpp"
+#include "linalg/small_tridiag.hpp"
+#include "runtime/registry.hpp"
 
 namespace matnet::detail {
 
@@ -61,8 +65,11 @@ void gather_transpose(std::int64_t n, const T* src, std::int64_t lds, const std:
 /// the callers' registers.
 template <class T>
 [[gnu::always_inline]] inline void ql_step(T f, T r, T b, T di, T& di1, T& s, T& c, T& g, T& p) {
-  s = f / r;
-  c = g / r;
+  // One divide, not two: the divider, shared by the interleaved sweeps'
+  // chains, bounds them (with the sqrt of fast_hypot).
+  const T q = T(1) / r;
+  s = f * q;
+  c = g * q;
   g = di1 - p;
   const T t = (di - g) * s + T(2) * c * b;
   di1 = g + (p = s * t);
@@ -107,14 +114,19 @@ template <class T>
 /// the chain's shadow) measured slower than recording them for
 /// RowRotations' AVX2 batches: 56 vs 48 us per 32 x 32 matrix.
 template <class T>
+struct QlProblem;
+
+template <class T>
 struct Sweep {
   T* d;
   T* e;
   std::int64_t l, m, i;  // i: the next step; done when i < l
   T s, c, p, g;
   RowRotation<T>* ops;
+  QlProblem<T>* ql;       // sets up the sweep that follows this one
   std::int64_t last = 0;  // once done: the last index rotated (see ql_sweep)
 
+  /// The matrix's QL iteration has ended (converged, or failed: ql->info).
   bool done() const { return i < l; }
 
   void rotate(std::int64_t k, T ck, T sk) {
@@ -127,8 +139,12 @@ struct Sweep {
     }
   }
 
-  /// One step; false when the sweep has ended (l reached, or e[i + 1]
-  /// underflowed and the sweep deflated there).
+  /// One step. When the sweep ends (l reached, or e[i + 1] underflowed
+  /// and the sweep deflated there) the next sweep is set up in place
+  /// (ql->next), so that the interleaved group runs on: false only when
+  /// the matrix has none left. Leaving the group at every sweep's end cost
+  /// a copy of every slot's state out and back and the mispredictions of
+  /// the way round, ~70 times per 32 x 32 matrix.
   [[gnu::always_inline]] inline bool step() {
     const T f = s * e[i];
     const T b = c * e[i];
@@ -140,7 +156,7 @@ struct Sweep {
       e[m] = 0;
       last = i + 1;
       i = l - 1;
-      return false;
+      return ql->next(*this);
     }
     const T cp = c, sp = s;
     ql_step(f, r, b, d[i], d[i + 1], s, c, g, p);
@@ -151,13 +167,13 @@ struct Sweep {
     d[l] -= p;
     e[l] = g;
     e[m] = 0;
-    return false;
+    return ql->next(*this);
   }
 };
 
-/// Sweeps of different matrices interleaved until any of them ends:
-/// independent dependency chains in one loop, each in the others' latency.
-/// Copied in and out so that their states live in registers.
+/// Sweeps of different matrices interleaved until any matrix has no sweep
+/// left: independent dependency chains in one loop, each in the others'
+/// latency. Copied in and out so that their states live in registers.
 template <class... S>
 [[gnu::noinline]] void sweep_group(S*... sweeps) {
   const auto run = [](S... a) {
@@ -181,8 +197,9 @@ struct QlProblem {
   bool pending = false;
 
   /// Sets up the next sweep; false when every eigenvalue has converged
-  /// (info 0) or one did not within 60 sweeps (info l + 1).
-  bool next(Sweep<T>& sweep) {
+  /// (info 0) or one did not within 60 sweeps (info l + 1). Out of line:
+  /// the sweeps' loop calls it and stays small.
+  [[gnu::noinline]] bool next(Sweep<T>& sweep) {
     const T eps = std::numeric_limits<T>::epsilon();
     if (pending) rot->commit(sweep.m - sweep.last);
     pending = false;
@@ -204,7 +221,7 @@ struct QlProblem {
       T g = (d[l + 1] - d[l]) / (T(2) * e[l]);
       const T r = fast_hypot(g, T(1));
       g = d[m] - d[l] + e[l] / (g + std::copysign(r, g));
-      sweep = Sweep<T>{d, e, l, m, m - 1, T(1), T(1), T(0), g, rot->reserve(m - l)};
+      sweep = Sweep<T>{d, e, l, m, m - 1, T(1), T(1), T(0), g, rot->reserve(m - l), this};
       pending = true;
       return true;
     }
@@ -246,42 +263,10 @@ std::int64_t tridiagonal_ql(std::int64_t n, T* d, T* e, T* zt, std::int64_t ldz,
   return 0;
 }
 
-/// Q^T = H_{n-3} ... H_0 (reflectors as tridiagonalize leaves them in a,
-/// a's entries at their unit positions overwritten) into zt, for small n:
-/// from I, M := M H_j for j = n-3 down to 0 (backward accumulation, each
-/// H_j touching only the trailing block M[j+1:, j+1:], the rest of which
-/// is still I): p = M v (the registry's GEMV) and M -= tau p v^T, on rows
-/// of M, contiguous. Replaces forming Q by columns (compact WY) and
-/// transposing it into zt: measured 40.6 -> 39.5 us per 32 x 32 eigh
-/// (float64, 1 thread, stack of 2000).
-template <class T>
-void form_qt_small(std::int64_t n, T* a, std::int64_t lda, const T* tau, T* zt,
-                   std::int64_t ldz) {
-  for (std::int64_t i = 0; i < n; ++i)
-    for (std::int64_t j = 0; j < n; ++j) zt[i * ldz + j] = i == j ? T(1) : T(0);
-  T p[thresholds::eigh_small_max_n];
-  // The kernel itself, as the reduction's steps: gemv_run's scope and
-  // split, in a 32 x 32 eigh's ~60 products, measured ~0.5 us of ~38.
-  const GemvKernels<T>& gemv = *kernels<T>().gemv;
-  for (std::int64_t j = n - 3; j >= 0; --j) {
-    const T t = tau[j];
-    if (t == T(0)) continue;
-    const std::int64_t r = n - 1 - j;
-    T* vj = a + j * lda + j + 1;
-    vj[0] = T(1);
-    T* m = zt + (j + 1) * ldz + j + 1;
-    gemv.n(r, r, t, m, ldz, vj, T(0), p);  // p = tau M v
-    for (std::int64_t i = 0; i < r; ++i) {
-      T* mi = m + i * ldz;
-      const T pi = p[i];
-      for (std::int64_t k = 0; k < r; ++k) mi[k] -= pi * vj[k];
-    }
-  }
-}
-
-/// Steps 1 and the start of 3 for one matrix: mirrors and scales a,
-/// reduces it to (d, e) and, when v is not null, forms Q^T in zt (v is
-/// scratch). Returns the scale (eigenvalues are divided by it on return).
+/// Steps 1 and the start of 3 for one matrix above the small orders:
+/// mirrors and scales a, reduces it to (d, e) and, when v is not null,
+/// forms Q^T in zt (v is scratch). Returns the scale (eigenvalues are
+/// divided by it on return).
 template <class T>
 T prepare(std::int64_t n, T* a, std::int64_t lda, T* v, std::int64_t ldv, T* d, T* e, T* zt,
           std::int64_t ldz, WorkspaceScope& scope, int max_threads) {
@@ -293,29 +278,16 @@ T prepare(std::int64_t n, T* a, std::int64_t lda, T* v, std::int64_t ldv, T* d, 
       for (std::int64_t i = i0; i < std::min(n, i0 + tile); ++i)
         for (std::int64_t j = std::max(j0, i + 1); j < std::min(n, j0 + tile); ++j)
           a[i * lda + j] = a[j * lda + i];
-  // Scaled into [sqrt(min / eps), sqrt(max eps)] when its largest entry is
-  // outside (LAPACK's DSYEV does the same): the QL iteration's convergence
-  // test eps (|d_m| + |d_m+1|) underflows for a matrix of subnormals, which
-  // then never converged. Eigenvectors are unchanged, eigenvalues unscaled
-  // on return.
   T amax = 0;
   for (std::int64_t i = 0; i < n; ++i)
     for (std::int64_t j = 0; j < n; ++j) amax = std::max(amax, std::abs(a[i * lda + j]));
-  const T small = std::numeric_limits<T>::min() / std::numeric_limits<T>::epsilon();
-  const T rmin = std::sqrt(small), rmax = std::sqrt(T(1) / small);
-  T scale = 1;
-  if (amax > T(0) && amax < rmin) scale = rmin / amax;
-  if (amax > rmax) scale = rmax / amax;
+  const T scale = eigh_scale(amax);
   if (scale != T(1))
     for (std::int64_t i = 0; i < n; ++i)
       for (std::int64_t j = 0; j < n; ++j) a[i * lda + j] *= scale;
   T* tau = scope.alloc<T>(static_cast<std::size_t>(n));
   tridiagonalize(n, a, lda, d, e, tau, max_threads);  // reflector k in row k
   if (v == nullptr) return scale;
-  if (n <= thresholds::eigh_small_max_n) {
-    form_qt_small(n, a, lda, tau, zt, ldz);
-    return scale;
-  }
   // Z^T starts as Q^T, not I: the rotations then accumulate
   // Z^T Q^T = V^T itself (LAPACK's DORGTR + DSTEQR). Forming Q is
   // ~4/3 n^3 flops, applying it to Z afterwards 2 n^3.
@@ -385,30 +357,51 @@ Arrays<T> allocate(std::int64_t n, bool vectors, WorkspaceScope& scope) {
   return {d, e, zt, ldz};
 }
 
+/// Step 1 and the start of 3 for an order up to thresholds::eigh_small_max_n:
+/// the registry's small tridiagonalisation, which reads a's lower triangle
+/// only (no copy of a needed) and forms Q^T into x.zt itself. Returns the
+/// scale.
+template <class T>
+T prepare_small(std::int64_t n, const T* a, std::int64_t lda, const Arrays<T>& x) {
+  WorkspaceScope scope;
+  T* work = scope.alloc<T>(static_cast<std::size_t>(small_tridiag_work<T>(n)));
+  const T scale = kernels<T>().small_tridiag->reduce(n, a, lda, x.d, x.e, x.zt, x.ldz, work);
+  x.e[n - 1] = 0;
+  return scale;
+}
+
+/// eigh up to thresholds::eigh_small_max_n, a only read: the code of
+/// eigh_range's slots, one matrix, so that both give the same bits.
+template <class T>
+std::int64_t eigh_small(std::int64_t n, const T* a, std::int64_t lda, T* w, T* v,
+                        std::int64_t ldv) {
+  WorkspaceScope scope;
+  const Arrays<T> x = allocate<T>(n, v != nullptr, scope);
+  const T scale = prepare_small(n, a, lda, x);
+  RowRotations<T> rot(x.zt, n, n, x.ldz, 1);
+  QlProblem<T> ql{n, x.d, x.e, &rot};
+  Sweep<T> sweep;
+  if (ql.next(sweep)) sweep_group(&sweep);
+  rot.flush();
+  if (ql.info != 0) return ql.info;
+  finish(n, x.d, scale, x.zt, x.ldz, w, v, ldv, scope);
+  return 0;
+}
+
 }  // namespace
 
 template <class T>
 std::int64_t eigh(std::int64_t n, T* a, std::int64_t lda, T* w, T* v, std::int64_t ldv,
                   int max_threads) {
   if (n == 0) return 0;
+  if (n <= thresholds::eigh_small_max_n) return eigh_small(n, a, lda, w, v, ldv);
   if (n < thresholds::spectral_parallel_min_n) max_threads = 1;
   WorkspaceScope scope;
   const Arrays<T> x = allocate<T>(n, v != nullptr, scope);
   const T scale = prepare(n, a, lda, v, ldv, x.d, x.e, x.zt, x.ldz, scope, max_threads);
-  std::int64_t info = 0;
-  if (n <= thresholds::eigh_small_max_n) {
-    x.e[n - 1] = 0;
-    RowRotations<T> rot(x.zt, n, n, x.ldz, 1);
-    QlProblem<T> ql{n, x.d, x.e, &rot};
-    Sweep<T> sweep;
-    while (ql.next(sweep)) sweep_group(&sweep);
-    rot.flush();
-    info = ql.info;
-  } else {
-    T* cs = scope.alloc<T>(static_cast<std::size_t>(n));
-    T* sn = scope.alloc<T>(static_cast<std::size_t>(n));
-    info = tridiagonal_ql(n, x.d, x.e, x.zt, x.ldz, cs, sn, max_threads);
-  }
+  T* cs = scope.alloc<T>(static_cast<std::size_t>(n));
+  T* sn = scope.alloc<T>(static_cast<std::size_t>(n));
+  const std::int64_t info = tridiagonal_ql(n, x.d, x.e, x.zt, x.ldz, cs, sn, max_threads);
   if (info != 0) return info;
   finish(n, x.d, scale, x.zt, x.ldz, w, v, ldv, scope);
   return 0;
@@ -416,6 +409,8 @@ std::int64_t eigh(std::int64_t n, T* a, std::int64_t lda, T* w, T* v, std::int64
 
 template <class T>
 std::int64_t eigh_of_copy(std::int64_t n, const T* a, T* w, T* v, int max_threads) {
+  if (n == 0) return 0;
+  if (n <= thresholds::eigh_small_max_n) return eigh_small(n, a, n, w, v, n);
   WorkspaceScope scope;
   T* work = scope.alloc<T>(static_cast<std::size_t>(n * n));
   std::copy(a, a + n * n, work);
@@ -439,7 +434,6 @@ void eigh_range(std::int64_t n, std::int64_t count, const T* a, T* w, T* v, std:
   constexpr int slots = 4;
   struct Slot {
     std::int64_t index = -1;  // -1: empty
-    T* a;                     // its matrix's copy (the reduction destroys it)
     Arrays<T> x;
     T scale;
     std::optional<RowRotations<T>> rot;
@@ -449,7 +443,6 @@ void eigh_range(std::int64_t n, std::int64_t count, const T* a, T* w, T* v, std:
   WorkspaceScope scope;
   Slot slot[slots];
   for (Slot& sl : slot) {
-    sl.a = scope.alloc<T>(static_cast<std::size_t>(n * n));
     sl.x = allocate<T>(n, v != nullptr, scope);
     sl.rot.emplace(sl.x.zt, n, n, sl.x.ldz, 1);  // once: its buffer is a heap allocation
   }
@@ -471,13 +464,7 @@ void eigh_range(std::int64_t n, std::int64_t count, const T* a, T* w, T* v, std:
     while (next_index < count) {
       const std::int64_t i = next_index++;
       if (skip != nullptr && skip[i]) continue;
-      T* vi = v != nullptr ? v + i * n * n : nullptr;
-      {
-        WorkspaceScope inner;
-        std::copy(a + i * n * n, a + (i + 1) * n * n, sl.a);
-        sl.scale = prepare(n, sl.a, n, vi, n, sl.x.d, sl.x.e, sl.x.zt, sl.x.ldz, inner, 1);
-      }
-      sl.x.e[n - 1] = 0;
+      sl.scale = prepare_small(n, a + i * n * n, n, sl.x);
       sl.ql = QlProblem<T>{n, sl.x.d, sl.x.e, &*sl.rot};
       sl.index = i;
       if (sl.ql.next(sl.sweep)) return;
@@ -498,7 +485,7 @@ void eigh_range(std::int64_t n, std::int64_t count, const T* a, T* w, T* v, std:
       default: sweep_group(act[0], act[1], act[2], act[3]); break;
     }
     for (Slot& sl : slot)
-      if (sl.index >= 0 && sl.sweep.done() && !sl.ql.next(sl.sweep)) refill(sl);
+      if (sl.index >= 0 && sl.sweep.done()) refill(sl);
   }
 }
 

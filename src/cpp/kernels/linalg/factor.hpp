@@ -11,7 +11,9 @@
 // not converge). None of them throws except std::bad_alloc for scratch.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <limits>
 
 namespace matnet::detail {
 
@@ -91,6 +93,22 @@ void row_reflectors_to_columns(std::int64_t n, std::int64_t k, const T* a, std::
 template <class T>
 void tridiagonalize(std::int64_t n, T* a, std::int64_t lda, T* d, T* e, T* tau,
                     int max_threads);
+
+/// The factor eigh scales A by before reducing it, from its largest
+/// |entry| amax (LAPACK's DSYEV does the same): 1 unless amax is outside
+/// [sqrt(min / eps), sqrt(max eps)]. Below, the QL iteration's convergence
+/// test eps (|d_m| + |d_m+1|) underflows (a matrix of subnormals never
+/// converged); above, squares overflow. Eigenvectors are unchanged,
+/// eigenvalues divided by it on return. static: the ISA-specific kernels
+/// (small_tridiag_*.cpp) compile it too, each TU its own copy.
+template <class T>
+static inline T eigh_scale(T amax) {
+  const T small = std::numeric_limits<T>::min() / std::numeric_limits<T>::epsilon();
+  const T rmin = std::sqrt(small), rmax = std::sqrt(T(1) / small);
+  if (amax > T(0) && amax < rmin) return rmin / amax;
+  if (amax > rmax) return rmax / amax;
+  return T(1);
+}
 
 /// Eigenvalues (ascending, into w) and, when v is not null, orthonormal
 /// eigenvectors (columns of v, n x n) of the symmetric A, whose lower

@@ -3,7 +3,9 @@
 // A table per ISA holds every kernel family: GEMM microkernels with their
 // packers and block sizes (and the direct-A, tail and sup variants where the
 // ISA has them), GEMV, element-wise loops, optimizer loops, attention's
-// softmax steps, the small-matrix LU and the Winograd transforms, for float and double. The table of active_isa() (CPUID, or MATNET_ISA) is chosen once;
+// softmax steps, the small-matrix LU, the small tridiagonalisation and the
+// Winograd transforms, for float and double. The table of active_isa()
+// (CPUID, or MATNET_ISA) is chosen once;
 // drivers ask kernels<T>() and never switch on the ISA themselves. A new
 // kernel family adds a field to KernelSet and an entry in each ISA's table
 // (registry.cpp); a new ISA adds a table there.
@@ -12,6 +14,7 @@
 #include "blas2/gemv_kernels.hpp"
 #include "blas3/ukernel.hpp"
 #include "linalg/small_lu.hpp"
+#include "linalg/small_tridiag.hpp"
 #include "nn/attention_kernels.hpp"
 #include "nn/winograd_kernels.hpp"
 #include "matnet/runtime.hpp"
@@ -29,6 +32,7 @@ struct KernelSet {
   const OptimLoops<T>* optim;
   const AttentionKernels<T>* attention;
   const SmallLuKernels<T>* small_lu;
+  const SmallTridiagKernels<T>* small_tridiag;
   const WinogradKernels<T>* winograd;
 };
 
