@@ -255,11 +255,6 @@ inline constexpr std::int64_t tridiagonal_blocked_min_n = 128;
 // fork/join on a loaded machine waits for a descheduled thread).
 inline constexpr std::int64_t spectral_parallel_min_n = 256;
 
-// Up to this order eigh applies each QL rotation to Z^T inside the sweep,
-// in the shadow of its sqrt-divide chain (Z^T stays in L1), instead of
-// recording the rotations for RowRotations' batches.
-inline constexpr std::int64_t eigh_fused_rotations_max_n = 64;
-
 // Up to this order eigh runs its small-matrix path (eigh.cpp): the
 // registry's unblocked reduction and Q^T (linalg/small_tridiag.hpp), QL
 // sweeps advanced a step at a time, stacks streamed through four slots
