@@ -244,19 +244,30 @@ def exact_operand(rng, shape, dtype):
     return (rng.integers(-8, 9, size=shape) / 8).astype(dtype)
 
 
+def at_offset(x, offset: int, row_stride: int | None = None):
+    """A copy of the 2-D x whose data starts `offset` elements past a 64-byte
+    boundary, its rows `row_stride` elements apart (default: contiguous; the
+    gap between rows is filled with NaN, which no kernel may read)."""
+    x = np.asarray(x)
+    item = x.dtype.itemsize
+    rows, cols = x.shape
+    ld = cols if row_stride is None else row_stride
+    assert ld >= cols
+    buf = np.full(rows * ld + 64 // item + offset, np.nan, dtype=x.dtype)
+    start = (-buf.ctypes.data % 64) // item + offset
+    out = np.lib.stride_tricks.as_strided(buf[start:], x.shape, (ld * item, item), writeable=True)
+    out[...] = x
+    assert out.ctypes.data % 64 == offset * item % 64
+    return out
+
+
 def misaligned(x):
     """A C-ordered copy of x whose data starts one element past a 64-byte
     boundary: kernels that assume aligned rows or peel a loop to reach
     alignment see the awkward case (NumPy's own buffers are 16- or 64-byte
     aligned, so a plain copy never tests it)."""
     x = np.asarray(x)
-    item = x.dtype.itemsize
-    buf = np.empty(x.size + 64 // item + 1, dtype=x.dtype)
-    start = (-buf.ctypes.data % 64) // item + 1
-    out = buf[start:start + x.size].reshape(x.shape)
-    out[...] = x
-    assert out.ctypes.data % 64 == item
-    return out
+    return at_offset(x.reshape(1, -1), 1).reshape(x.shape)
 
 
 def unaligned(x):

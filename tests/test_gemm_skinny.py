@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 import matnet as mn
-from numpy_reference import (DTYPES, TRANS, check_exact, check_result, exact_operand,
-                          make_operands, one_operand_varied)
+from numpy_reference import (DTYPES, TRANS, at_offset, check_exact, check_result,
+                             exact_operand, make_operands, one_operand_varied)
 
 pytestmark = pytest.mark.usefixtures("single_thread_blas")
 
@@ -185,6 +185,45 @@ def test_beta_zero_and_alpha_zero(m, n, dtype, rng):
             np.testing.assert_array_equal(c, 2 * c0, err_msg=f"alpha=0 m={m} n={n} k={k}")
 
 
+def check_every_alignment_of_b(dtype, rng) -> int:
+    """The by-rows sup kernel (sup_by_rows.hpp) shifts its column grid to
+    B's vector alignment and stages C in an aligned buffer when C is at most
+    sup_stage_max_rows x (8 KiB less B's offset and a line): B at every
+    element offset within a cache line, its rows a whole number of lines
+    apart (the shifted grid) or not (no shift), C at another offset, n across
+    the edge windows and the stage's width, k across the 8-, 4- and 1-row
+    passes; beta 0 over a NaN C and beta 0.5; exact data. Returns the count."""
+    line = 64 // np.dtype(dtype).itemsize
+    stage_cols = 8192 // np.dtype(dtype).itemsize
+    count = 0
+    for n in (1, 3, line - 1, line, line + 1, 2 * line + 3, 257, stage_cols - 2 * line,
+              stage_cols - line + 1, stage_cols + 1):
+        for k in (1, 37):
+            b0 = exact_operand(rng, (k, n), dtype)
+            for ld in {-(-n // line) * line, n + 1}:
+                for offset in range(line):
+                    b = at_offset(b0, offset, ld)
+                    for m in (2, 3, 4, 5):
+                        a = exact_operand(rng, (m, k), dtype)
+                        case = f"m={m} n={n} k={k} ldb={ld} offset={offset}"
+                        c = at_offset(np.full((m, n), np.nan, dtype), (offset + 3) % line)
+                        mn.ops.gemm(a, b, c, alpha=1.0, beta=0.0)
+                        check_exact(c, a, b, case=case + " beta=0 over NaN")
+                        c0 = exact_operand(rng, (m, n), dtype)
+                        c = at_offset(c0, 0)
+                        mn.ops.gemm(a, b, c, alpha=-0.75, beta=0.5)
+                        check_exact(c, a, b, alpha=-0.75, beta=0.5, c0=c0, case=case)
+                        count += 1
+    return count
+
+
+@pytest.mark.parametrize("nthreads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_sup_on_every_alignment_of_b(dtype, nthreads, rng, threads):
+    mn.set_num_threads(nthreads)
+    assert check_every_alignment_of_b(dtype, rng) > 0
+
+
 # ----------------------------------------------------------------- ISA paths
 
 
@@ -197,6 +236,8 @@ def test_every_isa_path(isa_path, threads):
     rng = np.random.default_rng(17)
     n = 0
     for dt in DTYPES:
+        mn.set_num_threads(1)
+        check_every_alignment_of_b(dt, rng)
         for ta, tb in TRANS:
             mn.set_num_threads(1)
             n += run_cube(dt, ta, tb, rng)

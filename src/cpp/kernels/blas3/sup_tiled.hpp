@@ -7,8 +7,9 @@
 // FMAs, sets the pace (m = 16: ~50 % of the FMA peak). Here C tiles stay in
 // registers over a block of kc rows of B, as in a packed microkernel, while
 // B is still read in place (row-major, unit column stride): BLIS's "sup"
-// idea. Only A, a few rows, is packed (alpha folded in, k-major, so its
-// broadcasts come from consecutive addresses). Per block of kc rows of B the
+// idea. Only 16-row tiles of A are packed (alpha folded in, k-major, so
+// their broadcasts come from consecutive addresses); smaller tiles broadcast
+// from A in place (see sup_tile_strip_rows). Per block of kc rows of B the
 // columns are swept left to right in strips of 4 vectors, every row tile of
 // C using a strip before the next (with two 16-row tiles the strip is
 // re-read from L1/L2, not from memory). Each tile prefetches, two tiles
@@ -31,12 +32,22 @@
 namespace matnet::detail {
 namespace {
 
-/// C[0:MR, cols of the strip] (+)= Apacked (MR x kc, k-major) * B[0:kc, strip]
+/// Where a row tile reads A: packed (MR x kc, k-major, alpha folded in) or
+/// in place (rows rs apart, columns cs apart, alpha applied to the sums).
+template <class T>
+struct SupA {
+  const T* data;
+  std::int64_t rs, cs;
+  T alpha;
+};
+
+/// C[0:MR, cols of the strip] (+)= alpha A[0:MR, 0:kc] * B[0:kc, strip]
 /// for NV vectors of columns (the last `tail` lanes-count-limited when Tail);
 /// `first`: this is the first k block, so C gets beta (C not read when beta == 0).
-template <class S, class T, int MR, int NV, bool Tail>
-void sup_tile(std::int64_t kc, const T* ap, const T* b, std::int64_t ldb, T* c, std::int64_t ldc,
+template <class S, class T, int MR, int NV, bool Tail, bool Packed>
+void sup_tile(std::int64_t kc, SupA<T> a, const T* b, std::int64_t ldb, T* c, std::int64_t ldc,
               std::int64_t cw, bool first, T beta) {
+  const std::int64_t ars = Packed ? 1 : a.rs, acs = Packed ? MR : a.cs;
   using V = typename S::V;
   constexpr int L = S::lanes;
   typename S::Mask mask[NV];
@@ -54,14 +65,14 @@ void sup_tile(std::int64_t kc, const T* ap, const T* b, std::int64_t ldb, T* c, 
     V bv[NV];
     for (int v = 0; v < NV; ++v) bv[v] = Tail ? S::load(bp + v * L, mask[v]) : S::load(bp + v * L);
     for (int i = 0; i < MR; ++i) {
-      const V ai = S::set1(ap[p * MR + i]);
+      const V ai = S::set1(a.data[i * ars + p * acs]);
       for (int v = 0; v < NV; ++v) acc[i][v] = S::fma(ai, bv[v], acc[i][v]);
     }
   }
   for (int i = 0; i < MR; ++i) {
     for (int v = 0; v < NV; ++v) {
       T* cp = c + i * ldc + v * L;
-      V out = acc[i][v];
+      V out = Packed ? acc[i][v] : S::mul(S::set1(a.alpha), acc[i][v]);
       if (!first || beta != T(0)) {
         const V old = Tail ? S::load(cp, mask[v]) : S::load(cp);
         out = first ? S::fma(S::set1(beta), old, out) : S::add(old, out);
@@ -79,16 +90,16 @@ void sup_tile(std::int64_t kc, const T* ap, const T* b, std::int64_t ldb, T* c, 
 /// tiles of NV vectors: MR x NV accumulators, 16 at most (with the NV loaded
 /// vectors and a broadcast, 32 registers), and 8 or more independent FMA
 /// chains (two pipes x four cycles of latency) from two rows on.
-template <class S, class T, int MR>
-void sup_tile_strip(std::int64_t kc, const T* ap, const T* b, std::int64_t ldb, T* c,
+template <class S, class T, int MR, bool Packed>
+void sup_tile_strip(std::int64_t kc, SupA<T> a, const T* b, std::int64_t ldb, T* c,
                     std::int64_t ldc, std::int64_t sw, bool first, T beta) {
   constexpr int L = S::lanes;
   constexpr int NV = MR >= 16 ? 1 : (MR >= 8 ? 2 : 4);
   for (std::int64_t j = 0; j < sw; j += NV * L) {
     if (sw - j >= NV * L) {
-      sup_tile<S, T, MR, NV, false>(kc, ap, b + j, ldb, c + j, ldc, NV * L, first, beta);
+      sup_tile<S, T, MR, NV, false, Packed>(kc, a, b + j, ldb, c + j, ldc, NV * L, first, beta);
     } else {
-      sup_tile<S, T, MR, NV, true>(kc, ap, b + j, ldb, c + j, ldc, sw - j, first, beta);
+      sup_tile<S, T, MR, NV, true, Packed>(kc, a, b + j, ldb, c + j, ldc, sw - j, first, beta);
     }
   }
 }
@@ -101,16 +112,20 @@ void sup_pack_a(std::int64_t h, std::int64_t kc, T alpha, const T* a, std::int64
     for (std::int64_t i = 0; i < h; ++i) ap[p * h + i] = alpha * a[i * rsa + p * csa];
 }
 
+/// 16-row tiles read A packed, smaller ones in place: packing costs a
+/// strided gather per element, which only 16 rows' reuse repays (f32, 1
+/// thread, 784x256 B at +16 bytes, us, packed / in place: m = 4 15.0 /
+/// 14.1, m = 8 31.9 / 30.5, m = 16 61.8 / 70.4).
 template <class S, class T>
-void sup_tile_strip_rows(std::int64_t h, std::int64_t kc, const T* ap, const T* b,
+void sup_tile_strip_rows(std::int64_t h, std::int64_t kc, SupA<T> a, const T* b,
                          std::int64_t ldb, T* c, std::int64_t ldc, std::int64_t sw, bool first,
                          T beta) {
   switch (h) {
-    case 16: sup_tile_strip<S, T, 16>(kc, ap, b, ldb, c, ldc, sw, first, beta); break;
-    case 8: sup_tile_strip<S, T, 8>(kc, ap, b, ldb, c, ldc, sw, first, beta); break;
-    case 4: sup_tile_strip<S, T, 4>(kc, ap, b, ldb, c, ldc, sw, first, beta); break;
-    case 2: sup_tile_strip<S, T, 2>(kc, ap, b, ldb, c, ldc, sw, first, beta); break;
-    default: sup_tile_strip<S, T, 1>(kc, ap, b, ldb, c, ldc, sw, first, beta); break;
+    case 16: sup_tile_strip<S, T, 16, true>(kc, a, b, ldb, c, ldc, sw, first, beta); break;
+    case 8: sup_tile_strip<S, T, 8, false>(kc, a, b, ldb, c, ldc, sw, first, beta); break;
+    case 4: sup_tile_strip<S, T, 4, false>(kc, a, b, ldb, c, ldc, sw, first, beta); break;
+    case 2: sup_tile_strip<S, T, 2, false>(kc, a, b, ldb, c, ldc, sw, first, beta); break;
+    default: sup_tile_strip<S, T, 1, false>(kc, a, b, ldb, c, ldc, sw, first, beta); break;
   }
 }
 
@@ -153,15 +168,16 @@ void sup_tiled(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T*
     const bool first = p0 == 0;
     for (std::int64_t i = 0, h; i < m; i += h) {
       h = tile_rows(m - i);
-      sup_pack_a(h, kb, alpha, a + i * rsa + p0 * csa, rsa, csa, ap + i * kb);
+      if (h == 16) sup_pack_a(h, kb, alpha, a + i * rsa + p0 * csa, rsa, csa, ap + i * kb);
     }
     const T* bp = b + p0 * ldb;
     for (std::int64_t j = 0; j < n; j += strip) {
       const std::int64_t sw = std::min(strip, n - j);
       for (std::int64_t i = 0, h; i < m; i += h) {
         h = tile_rows(m - i);
-        sup_tile_strip_rows<S, T>(h, kb, ap + i * kb, bp + j, ldb, c + i * ldc + j, ldc, sw,
-                                  first, beta);
+        const SupA<T> ai = h == 16 ? SupA<T>{ap + i * kb, 1, h, T(1)}
+                                   : SupA<T>{a + i * rsa + p0 * csa, rsa, csa, alpha};
+        sup_tile_strip_rows<S, T>(h, kb, ai, bp + j, ldb, c + i * ldc + j, ldc, sw, first, beta);
       }
     }
   }

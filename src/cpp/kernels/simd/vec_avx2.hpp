@@ -27,6 +27,8 @@ struct Vec<float> {
   static __m256i mask(int count) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
+  /// Lanes [lo, hi) set; 0 <= lo <= hi <= lanes.
+  static __m256i mask(int lo, int hi) { return _mm256_andnot_si256(mask(lo), mask(hi)); }
   static V load(const float* p, __m256i m) { return _mm256_maskload_ps(p, m); }
   static void store(float* p, __m256i m, V v) { _mm256_maskstore_ps(p, m, v); }
   static float hsum(V v) {
@@ -51,6 +53,7 @@ struct Vec<double> {
   static __m256i mask(int count) {
     return _mm256_cmpgt_epi64(_mm256_set1_epi64x(count), _mm256_setr_epi64x(0, 1, 2, 3));
   }
+  static __m256i mask(int lo, int hi) { return _mm256_andnot_si256(mask(lo), mask(hi)); }
   static V load(const double* p, __m256i m) { return _mm256_maskload_pd(p, m); }
   static void store(double* p, __m256i m, V v) { _mm256_maskstore_pd(p, m, v); }
   static double hsum(V v) {

@@ -21,9 +21,12 @@ struct Vec<float> {
   static V load(const float* p) { return _mm512_loadu_ps(p); }
   static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
   static V add(V a, V b) { return _mm512_add_ps(a, b); }
   /// Lanes [0, count) set; count in [0, lanes].
   static Mask mask(int count) { return static_cast<Mask>((1u << count) - 1u); }
+  /// Lanes [lo, hi) set; 0 <= lo <= hi <= lanes.
+  static Mask mask(int lo, int hi) { return static_cast<Mask>(mask(hi) & ~mask(lo)); }
   static V load(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
   static void store(float* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
 };
@@ -37,8 +40,10 @@ struct Vec<double> {
   static V load(const double* p) { return _mm512_loadu_pd(p); }
   static void store(double* p, V v) { _mm512_storeu_pd(p, v); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
+  static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
   static V add(V a, V b) { return _mm512_add_pd(a, b); }
   static Mask mask(int count) { return static_cast<Mask>((1u << count) - 1u); }
+  static Mask mask(int lo, int hi) { return static_cast<Mask>(mask(hi) & ~mask(lo)); }
   static V load(const double* p, Mask m) { return _mm512_maskz_loadu_pd(m, p); }
   static void store(double* p, Mask m, V v) { _mm512_mask_storeu_pd(p, m, v); }
 };
