@@ -334,38 +334,46 @@ def test_predict_matches_training_forward(dtype, rows, rng):
         assert not np.shares_memory(first, second)
 
 
-@pytest.mark.parametrize("last_out", [10, 100])  # the output layer alone, or split too
+# Widths: the output layer narrower or wider than a thread's block of 16
+# columns; a hidden layer of 8 (the second thread's block of its columns,
+# and of the next layer's features, is empty) in a chain of four layers.
+CHAIN_WIDTHS = [(700, 100, 100, 10), (700, 100, 100, 100), (2000, 40, 8, 6, 5)]
+
+
+@pytest.mark.parametrize("widths", CHAIN_WIDTHS, ids=["-".join(map(str, w)) for w in CHAIN_WIDTHS])
 @pytest.mark.parametrize("nthreads", [1, 2])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("rows", [1, 2, 7, 16, 17])
-def test_predict_large_layers_every_path(dtype, rows, nthreads, last_out, rng, threads):
+def test_predict_large_layers_every_path(dtype, rows, nthreads, widths, rng, threads):
     """Weights large enough (>= 256 KiB) that one-request inference on two
     threads runs every layer in one parallel region (features split over
-    threads, partial outputs summed). Exact arithmetic makes the check exact
-    whatever the order of additions: x, W and b are integers in [-1, 1] and
-    the slope is 0.5, so layer 1 gives multiples of 1/2 up to 701, layer 2
-    (relu) up to 100 * 701 + 1, layer 3 up to 100 * 70101 + 1 = 7.0e6, all
-    multiples of 1/2 below 2**23: every partial sum is exact in float32."""
+    threads, partial outputs summed, the output layer's after the region).
+    Exact arithmetic makes the check exact whatever the order of additions:
+    x, W and b are integers in [-1, 1], the first layer's slope is 0.5 and
+    the second layer's activation relu, so every value is a multiple of 1/2
+    and below 2**23 in magnitude (700-100-100-100: 701, 100 * 701 + 1,
+    100 * 70101 + 1 = 7.0e6; 2000-40-8-6-5: 2001, 80041, 640329, 3.8e6):
+    every partial sum is exact in float32."""
     mn.set_num_threads(nthreads)
+    acts = ["leaky_relu", "relu"] + [None] * (len(widths) - 3)
     model = mn.Sequential([
-        mn.layers.Dense(700, 100, activation="leaky_relu", negative_slope=0.5, seed=0,
-                        dtype=dtype),
-        mn.layers.Dense(100, 100, activation="relu", seed=1, dtype=dtype),
-        mn.layers.Dense(100, last_out, seed=2, dtype=dtype),
+        mn.layers.Dense(k, m, activation=act, negative_slope=0.5, seed=i, dtype=dtype)
+        for i, (k, m, act) in enumerate(zip(widths, widths[1:], acts))
     ])
     for layer in model.layers:
         layer.set_params({"W": rng.integers(-1, 2, layer.W.shape).astype(dtype),
                           "b": rng.integers(-1, 2, layer.b.shape).astype(dtype)})
-    x = rng.integers(-1, 2, (rows, 700)).astype(dtype)
+    x = rng.integers(-1, 2, (rows, widths[0])).astype(dtype)
     want = x.astype(np.float64)
-    for layer, act in zip(model.layers, ("leaky", "relu", None)):
+    for layer, act in zip(model.layers, acts):
         want = want @ layer.W.astype(np.float64) + layer.b
-        if act == "leaky":
+        if act == "leaky_relu":
             want = np.where(want > 0, want, 0.5 * want)
         elif act == "relu":
             want = np.maximum(want, 0)
+    assert np.abs(want).max() < 2**23
     got = model.predict(x)
-    assert got.shape == (rows, last_out) and got.dtype == dtype
+    assert got.shape == (rows, widths[-1]) and got.dtype == dtype
     np.testing.assert_array_equal(got, want.astype(dtype))
 
 

@@ -85,11 +85,9 @@ inline constexpr double dense_concurrent_min_flops = 2 * 96.0 * 96.0 * 96.0;
 
 // Inference through a Dense chain (dense_chain_forward) of at most sup_max_m
 // rows runs every layer in one parallel region when the weights have at
-// least gemv_parallel_min_bytes in all. Its output layer is split over the
-// threads too only from this many weight bytes; a smaller one (128 -> 10)
-// runs on the first thread alone, which saves two barriers (784-256-128-10,
-// one row, 2 threads: 8.3 -> 7.7 us).
-inline constexpr std::int64_t chain_split_last_min_bytes = std::int64_t{1} << 15;
+// least gemv_parallel_min_bytes in all (every layer split over the threads:
+// one barrier per hidden layer, none for the output layer; see
+// chain_layers).
 
 // ------------------------------------------------------------ nn/conv2d
 

@@ -15,23 +15,38 @@ namespace matnet {
 
 namespace {
 
-/// A few rows through every layer, as thread t of team threads (team = 1:
-/// the caller alone, no parallel region): each thread multiplies its block
-/// of input features (rows of W) into its own partial output, then each
-/// thread sums the partials of its block of output columns and applies bias
-/// and activation; two barriers per layer instead of a fork/join per layer.
-/// A thread reads the same rows of every W on every call, so with a private
-/// L2 per core its share of the weights stays there between requests.
-/// Allocation-free (the sup or GEMV kernels, never the driver: one row
-/// through 784-256-128-10 pays ~0.4 us of driver calls and checks per
-/// layer, against ~10 us of kernel time in all).
+/// A thread's block of d features or columns: blocks of 16 (whole cache
+/// lines of W), the same rule for every layer, so the block of output
+/// columns thread t finishes in one layer is its block of input features in
+/// the next.
+inline std::int64_t chain_block(std::int64_t d, int t, int team) {
+  return t >= team ? d : std::min(d, (d * t / team + 15) / 16 * 16);
+}
+
+/// A few rows through every layer, as thread t of team threads. On a team
+/// of one (no parallel region): each layer in turn. On more: every layer is
+/// split by input features, each thread multiplying its block of features
+/// (rows of W) into its own partial output; after one barrier each thread
+/// sums the partials of its block of output columns and applies bias and
+/// activation. Those columns are its block of features in the next layer,
+/// so it goes on without waiting: one barrier per hidden layer, none for
+/// the output layer, whose partials the caller sums after the region's
+/// join (784-256-128-10, one row, 2 threads: two barriers and the join
+/// instead of four and the join). Partials alternate between two buffers
+/// by layer: a thread ahead writes the next layer's while the others still
+/// read this one's, and cannot get two layers ahead (the next barrier
+/// waits for them). A thread reads the same rows of every W on every call,
+/// so with a private L2 per core its share of the weights stays there
+/// between requests. Allocation-free (the sup or GEMV kernels, never the
+/// driver: one row through 784-256-128-10 pays ~0.4 us of driver calls and
+/// checks per layer, against ~10 us of kernel time in all).
 template <class T>
 void chain_layers(const DenseLayerRef<T>* layers, std::int64_t count, const T* x,
                   std::int64_t batch, T* y, T* act_buf, std::int64_t act_stride, T* partial,
                   std::int64_t widest_out, int t, int team) {
   const auto& ks = detail::kernels<T>();
   const detail::GemmKernel<T>& gk = *ks.gemm;
-  // rows x (k1 - k0) of in times rows k0..k1 of w into dst (ld m).
+  // rows x k of in (ld k_ld) times k rows of w (m wide) into dst (ld m).
   auto multiply = [&](const T* in, std::int64_t k_ld, const T* w, std::int64_t k, std::int64_t m,
                       T* dst) {
     if (gk.sup != nullptr && batch > 1) {
@@ -49,47 +64,53 @@ void chain_layers(const DenseLayerRef<T>* layers, std::int64_t count, const T* x
     const DenseLayerRef<T>& L = layers[l];
     const std::int64_t K = L.in_features, M = L.out_features;
     T* out = l + 1 == count ? y : act_buf + (l % 2) * act_stride;
-    if (team == 1 || (l + 1 == count &&
-                      static_cast<double>(K) * static_cast<double>(M) * sizeof(T) <
-                          static_cast<double>(detail::thresholds::chain_split_last_min_bytes))) {
-      // One thread does the layer alone: always on a team of one; for a
-      // small output layer (128 -> 10), which costs less than the two
-      // barriers of a split, the first thread while the others are done.
-      if (t == 0) {
-        multiply(in, K, L.w, K, M, out);
-        for (std::int64_t r = 0; r < batch; ++r) finish(L, out + r * M, 0, M);
-      }
-      if (l + 1 == count) break;
-      if (team > 1) {
-#pragma omp barrier
-      }
+    if (team == 1) {
+      multiply(in, K, L.w, K, M, out);
+      for (std::int64_t r = 0; r < batch; ++r) finish(L, out + r * M, 0, M);
       in = out;
       continue;
     }
-    // Features split in blocks of 8 (whole cache lines of W per thread).
-    const std::int64_t k0 = std::min(K, (K * t / team + 7) / 8 * 8);
-    const std::int64_t k1 = t == team - 1 ? K : std::min(K, (K * (t + 1) / team + 7) / 8 * 8);
-    T* mine = partial + static_cast<std::int64_t>(t) * batch * widest_out;
+    const std::int64_t k0 = chain_block(K, t, team), k1 = chain_block(K, t + 1, team);
+    T* layer_partials = partial + (l % 2) * team * batch * widest_out;
+    T* mine = layer_partials + static_cast<std::int64_t>(t) * batch * widest_out;
     if (k0 >= k1) {
       std::fill(mine, mine + batch * M, T(0));
     } else {
       multiply(in + k0, K, L.w + k0 * M, k1 - k0, M, mine);
     }
+    if (l + 1 == count) break;  // summed by chain_sum_output after the join
 #pragma omp barrier
-    const std::int64_t j0 = std::min(M, (M * t / team + 15) / 16 * 16);
-    const std::int64_t j1 = t == team - 1 ? M : std::min(M, (M * (t + 1) / team + 15) / 16 * 16);
+    const std::int64_t j0 = chain_block(M, t, team), j1 = chain_block(M, t + 1, team);
     for (std::int64_t r = 0; r < batch && j0 < j1; ++r) {
       T* o = out + r * M;
       for (std::int64_t j = j0; j < j1; ++j) {
-        T v = partial[r * M + j];
-        for (int q = 1; q < team; ++q) v += partial[q * batch * widest_out + r * M + j];
+        T v = layer_partials[r * M + j];
+        for (int q = 1; q < team; ++q) v += layer_partials[q * batch * widest_out + r * M + j];
         o[j] = v;
       }
       finish(L, o, j0, j1);
     }
-    if (l + 1 == count) break;  // the end of the region is the barrier
-#pragma omp barrier
     in = out;
+  }
+}
+
+/// The output layer's partials (chain_layers on a team of more than one)
+/// summed into y, with its bias and activation.
+template <class T>
+void chain_sum_output(const DenseLayerRef<T>* layers, std::int64_t count, std::int64_t batch,
+                      T* y, const T* partial, std::int64_t widest_out, int team) {
+  const DenseLayerRef<T>& L = layers[count - 1];
+  const std::int64_t M = L.out_features;
+  const T* last = partial + ((count - 1) % 2) * team * batch * widest_out;
+  const auto& ks = detail::kernels<T>();
+  for (std::int64_t r = 0; r < batch; ++r) {
+    T* o = y + r * M;
+    for (std::int64_t j = 0; j < M; ++j) {
+      T v = last[r * M + j];
+      for (int q = 1; q < team; ++q) v += last[q * batch * widest_out + r * M + j];
+      o[j] = v;
+    }
+    ks.eltwise->forward(o, nullptr, o, L.b, M, L.act, L.negative_slope);
   }
 }
 
@@ -137,10 +158,16 @@ void chain_impl(const DenseLayerRef<T>* layers, std::int64_t count, const T* x,
       chain_layers<T>(layers, count, x, batch, y, act_buf, stride, nullptr, 0, 0, 1);
       return;
     }
-    T* partial = scope.alloc<T>(static_cast<std::size_t>(nt * batch * widest_all));
+    T* partial = scope.alloc<T>(static_cast<std::size_t>(2 * nt * batch * widest_all));
+    int team = 1;
 #pragma omp parallel num_threads(nt)
-    chain_layers<T>(layers, count, x, batch, y, act_buf, stride, partial, widest_all,
-                    omp_get_thread_num(), omp_get_num_threads());
+    {
+      const int t = omp_get_thread_num();
+      if (t == 0) team = omp_get_num_threads();  // fewer than nt when nested
+      chain_layers<T>(layers, count, x, batch, y, act_buf, stride, partial, widest_all, t,
+                      omp_get_num_threads());
+    }
+    if (team > 1) chain_sum_output<T>(layers, count, batch, y, partial, widest_all, team);
     return;
   }
   // Two ping-pong buffers for the intermediate activations.
