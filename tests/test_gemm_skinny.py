@@ -133,7 +133,7 @@ def test_sup_kernels_on_a_cached_and_a_streamed_b(dtype, nthreads, rng, threads)
     """The AVX-512 table's sup kernels (by rows of B below
     thresholds.hpp sup_tiled_min_m, C in registers from it) on a B in cache
     and one above 8 MiB: m on both sides of the switch, across the tile
-    sizes (16, 8, 4, 2, 1 rows) and past the sup range, k across the kc
+    sizes (16 rows, and 4 to 8 for the rest: sup_tile_rows) and past the sup range, k across the kc
     blocks, n across the 4-vector strips and their tails; exact data, alpha
     and beta."""
     mn.set_num_threads(nthreads)
@@ -141,7 +141,7 @@ def test_sup_kernels_on_a_cached_and_a_streamed_b(dtype, nthreads, rng, threads)
     for k, n in [(700, 200), (9 * 2**20 // (2000 * itemsize), 2000)]:
         for tb in (False, True):
             b = exact_operand(rng, (n, k) if tb else (k, n), dtype)
-            for m in (2, 3, 4, 5, 7, 11, 12, 16, 17, 31, 32, 33, 48, 64, 65):
+            for m in (2, 3, 4, 5, 7, 9, 11, 12, 13, 16, 17, 18, 19, 31, 32, 33, 48, 64, 65):
                 a = exact_operand(rng, (m, k), dtype)
                 c0 = exact_operand(rng, (m, n), dtype)
                 c = c0.copy()

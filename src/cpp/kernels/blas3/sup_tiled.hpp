@@ -87,14 +87,14 @@ void sup_tile(std::int64_t kc, SupA<T> a, const T* b, std::int64_t ldb, T* c, st
 }
 
 /// One row tile of MR rows over a strip of `sw` (<= 4 vectors) columns, in
-/// tiles of NV vectors: MR x NV accumulators, 16 at most (with the NV loaded
+/// tiles of NV vectors: MR x NV accumulators, 24 at most (with the NV loaded
 /// vectors and a broadcast, 32 registers), and 8 or more independent FMA
 /// chains (two pipes x four cycles of latency) from two rows on.
 template <class S, class T, int MR, bool Packed>
 void sup_tile_strip(std::int64_t kc, SupA<T> a, const T* b, std::int64_t ldb, T* c,
                     std::int64_t ldc, std::int64_t sw, bool first, T beta) {
   constexpr int L = S::lanes;
-  constexpr int NV = MR >= 16 ? 1 : (MR >= 8 ? 2 : 4);
+  constexpr int NV = MR >= 16 ? 1 : (MR >= 7 ? 2 : 4);
   for (std::int64_t j = 0; j < sw; j += NV * L) {
     if (sw - j >= NV * L) {
       sup_tile<S, T, MR, NV, false, Packed>(kc, a, b + j, ldb, c + j, ldc, NV * L, first, beta);
@@ -123,14 +123,34 @@ void sup_tile_strip_rows(std::int64_t h, std::int64_t kc, SupA<T> a, const T* b,
   switch (h) {
     case 16: sup_tile_strip<S, T, 16, true>(kc, a, b, ldb, c, ldc, sw, first, beta); break;
     case 8: sup_tile_strip<S, T, 8, false>(kc, a, b, ldb, c, ldc, sw, first, beta); break;
+    case 7: sup_tile_strip<S, T, 7, false>(kc, a, b, ldb, c, ldc, sw, first, beta); break;
+    case 6: sup_tile_strip<S, T, 6, false>(kc, a, b, ldb, c, ldc, sw, first, beta); break;
+    case 5: sup_tile_strip<S, T, 5, false>(kc, a, b, ldb, c, ldc, sw, first, beta); break;
     case 4: sup_tile_strip<S, T, 4, false>(kc, a, b, ldb, c, ldc, sw, first, beta); break;
+    case 3: sup_tile_strip<S, T, 3, false>(kc, a, b, ldb, c, ldc, sw, first, beta); break;
     case 2: sup_tile_strip<S, T, 2, false>(kc, a, b, ldb, c, ldc, sw, first, beta); break;
     default: sup_tile_strip<S, T, 1, false>(kc, a, b, ldb, c, ldc, sw, first, beta); break;
   }
 }
 
-/// The whole product (sup contract). Row tiles of 16, then 8, 4, 2, 1 rows
-/// for the remainder (each exact: no zero rows multiplied).
+/// Rows in the next row tile with `left` rows to go: 16 while that leaves 4
+/// or more (or none); the rest in one tile of up to 8 rows, or two or three
+/// tiles of 4 to 8 as even as possible (exact, no zero rows multiplied). A
+/// tile of 1-3 rows does 1-3 FMAs per line of B it loads, too few to hide
+/// the load from L2, so none is made unless m itself is below 4. Measured
+/// (f32, 1 thread, us, tiles of 16 / 8 / 4 / 2 / 1 rows then these):
+/// 784x256 B m = 5 29.6 / 19.3, m = 7 45.2 / 25.1, m = 11 62.3 / 42.0,
+/// m = 15 69.4 / 53.6, m = 19 94.2 / 74.4, m = 4, 8, 12, 16, 24, 32, 64
+/// within 2 %; 4096x4096 B m = 7 5990 / 2739. Tiles of at most 6 rows
+/// (4 + 4 for m = 8) gained nothing.
+inline std::int64_t sup_tile_rows(std::int64_t left) {
+  if (left == 16 || left >= 20) return 16;
+  if (left <= 8) return left;
+  const std::int64_t tiles = left < 16 ? 2 : 3;
+  return (left + tiles - 1) / tiles;
+}
+
+/// The whole product (sup contract), in row tiles of sup_tile_rows.
 template <class S, class T>
 void sup_tiled(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
                std::int64_t rsa, std::int64_t csa, const T* b, std::int64_t ldb, T beta, T* c,
@@ -156,25 +176,18 @@ void sup_tiled(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T*
       for (std::int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == T(0) ? T(0) : beta * c[i * ldc + j];
     return;
   }
-  // Row tiles: 16 rows while they last, then 8, 4, 2, 1 (exact, no zero rows).
-  auto tile_rows = [](std::int64_t left) -> std::int64_t {
-    if (left >= 16) return 16;
-    std::int64_t h = 8;
-    while (h > left) h /= 2;
-    return h;
-  };
   for (std::int64_t p0 = 0; p0 < k; p0 += kc) {
     const std::int64_t kb = std::min(kc, k - p0);
     const bool first = p0 == 0;
     for (std::int64_t i = 0, h; i < m; i += h) {
-      h = tile_rows(m - i);
+      h = sup_tile_rows(m - i);
       if (h == 16) sup_pack_a(h, kb, alpha, a + i * rsa + p0 * csa, rsa, csa, ap + i * kb);
     }
     const T* bp = b + p0 * ldb;
     for (std::int64_t j = 0; j < n; j += strip) {
       const std::int64_t sw = std::min(strip, n - j);
       for (std::int64_t i = 0, h; i < m; i += h) {
-        h = tile_rows(m - i);
+        h = sup_tile_rows(m - i);
         const SupA<T> ai = h == 16 ? SupA<T>{ap + i * kb, 1, h, T(1)}
                                    : SupA<T>{a + i * rsa + p0 * csa, rsa, csa, alpha};
         sup_tile_strip_rows<S, T>(h, kb, ai, bp + j, ldb, c + i * ldc + j, ldc, sw, first, beta);
