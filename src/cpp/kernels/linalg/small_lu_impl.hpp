@@ -17,22 +17,23 @@
 
 #include "core/thresholds.hpp"
 #include "linalg/small_lu.hpp"
+#include "simd/gcc_vec.hpp"
 
 namespace matnet::detail {
 
 namespace {
 
 template <class T, int L>
-struct SmallLu {
-  // (a typedef: GCC ignores the attribute on a dependent `using` alias)
-  typedef T V __attribute__((vector_size(L * sizeof(T))));
-  using M = decltype(V{} < V{});  // lane masks: all ones / zero per lane
+struct SmallLu : GccVec<T, L> {
+  using Vec = GccVec<T, L>;
+  using typename Vec::V;
+  using M = typename Vec::Mask;  // lane masks: all ones / zero per lane
+  using Vec::splat;
+  using Vec::vabs;
 
   static constexpr std::int64_t max_n = thresholds::small_lu_max_n;
   static constexpr std::int64_t max_nrhs = thresholds::small_lu_max_nrhs;
 
-  static V splat(T v) { return V{} + v; }
-  static V vabs(V v) { return v < T(0) ? -v : v; }
   static bool any(M m) {
     bool r = false;
     for (int k = 0; k < L; ++k) r |= m[k] != 0;

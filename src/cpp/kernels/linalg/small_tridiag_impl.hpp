@@ -28,7 +28,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 #include <type_traits>
 #include <utility>
@@ -36,28 +35,25 @@
 #include "core/thresholds.hpp"
 #include "linalg/factor.hpp"
 #include "linalg/small_tridiag.hpp"
+#include "simd/gcc_vec.hpp"
 
 namespace matnet::detail {
 
 namespace {
 
 template <class T, int L>
-struct SmallTridiag {
-  // (a typedef: GCC ignores the attribute on a dependent `using` alias)
-  typedef T V __attribute__((vector_size(L * sizeof(T))));
+struct SmallTridiag : GccVec<T, L> {
+  using Vec = GccVec<T, L>;
+  using typename Vec::V;
+  using Vec::load;
+  using Vec::store;
+  using Vec::splat;
+  using Vec::vabs;
 
   // Row blocks of up to this many vectors are kept in registers (8 zmm of
   // accumulators with the two row streams below, plus v and w's blocks).
   static constexpr int block = 4;
 
-  static V load(const T* p) {
-    V v;
-    std::memcpy(&v, p, sizeof(V));
-    return v;
-  }
-  static void store(T* p, V v) { std::memcpy(p, &v, sizeof(V)); }
-  static V splat(T x) { return V{} + x; }
-  static V vabs(V v) { return v < T(0) ? -v : v; }
   /// Column indices c, c + 1, ... as T (compared against column bounds).
   template <std::size_t... I>
   static constexpr V iota(std::index_sequence<I...>) {

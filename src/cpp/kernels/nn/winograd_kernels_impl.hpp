@@ -12,33 +12,25 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 
 #include "nn/winograd_kernels.hpp"
-
-// The vectors are 8 lanes in every build (the spill contract's step), so
-// the SSE2 build warns that passing them would change the ABI; they never
-// leave this file's inlined helpers.
-#pragma GCC diagnostic ignored "-Wpsabi"
+#include "simd/gcc_vec.hpp"
 
 namespace matnet::detail {
 
 namespace {
 
+// The vectors are winograd_step (8) lanes in every build: the spill
+// contract's step.
 template <class T>
-struct Winograd {
+struct Winograd : GccVec<T, winograd_step> {
+  using Vec = GccVec<T, winograd_step>;
+  using typename Vec::V;
+  using typename Vec::Mask;
+  using Vec::load;
+  using Vec::store;
   using I = std::int64_t;
   static constexpr int L = winograd_step;
-  // (a typedef: GCC ignores the attribute on a dependent `using` alias)
-  typedef T V __attribute__((vector_size(L * sizeof(T))));
-  using Mask = decltype(V{} < V{});
-
-  static V load(const T* p) {
-    V v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
-  }
-  static void store(T* p, V v) { std::memcpy(p, &v, sizeof v); }
 
   // Tiles per pass: the four column phases of the four rows (16 x 72
   // values) stay in L1.
