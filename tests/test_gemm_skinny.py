@@ -186,8 +186,7 @@ def test_beta_zero_and_alpha_zero(m, n, dtype, rng):
 
 
 def check_every_alignment_of_b(dtype, rng) -> int:
-    """The by-rows sup kernel (sup_by_rows.hpp, also the AVX-512 GEMV with
-    A transposed) shifts its column grid to
+    """The by-rows sup kernel (sup_by_rows.hpp) shifts its column grid to
     B's vector alignment and stages C in an aligned buffer when C is at most
     sup_stage_max_rows x (8 KiB less B's offset and a line): B at every
     element offset within a cache line, its rows a whole number of lines
@@ -204,7 +203,7 @@ def check_every_alignment_of_b(dtype, rng) -> int:
             for ld in {-(-n // line) * line, n + 1}:
                 for offset in range(line):
                     b = at_offset(b0, offset, ld)
-                    for m in (1, 2, 3, 4, 5):  # m = 1: GEMV with A transposed
+                    for m in (1, 2, 3, 4, 5):  # m = 1: the GEMV kernels, A transposed
                         a = exact_operand(rng, (m, k), dtype)
                         case = f"m={m} n={n} k={k} ldb={ld} offset={offset}"
                         c = at_offset(np.full((m, n), np.nan, dtype), (offset + 3) % line)
