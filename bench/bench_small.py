@@ -169,13 +169,37 @@ def bench_gemv(r, nt, rng):
     return rows
 
 
+def positive_int(text: str) -> int:
+    """An argument that must be an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def parse_shape(text: str) -> tuple[int, int]:
+    """'784x256' -> (784, 256)."""
+    try:
+        k, n = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected KxN (e.g. 784x256), got {text!r}") from None
+    if k < 1 or n < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be >= 1, got {text!r}")
+    return k, n
+
+
 def bench_skinny(r, nt, rng):
     torch = r.torch
     quick = r.args.quick
     rows = []
-    for k, n in (SKINNY_B_QUICK if quick else SKINNY_B):
+    shapes = r.args.skinny_b or (SKINNY_B_QUICK if quick else SKINNY_B)
+    ms = r.args.skinny_m or (SKINNY_M_QUICK if quick else SKINNY_M)
+    for k, n in shapes:
         b = rng.standard_normal((k, n), dtype=DT)
-        for m in (SKINNY_M_QUICK if quick else SKINNY_M):
+        for m in ms:
             a = rng.standard_normal((m, k), dtype=DT)
             label = f"{m}x{k} @ {k}x{n}"
             check(label, mn.ops.matmul(a, b), a.astype(np.float64) @ b, gemm_tol(a, b, k))
@@ -347,6 +371,11 @@ def plot(args, results, torch):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--m", type=positive_int, nargs="+", metavar="M", dest="skinny_m",
+                        help=f"skinny section: rows of A (default: {SKINNY_M})")
+    parser.add_argument("--b", type=parse_shape, nargs="+", metavar="KxN", dest="skinny_b",
+                        help="skinny section: shapes of B (default: "
+                             + " ".join(f"{k}x{n}" for k, n in SKINNY_B) + ")")
     args, sections = harness.parse_sectioned_args(parser, SECTIONS, argv, repeat=(3, 7))
     # Seconds per timed repeat: thousands of back-to-back calls of a
     # microsecond op, so timer resolution and clock noise do not count.
