@@ -238,7 +238,7 @@ inline constexpr std::int64_t qr_block = 32;
 
 // Blocked tridiagonalisation (linalg/tridiagonal.cpp, DLATRD-style): panels
 // of tridiagonal_block reflectors whose rank-2 updates reach the trailing
-// matrix as two GEMMs with k = tridiagonal_block, for orders from
+// matrix as one GEMM with k = 2 tridiagonal_block, for orders from
 // tridiagonal_blocked_min_n on (and while the trailing matrix has half
 // that many rows); smaller reductions run step by step. Chosen, not tuned
 // (LAPACK's DSYTRD uses 32 and a crossover of 128 as well): with them the

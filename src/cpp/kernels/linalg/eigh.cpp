@@ -26,8 +26,8 @@
 // of the matrix, whole-vector loops), which reads the input itself.
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
-#include <numeric>
 #include <optional>
 #include <tuple>
 
@@ -38,25 +38,12 @@
 #include "linalg/factor.hpp"
 #include "linalg/rotations.hpp"
 #include "linalg/small_tridiag.hpp"
+#include "linalg/sort_vectors.hpp"
 #include "runtime/registry.hpp"
 
 namespace matnet::detail {
 
 namespace {
-
-/// dst[i, j] = src[rows[j], i] (rows null: j) for i, j < n, in tiles (a
-/// column read or written whole would touch a cache line per element).
-template <class T>
-void gather_transpose(std::int64_t n, const T* src, std::int64_t lds, const std::int64_t* rows,
-                      T* dst, std::int64_t ldd) {
-  constexpr std::int64_t tile = 32;
-  for (std::int64_t j0 = 0; j0 < n; j0 += tile)
-    for (std::int64_t i0 = 0; i0 < n; i0 += tile)
-      for (std::int64_t j = j0; j < std::min(n, j0 + tile); ++j) {
-        const T* sj = src + (rows != nullptr ? rows[j] : j) * lds;
-        for (std::int64_t i = i0; i < std::min(n, i0 + tile); ++i) dst[i * ldd + j] = sj[i];
-      }
-}
 
 /// The arithmetic of one QL step once e[i + 1] = r is known to be nonzero
 /// (f = s e[i], b = c e[i] of the previous rotation): the new rotation
@@ -316,7 +303,7 @@ T prepare(std::int64_t n, T* a, std::int64_t lda, T* v, std::int64_t ldv, T* d, 
   } else if (n == 2) {
     v[ldv + 1] = T(1);
   }
-  gather_transpose(n, v, ldv, static_cast<const std::int64_t*>(nullptr), zt, ldz);
+  gather_transpose(n, n, v, ldv, nullptr, zt, ldz);
   return scale;
 }
 
@@ -326,13 +313,9 @@ template <class T>
 void finish(std::int64_t n, const T* d, T scale, const T* zt, std::int64_t ldz, T* w, T* v,
             std::int64_t ldv, WorkspaceScope& scope) {
   std::int64_t* order = scope.alloc<std::int64_t>(static_cast<std::size_t>(n));
-  std::iota(order, order + n, std::int64_t{0});
-  // Ties by index (a stable order without stable_sort's scratch buffer).
-  std::sort(order, order + n, [&](std::int64_t x, std::int64_t y) {
-    return d[x] < d[y] || (!(d[y] < d[x]) && x < y);
-  });
+  sorted_order(n, d, std::less<T>(), order);
   for (std::int64_t j = 0; j < n; ++j) w[j] = d[order[j]] / scale;
-  if (v != nullptr) gather_transpose(n, zt, ldz, order, v, ldv);  // V's columns, sorted
+  if (v != nullptr) gather_transpose(n, n, zt, ldz, order, v, ldv);  // V's columns, sorted
 }
 
 /// The working arrays of one matrix.

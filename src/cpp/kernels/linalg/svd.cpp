@@ -18,9 +18,8 @@
 // the vectors at large n.
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
-#include <numeric>
-#include <vector>
 
 #include "blas2/dot.hpp"
 #include "blas2/gemv_driver.hpp"
@@ -28,10 +27,18 @@
 #include "core/workspace.hpp"
 #include "linalg/factor.hpp"
 #include "linalg/rotations.hpp"
+#include "linalg/sort_vectors.hpp"
 
 namespace matnet::detail {
 
 namespace {
+
+/// x (rows x cols, leading dimension ldx) := I.
+template <class T>
+void set_identity(std::int64_t rows, std::int64_t cols, T* x, std::int64_t ldx) {
+  for (std::int64_t i = 0; i < rows; ++i)
+    for (std::int64_t j = 0; j < cols; ++j) x[i * ldx + j] = i == j ? T(1) : T(0);
+}
 
 /// Diagonalises the upper bidiagonal with diagonal w[0..n) and
 /// superdiagonal rv[1..n) (rv[i] couples w[i-1] and w[i]; rv[0] = 0).
@@ -188,32 +195,25 @@ std::int64_t svd_tall(std::int64_t m, std::int64_t n, T* a, std::int64_t lda, T*
   }
   const int rot_threads = n >= thresholds::spectral_parallel_min_n ? max_threads : 1;
   if (std::int64_t info = bidiagonal_qr(n, s, rv, xt, yt, ldr, rot_threads)) return info;
-  std::vector<std::int64_t> order(static_cast<std::size_t>(n));
-  std::iota(order.begin(), order.end(), std::int64_t{0});
-  std::stable_sort(order.begin(), order.end(),
-                   [&](std::int64_t x, std::int64_t y) { return s[x] > s[y]; });
+  std::int64_t* order = scope.alloc<std::int64_t>(static_cast<std::size_t>(n));
+  sorted_order(n, s, std::greater<T>(), order);  // descending
   for (std::int64_t j = 0; j < n; ++j) work[j] = s[order[j]];
   std::copy(work, work + n, s);
   if (!vectors) return 0;
   // U = Q [X 0; 0 I]: X's column j is row order[j] of X^T.
   const std::int64_t uc = full ? m : n;
-  for (std::int64_t i = 0; i < m; ++i) {
-    T* ui = u + i * ldu;
-    for (std::int64_t j = 0; j < uc; ++j)
-      ui[j] = (i < n && j < n) ? xt[order[j] * ldr + i] : (i == j ? T(1) : T(0));
-  }
+  set_identity(m, uc, u, ldu);
+  gather_transpose(n, n, xt, ldr, order, u, ldu);
   qr_apply(false, m, uc, n, a, lda, tauq, u, ldu, max_threads);
   // V = P Y with P = diag(1, P'), P' from the row reflectors; then V^T.
   T* vmat = scope.alloc<T>(static_cast<std::size_t>(n * n));
-  for (std::int64_t i = 0; i < n; ++i)
-    for (std::int64_t j = 0; j < n; ++j) vmat[i * n + j] = yt[order[j] * ldr + i];
+  gather_transpose(n, n, yt, ldr, order, vmat, n);
   if (n > 2) {
     T* vr = scope.alloc<T>(static_cast<std::size_t>((n - 1) * (n - 2)));
     row_reflectors_to_columns(n, n - 2, a, lda, vr, n - 2);
     qr_apply(false, n - 1, n, n - 2, vr, n - 2, taup, vmat + n, n, max_threads);
   }
-  for (std::int64_t i = 0; i < n; ++i)
-    for (std::int64_t j = 0; j < n; ++j) vt[i * ldvt + j] = vmat[j * n + i];
+  gather_transpose(n, n, vmat, n, nullptr, vt, ldvt);
   return 0;
 }
 
@@ -224,12 +224,8 @@ std::int64_t svd(std::int64_t m, std::int64_t n, T* a, std::int64_t lda, T* s, T
                  std::int64_t ldu, T* vt, std::int64_t ldvt, bool full, int max_threads) {
   if (m == 0 || n == 0) {
     // Empty: U and V^T are identities of their (full) sizes.
-    if (u != nullptr && full)
-      for (std::int64_t i = 0; i < m; ++i)
-        for (std::int64_t j = 0; j < m; ++j) u[i * ldu + j] = i == j ? T(1) : T(0);
-    if (vt != nullptr && full)
-      for (std::int64_t i = 0; i < n; ++i)
-        for (std::int64_t j = 0; j < n; ++j) vt[i * ldvt + j] = i == j ? T(1) : T(0);
+    if (u != nullptr && full) set_identity(m, m, u, ldu);
+    if (vt != nullptr && full) set_identity(n, n, vt, ldvt);
     return 0;
   }
   if (m >= n) return svd_tall(m, n, a, lda, s, u, ldu, vt, ldvt, full, max_threads);
@@ -237,17 +233,14 @@ std::int64_t svd(std::int64_t m, std::int64_t n, T* a, std::int64_t lda, T* s, T
   // transposes: U' (n x q) goes to vt as its transpose, V'^T (m x m) to u.
   WorkspaceScope scope;
   T* at = scope.alloc<T>(static_cast<std::size_t>(n * m));
-  for (std::int64_t i = 0; i < m; ++i)
-    for (std::int64_t j = 0; j < n; ++j) at[j * m + i] = a[i * lda + j];
+  gather_transpose(n, m, a, lda, nullptr, at, m);
   if (u == nullptr) return svd_tall<T>(n, m, at, m, s, nullptr, 0, nullptr, 0, full, max_threads);
   const std::int64_t q = full ? n : m;
   T* u2 = scope.alloc<T>(static_cast<std::size_t>(n * q));
   T* vt2 = scope.alloc<T>(static_cast<std::size_t>(m * m));
   if (std::int64_t info = svd_tall(n, m, at, m, s, u2, q, vt2, m, full, max_threads)) return info;
-  for (std::int64_t i = 0; i < m; ++i)
-    for (std::int64_t j = 0; j < m; ++j) u[i * ldu + j] = vt2[j * m + i];
-  for (std::int64_t i = 0; i < q; ++i)
-    for (std::int64_t j = 0; j < n; ++j) vt[i * ldvt + j] = u2[j * q + i];
+  gather_transpose(m, m, vt2, m, nullptr, u, ldu);
+  gather_transpose(q, n, u2, q, nullptr, vt, ldvt);
   return 0;
 }
 

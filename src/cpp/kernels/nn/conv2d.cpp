@@ -287,51 +287,24 @@ struct TileToNchw {
 template <class T>
 void tile_to_nchw(const void* ctx, T* c, I ldc, I i0, I j0, int rows, int cols) {
   const auto& e = *static_cast<const TileToNchw<T>*>(ctx);
-  if (e.y + (i0 * e.sl + j0) == c && e.z == nullptr && e.act == Activation::identity) {
-    // In place (one image per GEMM, C is y) and no activation: the bias only.
-    if (e.b != nullptr)
-      for (int r = 0; r < rows; ++r) {
-        const T bias = e.b[i0 + r];
-        for (int t = 0; t < cols; ++t) c[r * ldc + t] += bias;
-      }
-    return;
-  }
-  // The tile's columns as runs within one image (the same for every row).
-  struct Run {
-    I t, len, off;
-  } runs[2];
-  int nruns = 0;
-  for (I t = 0, col = j0; t < cols; ++nruns) {
-    const I img = col / e.sl, s0 = col % e.sl, len = std::min<I>(cols - t, e.sl - s0);
-    if (nruns == 2) {  // tiles wider than an image: one run per column batch below
-      nruns = -1;
-      break;
+  if (e.b != nullptr)
+    for (int r = 0; r < rows; ++r) {
+      const T bias = e.b[i0 + r];
+      for (int t = 0; t < cols; ++t) c[r * ldc + t] += bias;
     }
-    runs[nruns] = {t, len, img * e.img_stride + s0};
+  // In place (one image per GEMM, C is y) and no activation: the bias only.
+  if (e.y + (i0 * e.sl + j0) == c && e.z == nullptr && e.act == Activation::identity) return;
+  // The tile's columns as runs within one image, the outer loop: the split
+  // is the same for every row, so its divisions run once per run.
+  for (I t = 0, col = j0; t < cols;) {
+    const I img = col / e.sl, s0 = col % e.sl, len = std::min<I>(cols - t, e.sl - s0);
+    for (int r = 0; r < rows; ++r) {
+      const I off = img * e.img_stride + s0 + (i0 + r) * e.sl;
+      e.kernels->forward(e.y + off, e.z != nullptr ? e.z + off : nullptr, c + r * ldc + t, nullptr,
+                         len, e.act, e.slope);
+    }
     t += len;
     col += len;
-  }
-  for (int r = 0; r < rows; ++r) {
-    T* row = c + r * ldc;
-    if (e.b != nullptr) {
-      const T bias = e.b[i0 + r];
-      for (int t = 0; t < cols; ++t) row[t] += bias;
-    }
-    auto emit = [&](I t, I len, I off) {
-      off += (i0 + r) * e.sl;
-      e.kernels->forward(e.y + off, e.z != nullptr ? e.z + off : nullptr, row + t, nullptr, len,
-                         e.act, e.slope);
-    };
-    if (nruns >= 0) {
-      for (int u = 0; u < nruns; ++u) emit(runs[u].t, runs[u].len, runs[u].off);
-      continue;
-    }
-    for (I t = 0, col = j0; t < cols;) {
-      const I img = col / e.sl, s0 = col % e.sl, len = std::min<I>(cols - t, e.sl - s0);
-      emit(t, len, img * e.img_stride + s0);
-      t += len;
-      col += len;
-    }
   }
 }
 
