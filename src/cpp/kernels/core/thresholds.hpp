@@ -226,11 +226,29 @@ inline constexpr double attention_parallel_min_flops = parallel_min_flops;
 // solve/inv at n = 1024 ran at 0.9-1.0x NumPy's time (1 thread, noisy).
 inline constexpr std::int64_t trsm_block = 64;
 
+// A right-side TRSM (X A = B, blas3/trsm.cpp) solves its diagonal blocks
+// of trsm_block columns as blocks of a quarter of that (GEMM updates in
+// between) and substitutes only from this width down. Measured (inv,
+// float64, n = 1024, 1 thread): with substitution on the 64-wide blocks
+// trsm_right was 19 % of the profile.
+inline constexpr std::int64_t trsm_right_substitution_cols = 16;
+
 // Recursive LU and Cholesky stop recursing at this many columns and run
 // the unblocked loops; below it the GEMM calls cost more than they save.
 // Chosen, not tuned (det at n = 1024: ~1.1x NumPy, cholesky ~1.0x).
 inline constexpr std::int64_t lu_base_cols = 16;
 inline constexpr std::int64_t cholesky_base_cols = 32;
+
+// The triangular inverse of inv (linalg/lu_inverse.cpp) stops halving at
+// this order and runs the unblocked row loop: below trsm_block its TRSMs
+// would be substitution loops as well, with call overhead on top.
+// Chosen, not tuned.
+inline constexpr std::int64_t trtri_base_n = 64;
+
+// inv runs LU then the solve with B = I (2.67 n^3 flops, NumPy's method)
+// below this order and LU then DGETRI's inverse from the factors (2 n^3)
+// from it on. MEASUREMENT PENDING.
+inline constexpr std::int64_t inv_getri_min_n = 17;
 
 // Householder panel width of the blocked QR (compact WY, I - V T V^T): the
 // trailing update is two GEMMs with k = this. 32 as in LAPACK's DGEQRF.
