@@ -111,57 +111,39 @@ namespace {
 /// Rows of B per transposed tile of trsm_right's substitution.
 constexpr std::int64_t right_tile_rows = 128;
 
-/// X A = B for the w x w triangular A, by substitution on tiles of
-/// right_tile_rows rows of B transposed (A^T X^T = B^T): a row of B is only
-/// w long, so substitution along it would be axpys of ~w/2 elements;
-/// transposed, every axpy runs over the tile's rows, as in trsm_left.
-/// tiles: right_tile_rows * w elements per thread of max_threads.
+/// X A = B for the w x w triangular A and m rows of B, on the calling
+/// thread. Narrow blocks (up to thresholds::trsm_right_substitution_cols)
+/// by substitution on tiles of right_tile_rows rows of B transposed
+/// (A^T X^T = B^T): a row of B is only w long, so substitution along it
+/// would be axpys of ~w/2 elements; transposed, every axpy runs over the
+/// tile's rows, as in trsm_left. Wider blocks as four column blocks in
+/// solve order with GEMM updates in between: the substitution loops are
+/// built for the baseline ISA (no FMA, 2 doubles a step; ~2 GFLOP/s), so
+/// the less of the work they do the better. tile: right_tile_rows * w.
 template <class T>
-void trsm_right_substitute(bool lower, bool unit, std::int64_t m, std::int64_t w, const T* a,
-                           std::int64_t lda, T* b, std::int64_t ldb, T* tiles,
-                           int max_threads) {
-  const int nt = threads_for(w * w * m, max_threads);
-  parallel_parts(m, nt, 1, [&](int part, std::int64_t r0, std::int64_t r1) {
-    T* t = tiles + part * w * right_tile_rows;
-    for (std::int64_t c0 = r0; c0 < r1; c0 += right_tile_rows) {
-      const std::int64_t rows = std::min(right_tile_rows, r1 - c0);
+void trsm_right_rows(bool lower, bool unit, std::int64_t m, std::int64_t w, const T* a,
+                     std::int64_t lda, T* b, std::int64_t ldb, T* tile) {
+  if (w <= thresholds::trsm_right_substitution_cols) {
+    for (std::int64_t c0 = 0; c0 < m; c0 += right_tile_rows) {
+      const std::int64_t rows = std::min(right_tile_rows, m - c0);
       T* bc = b + c0 * ldb;
       for (std::int64_t r = 0; r < rows; ++r)
-        for (std::int64_t j = 0; j < w; ++j) t[j * rows + r] = bc[r * ldb + j];
-      trsm_left_unblocked(!lower, true, unit, w, a, lda, t, rows, 0, rows);
+        for (std::int64_t j = 0; j < w; ++j) tile[j * rows + r] = bc[r * ldb + j];
+      trsm_left_unblocked(!lower, true, unit, w, a, lda, tile, rows, 0, rows);
       for (std::int64_t r = 0; r < rows; ++r)
-        for (std::int64_t j = 0; j < w; ++j) bc[r * ldb + j] = t[j * rows + r];
+        for (std::int64_t j = 0; j < w; ++j) bc[r * ldb + j] = tile[j * rows + r];
     }
-  });
-}
-
-/// X A = B over blocks of nb columns of B in solve order (forward for
-/// upper A, backward for lower), each block's columns solved, then the
-/// columns still to solve updated by one GEMM. A diagonal block goes to
-/// substitution from thresholds::trsm_right_substitution_cols down, else
-/// to this same loop with blocks a quarter as wide: the substitution
-/// loops are built for the baseline ISA (no FMA, 2 doubles a step) and
-/// ran at ~2 GFLOP/s, so the less of the work they do the better.
-template <class T>
-void trsm_right_blocked(bool lower, bool unit, std::int64_t m, std::int64_t n, const T* a,
-                        std::int64_t lda, T* b, std::int64_t ldb, std::int64_t nb, T* tiles,
-                        int max_threads) {
-  for (std::int64_t s = 0; s < n; s += nb) {
-    const std::int64_t w = std::min(nb, n - s);
-    // Block columns [j0, j0 + w) of X, in solve order.
-    const std::int64_t j0 = lower ? n - s - w : s;
-    const T* ajj = a + j0 * lda + j0;
-    if (w <= thresholds::trsm_right_substitution_cols)
-      trsm_right_substitute(lower, unit, m, w, ajj, lda, b + j0, ldb, tiles, max_threads);
-    else
-      trsm_right_blocked(lower, unit, m, w, ajj, lda, b + j0, ldb, std::max<std::int64_t>(nb / 4, 1),
-                         tiles, max_threads);
-    // The columns still to solve: left (lower) or right (upper) of this block.
-    const std::int64_t c0 = lower ? 0 : j0 + w, cols = lower ? j0 : n - j0 - w;
-    if (cols == 0) continue;
-    // B[:, c0:c0+cols] -= X[:, j0:j0+w] A[j0:j0+w, c0:c0+cols].
-    gemm_run<T>(false, false, m, cols, w, T(-1), b + j0, ldb, a + j0 * lda + c0, lda, T(1),
-                b + c0, ldb, nullptr, max_threads);
+    return;
+  }
+  const std::int64_t nb = (w + 3) / 4;
+  for (std::int64_t s = 0; s < w; s += nb) {
+    const std::int64_t v = std::min(nb, w - s);
+    const std::int64_t j0 = lower ? w - s - v : s;
+    trsm_right_rows(lower, unit, m, v, a + j0 * lda + j0, lda, b + j0, ldb, tile);
+    const std::int64_t c0 = lower ? 0 : j0 + v, cols = lower ? j0 : w - j0 - v;
+    if (cols > 0)
+      gemm_run<T>(false, false, m, cols, v, T(-1), b + j0, ldb, a + j0 * lda + c0, lda, T(1),
+                  b + c0, ldb, nullptr, 1);
   }
 }
 
@@ -175,7 +157,25 @@ void trsm_right(bool lower, bool unit, std::int64_t m, std::int64_t n, const T* 
   WorkspaceScope scope;
   const std::int64_t tile = std::min(nb, n) * right_tile_rows;
   T* tiles = scope.alloc<T>(static_cast<std::size_t>(tile * parts_for(m, max_threads)));
-  trsm_right_blocked(lower, unit, m, n, a, lda, b, ldb, nb, tiles, max_threads);
+  for (std::int64_t s = 0; s < n; s += nb) {
+    const std::int64_t w = std::min(nb, n - s);
+    // Block columns [j0, j0 + w) of X, in solve order: forward for upper
+    // A, backward for lower.
+    const std::int64_t j0 = lower ? n - s - w : s;
+    // The rows of B are independent: one fork/join per block, each thread
+    // solving its rows through the whole block (its GEMMs included).
+    const int nt = threads_for(w * w * m, max_threads);
+    parallel_parts(m, nt, 1, [&](int part, std::int64_t r0, std::int64_t r1) {
+      trsm_right_rows(lower, unit, r1 - r0, w, a + j0 * lda + j0, lda, b + r0 * ldb + j0, ldb,
+                      tiles + part * tile);
+    });
+    // The columns still to solve: left (lower) or right (upper) of this block.
+    const std::int64_t c0 = lower ? 0 : j0 + w, cols = lower ? j0 : n - j0 - w;
+    if (cols == 0) continue;
+    // B[:, c0:c0+cols] -= X[:, j0:j0+w] A[j0:j0+w, c0:c0+cols].
+    gemm_run<T>(false, false, m, cols, w, T(-1), b + j0, ldb, a + j0 * lda + c0, lda, T(1),
+                b + c0, ldb, nullptr, max_threads);
+  }
 }
 
 template <class T>
