@@ -74,16 +74,20 @@ template <class T>
 void lu_inverse(std::int64_t n, const T* lu, std::int64_t ldlu, const std::int64_t* piv, T* x,
                 std::int64_t ldx, int max_threads) {
   if (n <= 0) return;
-  for (std::int64_t i = 0; i < n; ++i) {
-    std::fill(x + i * ldx, x + i * ldx + i, T(0));
-    std::copy(lu + i * ldlu + i, lu + i * ldlu + n, x + i * ldx + i);
-  }
+  // The O(n^2) passes split over threads too: at n = 2048 each is a few ms
+  // of a ~300 ms inverse on 2 threads.
+  const int nt = threads_for(n * n, max_threads);
+  parallel_split(n, nt, 1, [&](std::int64_t r0, std::int64_t r1) {
+    for (std::int64_t i = r0; i < r1; ++i) {
+      std::fill(x + i * ldx, x + i * ldx + i, T(0));
+      std::copy(lu + i * ldlu + i, lu + i * ldlu + n, x + i * ldx + i);
+    }
+  });
   invert_upper(n, x, ldx, max_threads);
   // X L = U^{-1}: X's strict lower triangle starts as U^{-1}'s zeros.
   trsm_right<T>(true, true, n, n, lu, ldlu, x, ldx, max_threads);
   // X := X P, P^T = the swaps (i, piv[i]) in order: a row of X at a time,
   // the swaps undone last to first.
-  const int nt = threads_for(n * n, max_threads);
   parallel_split(n, nt, 1, [&](std::int64_t r0, std::int64_t r1) {
     for (std::int64_t r = r0; r < r1; ++r) {
       T* xr = x + r * ldx;
