@@ -97,6 +97,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--only", nargs="+", default=None,
                         help="restrict to these ops (solve det inv cholesky qr lstsq eigh svd stacked)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=None,
+                        help="orders n of the square and spectral ops (default: each op's list)")
     args = parser.parse_args()
     env = harness.sanity_report()
     rng = np.random.default_rng(0)
@@ -108,7 +110,8 @@ def main() -> None:
     want = lambda op: args.only is None or op in args.only  # noqa: E731
     for op in SQUARE_OPS + SPECTRAL_OPS:
         if want(op):
-            for n in (QUICK_N if args.quick else (SQUARE_N if op in SQUARE_OPS else SPECTRAL_N)):
+            default_n = QUICK_N if args.quick else (SQUARE_N if op in SQUARE_OPS else SPECTRAL_N)
+            for n in args.sizes or default_n:
                 cases.append((f"{op} n={n}", op, n, *square_case(op, n, rng)))
     if want("stacked"):
         cases += [(label, "stacked", None, f_mn, f_np, check)

@@ -164,14 +164,87 @@ def test_solve_large(dtype, rng):
     assert ratio(lu_residual(a, lu, piv), n * n1(a), dtype) < THRESHOLD["lu"]
 
 
+# inv's orders from thresholds::inv_getri_min_n (core/thresholds.hpp) on
+# run LU, then the inverse from the factors (LAPACK's DGETRI); below, LU and
+# the solve A X = I.
+INV_GETRI_MIN_N = 20
+# Around the small path (16/17), the DGETRI switch (19/20), the triangular
+# inverse's unblocked base and trsm_block (64), and the halvings above them.
+INV_SIZES = [1, 2, 16, 17, 19, 20, 63, 64, 65, 127, 128, 129, 200, 257, 513]
+
+
+def inv_ratio(a, x, dtype):
+    """The residual that inv's method bounds, as a LAPACK-style ratio.
+
+    The solve with B = I is backward stable column by column, A X - I =
+    -dA_j x_j with |dA_j| <= c_n eps |L| |U|, so ||A X - I||_1 <=
+    c_n eps ||L| |U|||_1 ||X||_1. DGETRI's path (U^{-1}, then X L = U^{-1})
+    is Du Croz & Higham's method B (IMA J. Numer. Anal. 12, 1992): its
+    bound is on the left residual, |X A - I| <= c_n eps |X| |L| |U|. With
+    partial pivoting ||L| |U|||_1 <= n rho ||A||_1 (rho the growth factor,
+    O(1) for these matrices), so either ratio below is O(1) whatever
+    cond(A) is: no tolerance depends on the conditioning."""
+    n = a.shape[-1]
+    a64, x64 = a.astype(np.float64), x.astype(np.float64)
+    res = x64 @ a64 - np.eye(n) if n >= INV_GETRI_MIN_N else a64 @ x64 - np.eye(n)
+    return ratio(res, n * n1(a) * n1(x), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["random", "ill", "graded", "triangular"])
+@pytest.mark.parametrize("nt", [1, 2])
+def test_inv_backward_error(kind, dtype, nt, rng, threads):
+    mn.set_num_threads(nt)
+    for n in INV_SIZES:
+        a = make_matrix(kind, n, n, dtype, rng)
+        x = L.inv(a)
+        assert x.dtype == dtype and x.shape == (n, n)
+        r = inv_ratio(a, x, dtype)
+        assert r < THRESHOLD["solve"], f"{kind} n={n} threads={nt}: inv ratio {r:.2f}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_inv_against_numpy(dtype, rng):
+    """Well-conditioned input (I + G / (4 sqrt(n)), cond <= 3 for the 2-norm):
+    |X - A^{-1}| <= cond(A) * (backward error) ~ c_n eps ||X||, so an
+    entrywise tolerance of n eps max|X| (c_n ~ n) covers it; a stack of
+    such matrices too, past the per-thread stack order."""
+    for n in [1, 17, 20, 64, 65, 200, 513]:
+        a = (np.eye(n) + rng.standard_normal((n, n)) / (4 * np.sqrt(n))).astype(dtype)
+        want = np.linalg.inv(a.astype(np.float64))
+        np.testing.assert_allclose(L.inv(a), want, rtol=0,
+                                   atol=n * eps(dtype) * np.abs(want).max(), err_msg=f"n={n}")
+    stack = (np.eye(33) + rng.standard_normal((5, 33, 33)) / 24).astype(dtype)
+    want = np.linalg.inv(stack.astype(np.float64))
+    np.testing.assert_allclose(L.inv(stack), want, rtol=0,
+                               atol=33 * eps(dtype) * np.abs(want).max())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_inv_singular_and_nonfinite(dtype):
+    """A zero pivot reports the same index on either path (solve with I
+    below INV_GETRI_MIN_N, DGETRI above); NaN/Inf input is refused."""
+    for n in [INV_GETRI_MIN_N - 1, INV_GETRI_MIN_N, 70]:
+        a = np.eye(n, dtype=dtype) * 2
+        a[5, 5] = 0  # LU without any interchange: U[5, 5] = 0 exactly
+        with pytest.raises(L.LinAlgError, match=r"pivot 6 is exactly zero"):
+            L.inv(a)
+        a[5, 5] = np.nan
+        with pytest.raises(L.LinAlgError, match="NaN or Inf"):
+            L.inv(a)
+    stack = np.stack([np.eye(70), np.eye(70)]).astype(dtype)
+    stack[1, 69, 69] = 0
+    with pytest.raises(L.LinAlgError, match=r"pivot 70 is exactly zero.*matrix \(1,\) of"):
+        L.inv(stack)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_inv(dtype, rng):
     for n in [0, 1, 2, 7, 33, 100]:
         a = make_matrix("random", n, n, dtype, rng)
         ai = L.inv(a)
         assert ai.dtype == dtype and ai.shape == (n, n)
-        res = np.eye(n) - a.astype(float) @ ai.astype(float)
-        assert ratio(res, n * n1(a) * n1(ai), dtype) < THRESHOLD["solve"], f"n={n}"
+        assert inv_ratio(a, ai, dtype) < THRESHOLD["solve"], f"n={n}"
     stack = rng.standard_normal((3, 50, 4, 4)).astype(dtype)
     np.testing.assert_allclose(L.inv(stack), np.linalg.inv(stack.astype(float)),
                                rtol=2e3 * eps(dtype), atol=2e3 * eps(dtype) * 10)

@@ -279,7 +279,8 @@ def solve(a: Any, b: Any) -> np.ndarray:
 
 
 def inv(a: Any) -> np.ndarray:
-    """Inverse of (..., n, n): LU, then solves with the identity."""
+    """Inverse of (..., n, n): LU, then the inverse from the factors
+    (LAPACK's DGETRI; orders below 20 solve with the identity)."""
     a = _float_array(a, "inv")
     _matrices(a, "inv")
     out, info = _core.linalg_inv(_stack_view(a))

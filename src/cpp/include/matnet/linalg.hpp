@@ -53,8 +53,9 @@ template <class T>
 MATNET_API void det(std::int64_t batch, std::int64_t n, const T* a, T* det, T* sign, T* logabsdet,
                     std::int64_t* info);
 
-/// Inverses: out (batch x n x n) = A^{-1} (LU, then solves with I); a is
-/// read only.
+/// Inverses: out (batch x n x n) = A^{-1} (LU, then LAPACK DGETRI's
+/// inverse from the factors; small orders solve with I); a is read only.
+/// A failed matrix (info != 0) leaves its block of out unspecified.
 template <class T>
 MATNET_API void inv(std::int64_t batch, std::int64_t n, const T* a, T* out, std::int64_t* info);
 

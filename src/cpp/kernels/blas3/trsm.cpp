@@ -5,6 +5,9 @@
 // as one GEMM. Upper: the same backwards. The diagonal blocks are solved a
 // row of B at a time (rows are contiguous in row-major storage, so each
 // step is an axpy over n columns), split over threads by columns of B.
+// Right side (X A = B): the same over blocks of columns; the diagonal
+// blocks again blocked (GEMMs), down to narrow ones solved on transposed
+// tiles of B's rows, split over threads by rows of B.
 #include "blas3/trsm.hpp"
 
 #include <algorithm>
@@ -15,6 +18,7 @@
 #include "core/parallel.hpp"
 #include "core/scalar.hpp"
 #include "core/thresholds.hpp"
+#include "core/workspace.hpp"
 
 namespace matnet::detail {
 
@@ -102,6 +106,78 @@ void trsm_left(bool lower, bool trans, bool unit, std::int64_t m, std::int64_t n
   }
 }
 
+namespace {
+
+/// Rows of B per transposed tile of trsm_right's substitution.
+constexpr std::int64_t right_tile_rows = 128;
+
+/// X A = B for the w x w triangular A and m rows of B, on the calling
+/// thread. Narrow blocks (up to thresholds::trsm_right_substitution_cols)
+/// by substitution on tiles of right_tile_rows rows of B transposed
+/// (A^T X^T = B^T): a row of B is only w long, so substitution along it
+/// would be axpys of ~w/2 elements; transposed, every axpy runs over the
+/// tile's rows, as in trsm_left. Wider blocks as four column blocks in
+/// solve order with GEMM updates in between: the substitution loops are
+/// built for the baseline ISA (no FMA, 2 doubles a step; ~2 GFLOP/s), so
+/// the less of the work they do the better. tile: right_tile_rows * w.
+template <class T>
+void trsm_right_rows(bool lower, bool unit, std::int64_t m, std::int64_t w, const T* a,
+                     std::int64_t lda, T* b, std::int64_t ldb, T* tile) {
+  if (w <= thresholds::trsm_right_substitution_cols) {
+    for (std::int64_t c0 = 0; c0 < m; c0 += right_tile_rows) {
+      const std::int64_t rows = std::min(right_tile_rows, m - c0);
+      T* bc = b + c0 * ldb;
+      for (std::int64_t r = 0; r < rows; ++r)
+        for (std::int64_t j = 0; j < w; ++j) tile[j * rows + r] = bc[r * ldb + j];
+      trsm_left_unblocked(!lower, true, unit, w, a, lda, tile, rows, 0, rows);
+      for (std::int64_t r = 0; r < rows; ++r)
+        for (std::int64_t j = 0; j < w; ++j) bc[r * ldb + j] = tile[j * rows + r];
+    }
+    return;
+  }
+  const std::int64_t nb = (w + 3) / 4;
+  for (std::int64_t s = 0; s < w; s += nb) {
+    const std::int64_t v = std::min(nb, w - s);
+    const std::int64_t j0 = lower ? w - s - v : s;
+    trsm_right_rows(lower, unit, m, v, a + j0 * lda + j0, lda, b + j0, ldb, tile);
+    const std::int64_t c0 = lower ? 0 : j0 + v, cols = lower ? j0 : w - j0 - v;
+    if (cols > 0)
+      gemm_run<T>(false, false, m, cols, v, T(-1), b + j0, ldb, a + j0 * lda + c0, lda, T(1),
+                  b + c0, ldb, nullptr, 1);
+  }
+}
+
+}  // namespace
+
+template <class T>
+void trsm_right(bool lower, bool unit, std::int64_t m, std::int64_t n, const T* a,
+                std::int64_t lda, T* b, std::int64_t ldb, int max_threads) {
+  if (m <= 0 || n <= 0) return;
+  const std::int64_t nb = thresholds::trsm_block;
+  WorkspaceScope scope;
+  const std::int64_t tile = std::min(nb, n) * right_tile_rows;
+  T* tiles = scope.alloc<T>(static_cast<std::size_t>(tile * parts_for(m, max_threads)));
+  for (std::int64_t s = 0; s < n; s += nb) {
+    const std::int64_t w = std::min(nb, n - s);
+    // Block columns [j0, j0 + w) of X, in solve order: forward for upper
+    // A, backward for lower.
+    const std::int64_t j0 = lower ? n - s - w : s;
+    // The rows of B are independent: one fork/join per block, each thread
+    // solving its rows through the whole block (its GEMMs included).
+    const int nt = threads_for(w * w * m, max_threads);
+    parallel_parts(m, nt, 1, [&](int part, std::int64_t r0, std::int64_t r1) {
+      trsm_right_rows(lower, unit, r1 - r0, w, a + j0 * lda + j0, lda, b + r0 * ldb + j0, ldb,
+                      tiles + part * tile);
+    });
+    // The columns still to solve: left (lower) or right (upper) of this block.
+    const std::int64_t c0 = lower ? 0 : j0 + w, cols = lower ? j0 : n - j0 - w;
+    if (cols == 0) continue;
+    // B[:, c0:c0+cols] -= X[:, j0:j0+w] A[j0:j0+w, c0:c0+cols].
+    gemm_run<T>(false, false, m, cols, w, T(-1), b + j0, ldb, a + j0 * lda + c0, lda, T(1),
+                b + c0, ldb, nullptr, max_threads);
+  }
+}
+
 template <class T>
 void trsm_right_lower_trans(std::int64_t m, std::int64_t n, const T* l, std::int64_t ldl, T* b,
                             std::int64_t ldb, int max_threads) {
@@ -133,6 +209,10 @@ template void trsm_left<float>(bool, bool, bool, std::int64_t, std::int64_t, con
                                std::int64_t, float*, std::int64_t, int);
 template void trsm_left<double>(bool, bool, bool, std::int64_t, std::int64_t, const double*,
                                 std::int64_t, double*, std::int64_t, int);
+template void trsm_right<float>(bool, bool, std::int64_t, std::int64_t, const float*,
+                                std::int64_t, float*, std::int64_t, int);
+template void trsm_right<double>(bool, bool, std::int64_t, std::int64_t, const double*,
+                                 std::int64_t, double*, std::int64_t, int);
 template void trsm_right_lower_trans<float>(std::int64_t, std::int64_t, const float*,
                                             std::int64_t, float*, std::int64_t, int);
 template void trsm_right_lower_trans<double>(std::int64_t, std::int64_t, const double*,

@@ -16,6 +16,12 @@ template <class T>
 void trsm_left(bool lower, bool trans, bool unit, std::int64_t m, std::int64_t n, const T* a,
                std::int64_t lda, T* b, std::int64_t ldb, int max_threads);
 
+/// B := B A^{-1} with A n x n triangular (lower or upper, unit diagonal or
+/// not; only that triangle is read), B m x n: the solve X A = B. Row-major.
+template <class T>
+void trsm_right(bool lower, bool unit, std::int64_t m, std::int64_t n, const T* a,
+                std::int64_t lda, T* b, std::int64_t ldb, int max_threads);
+
 /// B := B * L^{-T} with L n x n lower triangular (non-unit), B m x n: the
 /// solve X L^T = B of a Cholesky panel. Row-major.
 template <class T>

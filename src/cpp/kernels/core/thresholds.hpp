@@ -226,11 +226,32 @@ inline constexpr double attention_parallel_min_flops = parallel_min_flops;
 // solve/inv at n = 1024 ran at 0.9-1.0x NumPy's time (1 thread, noisy).
 inline constexpr std::int64_t trsm_block = 64;
 
+// A right-side TRSM (X A = B, blas3/trsm.cpp) solves its diagonal blocks
+// of trsm_block columns as blocks of a quarter of that (GEMM updates in
+// between) and substitutes only from this width down. Measured (inv,
+// float64, n = 1024, 1 thread, perf): with substitution on the 64-wide
+// blocks trsm_right was 19 % of the profile, with this 5.5 % and inv
+// 0.88x -> 0.65-0.73x NumPy's time.
+inline constexpr std::int64_t trsm_right_substitution_cols = 16;
+
 // Recursive LU and Cholesky stop recursing at this many columns and run
 // the unblocked loops; below it the GEMM calls cost more than they save.
 // Chosen, not tuned (det at n = 1024: ~1.1x NumPy, cholesky ~1.0x).
 inline constexpr std::int64_t lu_base_cols = 16;
 inline constexpr std::int64_t cholesky_base_cols = 32;
+
+// The triangular inverse of inv (linalg/lu_inverse.cpp) stops halving at
+// this order and runs the unblocked row loop: below trsm_block its TRSMs
+// would be substitution loops as well, with call overhead on top.
+// Chosen, not tuned.
+inline constexpr std::int64_t trtri_base_n = 64;
+
+// inv runs LU then the solve with B = I (2.67 n^3 flops, NumPy's method)
+// below this order and LU then DGETRI's inverse from the factors (2 n^3)
+// from it on. Measured (stacks of 500, float64, 1 thread, min of 20 runs,
+// median of 7, load ~2): DGETRI's path / the solve's = 1.04-1.06 at
+// n = 17, 1.02 at 18, 0.96 at 20, 0.87 at 32, 0.63 at 64.
+inline constexpr std::int64_t inv_getri_min_n = 20;
 
 // Householder panel width of the blocked QR (compact WY, I - V T V^T): the
 // trailing update is two GEMMs with k = this. 32 as in LAPACK's DGEQRF.

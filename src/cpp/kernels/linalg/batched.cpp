@@ -231,7 +231,8 @@ void inv(std::int64_t batch, std::int64_t n, const T* a, T* out, std::int64_t* i
   check_sizes("linalg::inv", batch, n, n, info);
   require_data("linalg::inv", "out", out, batch, n * n);
   require_data("linalg::inv", "a", a, batch, n * n);
-  // A X = I, as LAPACK's DGESV with B = I (what NumPy's inv does).
+  // A X = I, as LAPACK's DGESV with B = I (what NumPy's inv does), for the
+  // small orders.
   if (small_lu_fits(n, n)) {
     for_each_small_group<T>(batch, n, [&](std::int64_t b, std::int64_t e) {
       detail::kernels<T>().small_lu->factor_solve(n, n, e - b, a + b * n * n, out + b * n * n,
@@ -239,10 +240,22 @@ void inv(std::int64_t batch, std::int64_t n, const T* a, T* out, std::int64_t* i
     });
     return;
   }
-  for (std::int64_t i = 0; i < batch; ++i)
-    for (std::int64_t r = 0; r < n; ++r)
-      for (std::int64_t c = 0; c < n; ++c) out[(i * n + r) * n + c] = r == c ? T(1) : T(0);
-  solve(batch, n, n, a, out, info);
+  if (n < thresholds::inv_getri_min_n) {
+    for (std::int64_t i = 0; i < batch; ++i)
+      for (std::int64_t r = 0; r < n; ++r)
+        for (std::int64_t c = 0; c < n; ++c) out[(i * n + r) * n + c] = r == c ? T(1) : T(0);
+    solve(batch, n, n, a, out, info);
+    return;
+  }
+  // LU, then the inverse from the factors (LAPACK's DGETRI): 25 % fewer
+  // flops than the solve with B = I.
+  const std::unique_ptr<T[]> lu = scratch_copy(a, batch * n * n);
+  for_each_matrix(batch, n, [&](std::int64_t i, int nt) {
+    T* ai = lu.get() + i * n * n;
+    info[i] = with_lu(n, ai, nt, [&](const std::int64_t* piv, std::int64_t fail) {
+      if (fail == 0) detail::lu_inverse(n, ai, n, piv, out + i * n * n, n, nt);
+    });
+  });
 }
 
 template <class T>

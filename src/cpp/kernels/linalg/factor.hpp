@@ -30,6 +30,13 @@ template <class T>
 void lu_solve(std::int64_t n, std::int64_t nrhs, const T* lu, std::int64_t lda,
               const std::int64_t* piv, T* b, std::int64_t ldb, int max_threads);
 
+/// A^{-1} into x (n x n) from lu_factor's output (lu and piv, only read;
+/// U non-singular), as LAPACK's DGETRI: U^{-1}, then X L = U^{-1}, then
+/// the interchanges. 4/3 n^3 flops, where lu_solve with B = I costs 2 n^3.
+template <class T>
+void lu_inverse(std::int64_t n, const T* lu, std::int64_t ldlu, const std::int64_t* piv, T* x,
+                std::int64_t ldx, int max_threads);
+
 /// lu_factor then lu_solve (B := A^{-1} B, unless A is singular), with the
 /// elimination of B folded into the factorisation for small n.
 template <class T>
