@@ -5,7 +5,7 @@
 // as one GEMM. Upper: the same backwards. The diagonal blocks are solved a
 // row of B at a time (rows are contiguous in row-major storage, so each
 // step is an axpy over n columns), split over threads by columns of B.
-// Right side (X A = B): the same over blocks of columns; the diagonal
+// Right side (X op(A) = B): the same over blocks of columns; the diagonal
 // blocks again blocked (GEMMs), down to narrow ones solved on transposed
 // tiles of B's rows, split over threads by rows of B.
 #include "blas3/trsm.hpp"
@@ -108,28 +108,35 @@ void trsm_left(bool lower, bool trans, bool unit, std::int64_t m, std::int64_t n
 
 namespace {
 
+/// Where op(A)[i0:, j0:] starts in A (transposed: A[j0:, i0:]).
+template <class T>
+inline const T* op_block(const T* a, std::int64_t lda, bool trans, std::int64_t i0,
+                         std::int64_t j0) {
+  return trans ? a + j0 * lda + i0 : a + i0 * lda + j0;
+}
+
 /// Rows of B per transposed tile of trsm_right's substitution.
 constexpr std::int64_t right_tile_rows = 128;
 
-/// X A = B for the w x w triangular A and m rows of B, on the calling
-/// thread. Narrow blocks (up to thresholds::trsm_right_substitution_cols)
+/// X op(A) = B for the w x w triangular A and m rows of B, on the calling
+/// thread (op_lower: op(A) is lower triangular). Narrow blocks (up to thresholds::trsm_right_substitution_cols)
 /// by substitution on tiles of right_tile_rows rows of B transposed
-/// (A^T X^T = B^T): a row of B is only w long, so substitution along it
+/// (op(A)^T X^T = B^T): a row of B is only w long, so substitution along it
 /// would be axpys of ~w/2 elements; transposed, every axpy runs over the
 /// tile's rows, as in trsm_left. Wider blocks as four column blocks in
 /// solve order with GEMM updates in between: the substitution loops are
 /// built for the baseline ISA (no FMA, 2 doubles a step; ~2 GFLOP/s), so
 /// the less of the work they do the better. tile: right_tile_rows * w.
 template <class T>
-void trsm_right_rows(bool lower, bool unit, std::int64_t m, std::int64_t w, const T* a,
-                     std::int64_t lda, T* b, std::int64_t ldb, T* tile) {
+void trsm_right_rows(bool op_lower, bool trans, bool unit, std::int64_t m, std::int64_t w,
+                     const T* a, std::int64_t lda, T* b, std::int64_t ldb, T* tile) {
   if (w <= thresholds::trsm_right_substitution_cols) {
     for (std::int64_t c0 = 0; c0 < m; c0 += right_tile_rows) {
       const std::int64_t rows = std::min(right_tile_rows, m - c0);
       T* bc = b + c0 * ldb;
       for (std::int64_t r = 0; r < rows; ++r)
         for (std::int64_t j = 0; j < w; ++j) tile[j * rows + r] = bc[r * ldb + j];
-      trsm_left_unblocked(!lower, true, unit, w, a, lda, tile, rows, 0, rows);
+      trsm_left_unblocked(!op_lower, !trans, unit, w, a, lda, tile, rows, 0, rows);
       for (std::int64_t r = 0; r < rows; ++r)
         for (std::int64_t j = 0; j < w; ++j) bc[r * ldb + j] = tile[j * rows + r];
     }
@@ -138,21 +145,22 @@ void trsm_right_rows(bool lower, bool unit, std::int64_t m, std::int64_t w, cons
   const std::int64_t nb = (w + 3) / 4;
   for (std::int64_t s = 0; s < w; s += nb) {
     const std::int64_t v = std::min(nb, w - s);
-    const std::int64_t j0 = lower ? w - s - v : s;
-    trsm_right_rows(lower, unit, m, v, a + j0 * lda + j0, lda, b + j0, ldb, tile);
-    const std::int64_t c0 = lower ? 0 : j0 + v, cols = lower ? j0 : w - j0 - v;
+    const std::int64_t j0 = op_lower ? w - s - v : s;
+    trsm_right_rows(op_lower, trans, unit, m, v, a + j0 * lda + j0, lda, b + j0, ldb, tile);
+    const std::int64_t c0 = op_lower ? 0 : j0 + v, cols = op_lower ? j0 : w - j0 - v;
     if (cols > 0)
-      gemm_run<T>(false, false, m, cols, v, T(-1), b + j0, ldb, a + j0 * lda + c0, lda, T(1),
-                  b + c0, ldb, nullptr, 1);
+      gemm_run<T>(false, trans, m, cols, v, T(-1), b + j0, ldb, op_block(a, lda, trans, j0, c0),
+                  lda, T(1), b + c0, ldb, nullptr, 1);
   }
 }
 
 }  // namespace
 
 template <class T>
-void trsm_right(bool lower, bool unit, std::int64_t m, std::int64_t n, const T* a,
+void trsm_right(bool lower, bool trans, bool unit, std::int64_t m, std::int64_t n, const T* a,
                 std::int64_t lda, T* b, std::int64_t ldb, int max_threads) {
   if (m <= 0 || n <= 0) return;
+  const bool op_lower = lower != trans;
   const std::int64_t nb = thresholds::trsm_block;
   WorkspaceScope scope;
   const std::int64_t tile = std::min(nb, n) * right_tile_rows;
@@ -160,48 +168,21 @@ void trsm_right(bool lower, bool unit, std::int64_t m, std::int64_t n, const T* 
   for (std::int64_t s = 0; s < n; s += nb) {
     const std::int64_t w = std::min(nb, n - s);
     // Block columns [j0, j0 + w) of X, in solve order: forward for upper
-    // A, backward for lower.
-    const std::int64_t j0 = lower ? n - s - w : s;
+    // op(A), backward for lower.
+    const std::int64_t j0 = op_lower ? n - s - w : s;
     // The rows of B are independent: one fork/join per block, each thread
     // solving its rows through the whole block (its GEMMs included).
     const int nt = threads_for(w * w * m, max_threads);
     parallel_parts(m, nt, 1, [&](int part, std::int64_t r0, std::int64_t r1) {
-      trsm_right_rows(lower, unit, r1 - r0, w, a + j0 * lda + j0, lda, b + r0 * ldb + j0, ldb,
-                      tiles + part * tile);
+      trsm_right_rows(op_lower, trans, unit, r1 - r0, w, a + j0 * lda + j0, lda,
+                      b + r0 * ldb + j0, ldb, tiles + part * tile);
     });
     // The columns still to solve: left (lower) or right (upper) of this block.
-    const std::int64_t c0 = lower ? 0 : j0 + w, cols = lower ? j0 : n - j0 - w;
+    const std::int64_t c0 = op_lower ? 0 : j0 + w, cols = op_lower ? j0 : n - j0 - w;
     if (cols == 0) continue;
-    // B[:, c0:c0+cols] -= X[:, j0:j0+w] A[j0:j0+w, c0:c0+cols].
-    gemm_run<T>(false, false, m, cols, w, T(-1), b + j0, ldb, a + j0 * lda + c0, lda, T(1),
-                b + c0, ldb, nullptr, max_threads);
-  }
-}
-
-template <class T>
-void trsm_right_lower_trans(std::int64_t m, std::int64_t n, const T* l, std::int64_t ldl, T* b,
-                            std::int64_t ldb, int max_threads) {
-  if (m <= 0 || n <= 0) return;
-  const std::int64_t nb = thresholds::trsm_block;
-  for (std::int64_t j0 = 0; j0 < n; j0 += nb) {
-    const std::int64_t w = std::min(nb, n - j0);
-    // X[:, j0:j0+w] L[j0:j0+w, j0:j0+w]^T = B[:, j0:j0+w], a row of X at a time:
-    // x_j = (b_j - sum_{k<j} L[j,k] x_k) / L[j,j].
-    const int nt = threads_for(w * w * m, max_threads);
-    parallel_split(m, nt, 1, [&](std::int64_t r0, std::int64_t r1) {
-      for (std::int64_t r = r0; r < r1; ++r) {
-        T* x = b + r * ldb + j0;
-        for (std::int64_t j = 0; j < w; ++j) {
-          const T* lj = l + (j0 + j) * ldl + j0;
-          x[j] = (x[j] - dot(j, lj, x)) / lj[j];
-        }
-      }
-    });
-    if (j0 + w < n) {
-      // B[:, j0+w:] -= X[:, j0:j0+w] * L[j0+w:, j0:j0+w]^T.
-      gemm_run<T>(false, true, m, n - j0 - w, w, T(-1), b + j0, ldb, l + (j0 + w) * ldl + j0, ldl,
-                  T(1), b + j0 + w, ldb, nullptr, max_threads);
-    }
+    // B[:, c0:c0+cols] -= X[:, j0:j0+w] op(A)[j0:j0+w, c0:c0+cols].
+    gemm_run<T>(false, trans, m, cols, w, T(-1), b + j0, ldb, op_block(a, lda, trans, j0, c0),
+                lda, T(1), b + c0, ldb, nullptr, max_threads);
   }
 }
 
@@ -209,13 +190,9 @@ template void trsm_left<float>(bool, bool, bool, std::int64_t, std::int64_t, con
                                std::int64_t, float*, std::int64_t, int);
 template void trsm_left<double>(bool, bool, bool, std::int64_t, std::int64_t, const double*,
                                 std::int64_t, double*, std::int64_t, int);
-template void trsm_right<float>(bool, bool, std::int64_t, std::int64_t, const float*,
+template void trsm_right<float>(bool, bool, bool, std::int64_t, std::int64_t, const float*,
                                 std::int64_t, float*, std::int64_t, int);
-template void trsm_right<double>(bool, bool, std::int64_t, std::int64_t, const double*,
+template void trsm_right<double>(bool, bool, bool, std::int64_t, std::int64_t, const double*,
                                  std::int64_t, double*, std::int64_t, int);
-template void trsm_right_lower_trans<float>(std::int64_t, std::int64_t, const float*,
-                                            std::int64_t, float*, std::int64_t, int);
-template void trsm_right_lower_trans<double>(std::int64_t, std::int64_t, const double*,
-                                             std::int64_t, double*, std::int64_t, int);
 
 }  // namespace matnet::detail

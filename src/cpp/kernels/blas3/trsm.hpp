@@ -16,16 +16,11 @@ template <class T>
 void trsm_left(bool lower, bool trans, bool unit, std::int64_t m, std::int64_t n, const T* a,
                std::int64_t lda, T* b, std::int64_t ldb, int max_threads);
 
-/// B := B A^{-1} with A n x n triangular (lower or upper, unit diagonal or
-/// not; only that triangle is read), B m x n: the solve X A = B. Row-major.
+/// B := B op(A)^{-1} with A n x n triangular (lower or upper, unit diagonal
+/// or not; op(A) = A, or A^T when trans; only the triangle named is read),
+/// B m x n: the solve X op(A) = B (X L^T = B is a Cholesky panel). Row-major.
 template <class T>
-void trsm_right(bool lower, bool unit, std::int64_t m, std::int64_t n, const T* a,
+void trsm_right(bool lower, bool trans, bool unit, std::int64_t m, std::int64_t n, const T* a,
                 std::int64_t lda, T* b, std::int64_t ldb, int max_threads);
-
-/// B := B * L^{-T} with L n x n lower triangular (non-unit), B m x n: the
-/// solve X L^T = B of a Cholesky panel. Row-major.
-template <class T>
-void trsm_right_lower_trans(std::int64_t m, std::int64_t n, const T* l, std::int64_t ldl, T* b,
-                            std::int64_t ldb, int max_threads);
 
 }  // namespace matnet::detail

@@ -64,7 +64,7 @@ std::int64_t cholesky_recursive(std::int64_t n, T* a, std::int64_t lda, std::int
   const std::int64_t n1 = std::max<std::int64_t>(8, (n / 2) / 8 * 8), n2 = n - n1;
   if (std::int64_t info = cholesky_recursive(n1, a, lda, offset, max_threads)) return info;
   T* a21 = a + n1 * lda;
-  trsm_right_lower_trans<T>(n2, n1, a, lda, a21, lda, max_threads);
+  trsm_right<T>(true, true, false, n2, n1, a, lda, a21, lda, max_threads);
   lower_update<T>(n2, n1, a21, lda, a21 + n1, lda, max_threads);
   return cholesky_recursive(n2, a21 + n1, lda, offset + n1, max_threads);
 }

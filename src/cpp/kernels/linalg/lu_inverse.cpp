@@ -61,7 +61,7 @@ void invert_upper(std::int64_t n, T* u, std::int64_t ldu, int max_threads) {
   T* u12 = u + h;
   T* u22 = u + h * ldu + h;
   trsm_left<T>(false, false, false, h, h2, u, ldu, u12, ldu, max_threads);
-  trsm_right<T>(false, false, h, h2, u22, ldu, u12, ldu, max_threads);
+  trsm_right<T>(false, false, false, h, h2, u22, ldu, u12, ldu, max_threads);
   for (std::int64_t i = 0; i < h; ++i)
     for (std::int64_t k = 0; k < h2; ++k) u12[i * ldu + k] = -u12[i * ldu + k];
   invert_upper(h, u, ldu, max_threads);
@@ -85,7 +85,7 @@ void lu_inverse(std::int64_t n, const T* lu, std::int64_t ldlu, const std::int64
   });
   invert_upper(n, x, ldx, max_threads);
   // X L = U^{-1}: X's strict lower triangle starts as U^{-1}'s zeros.
-  trsm_right<T>(true, true, n, n, lu, ldlu, x, ldx, max_threads);
+  trsm_right<T>(true, false, true, n, n, lu, ldlu, x, ldx, max_threads);
   // X := X P, P^T = the swaps (i, piv[i]) in order: a row of X at a time,
   // the swaps undone last to first.
   parallel_split(n, nt, 1, [&](std::int64_t r0, std::int64_t r1) {
