@@ -23,6 +23,26 @@ inline std::int64_t chain_block(std::int64_t d, int t, int team) {
   return t >= team ? d : std::min(d, (d * t / team + 15) / 16 * 16);
 }
 
+/// out[r, j0:j1) = the sum of the team's partials of layer L (team blocks
+/// of batch x widest_out, rows M = L.out_features apart), then L's bias and
+/// activation.
+template <class T>
+void sum_partials(const DenseLayerRef<T>& L, const T* partials, std::int64_t batch,
+                  std::int64_t widest_out, int team, T* out, std::int64_t j0, std::int64_t j1) {
+  const std::int64_t M = L.out_features;
+  const auto& ks = detail::kernels<T>();
+  for (std::int64_t r = 0; r < batch && j0 < j1; ++r) {
+    T* o = out + r * M;
+    for (std::int64_t j = j0; j < j1; ++j) {
+      T v = partials[r * M + j];
+      for (int q = 1; q < team; ++q) v += partials[q * batch * widest_out + r * M + j];
+      o[j] = v;
+    }
+    ks.eltwise->forward(o + j0, nullptr, o + j0, L.b != nullptr ? L.b + j0 : nullptr, j1 - j0,
+                        L.act, L.negative_slope);
+  }
+}
+
 /// A few rows through every layer, as thread t of team threads. On a team
 /// of one (no parallel region): each layer in turn. On more: every layer is
 /// split by input features, each thread multiplying its block of features
@@ -78,39 +98,11 @@ void chain_layers(const DenseLayerRef<T>* layers, std::int64_t count, const T* x
     } else {
       multiply(in + k0, K, L.w + k0 * M, k1 - k0, M, mine);
     }
-    if (l + 1 == count) break;  // summed by chain_sum_output after the join
+    if (l + 1 == count) break;  // the caller sums these after the join
 #pragma omp barrier
-    const std::int64_t j0 = chain_block(M, t, team), j1 = chain_block(M, t + 1, team);
-    for (std::int64_t r = 0; r < batch && j0 < j1; ++r) {
-      T* o = out + r * M;
-      for (std::int64_t j = j0; j < j1; ++j) {
-        T v = layer_partials[r * M + j];
-        for (int q = 1; q < team; ++q) v += layer_partials[q * batch * widest_out + r * M + j];
-        o[j] = v;
-      }
-      finish(L, o, j0, j1);
-    }
+    sum_partials(L, layer_partials, batch, widest_out, team, out, chain_block(M, t, team),
+                 chain_block(M, t + 1, team));
     in = out;
-  }
-}
-
-/// The output layer's partials (chain_layers on a team of more than one)
-/// summed into y, with its bias and activation.
-template <class T>
-void chain_sum_output(const DenseLayerRef<T>* layers, std::int64_t count, std::int64_t batch,
-                      T* y, const T* partial, std::int64_t widest_out, int team) {
-  const DenseLayerRef<T>& L = layers[count - 1];
-  const std::int64_t M = L.out_features;
-  const T* last = partial + ((count - 1) % 2) * team * batch * widest_out;
-  const auto& ks = detail::kernels<T>();
-  for (std::int64_t r = 0; r < batch; ++r) {
-    T* o = y + r * M;
-    for (std::int64_t j = 0; j < M; ++j) {
-      T v = last[r * M + j];
-      for (int q = 1; q < team; ++q) v += last[q * batch * widest_out + r * M + j];
-      o[j] = v;
-    }
-    ks.eltwise->forward(o, nullptr, o, L.b, M, L.act, L.negative_slope);
   }
 }
 
@@ -167,7 +159,11 @@ void chain_impl(const DenseLayerRef<T>* layers, std::int64_t count, const T* x,
       chain_layers<T>(layers, count, x, batch, y, act_buf, stride, partial, widest_all, t,
                       omp_get_num_threads());
     }
-    if (team > 1) chain_sum_output<T>(layers, count, batch, y, partial, widest_all, team);
+    if (team > 1) {  // the output layer's partials (see chain_layers)
+      const DenseLayerRef<T>& last = layers[count - 1];
+      sum_partials(last, partial + ((count - 1) % 2) * team * batch * widest_all, batch,
+                   widest_all, team, y, 0, last.out_features);
+    }
     return;
   }
   // Two ping-pong buffers for the intermediate activations.
